@@ -1,0 +1,2 @@
+"""Imports every module that registers claims (one per primitive)."""
+from . import groupsort  # noqa: F401

@@ -1,0 +1,161 @@
+"""GroupSort claims (proofs/groupsort.md), checked on any implementation of the registry's
+``group_sort`` interface."""
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import Claim, ClaimFailure, device_array, host, register_claim, rng_for
+from .generic import fd_check, generic_claims
+
+PRIMITIVE = "group_sort"
+
+
+def _groups(a, params):
+    """Host view ``(..., n // k, k)`` of ``a`` with the feature axis last."""
+    a = np.moveaxis(np.asarray(a), params["axis"], -1)
+    k = params["group_size"]
+    return a.reshape(*a.shape[:-1], a.shape[-1] // k, k)
+
+
+def _run(impl, case, backend, dtype, x=None):
+    x = device_array(backend, case.x if x is None else x, dtype)
+    y, residuals = impl.fwd(x, **case.params)
+    return x, y, residuals
+
+
+def _check_sorted_permutation(impl, case, backend, dtype):
+    """[GS-1] every group of the output is sorted ascending and a permutation of its input."""
+    _, y, _ = _run(impl, case, backend, dtype)
+    xg, yg = _groups(host(case.x, dtype), case.params), _groups(host(y, dtype), case.params)
+    if xg.shape != yg.shape:
+        raise ClaimFailure(f"output shape {host(y).shape} differs from input shape {case.x.shape}")
+    if np.any(np.diff(yg, axis=-1) < 0):
+        raise ClaimFailure("a group of the output is not sorted ascending")
+    if not np.array_equal(np.sort(xg, axis=-1), yg):
+        raise ClaimFailure("a group of the output is not a permutation of the same group of the "
+                           "input (wrong grouping, group size or number of groups?)")
+    return {}
+
+
+def _check_lipschitz(impl, case, backend, dtype):
+    """[GS-2] ||f(x) - f(x')||_p <= ||x - x'||_p for p in {1, 2, inf}."""
+    fx = host(impl.fun(device_array(backend, case.x, dtype), **case.params))
+    fx2 = host(impl.fun(device_array(backend, case.x2, dtype), **case.params))
+    # Differences of float32/float64 values are exact in float64 (up to one rounding for
+    # float64 inputs), so the bound holds to a few ulps.
+    dx, dy = (np.asarray(case.x, np.float64) - np.asarray(case.x2, np.float64)).ravel(), (fx - fx2).ravel()
+    figures = {}
+    for p in (1, 2, np.inf):
+        lhs, rhs = np.linalg.norm(dy, p), np.linalg.norm(dx, p)
+        figures[f"ratio_l{p}"] = lhs / rhs if rhs > 0 else 0.0
+        if lhs > rhs * (1 + 1e-12):
+            raise ClaimFailure(f"||f(x) - f(x')||_{p} = {lhs:.10g} > ||x - x'||_{p} = {rhs:.10g}")
+    return figures
+
+
+def _check_homogeneous_shift(impl, case, backend, dtype):
+    """[GS-3] f(a x) = a f(x) for a > 0 and f(x + c 1_g) = f(x) + c 1_g, exactly in floating
+    point (rounding is monotone, so the order is kept)."""
+    params = case.params
+    x = np.asarray(case.x, dtype)
+    fx = host(impl.fun(device_array(backend, x, dtype), **params), dtype)
+    for a in (np.asarray(3.0, dtype), np.asarray(0.375, dtype)):
+        got = host(impl.fun(device_array(backend, a * x, dtype), **params), dtype)
+        if not np.array_equal(got, a * fx):
+            raise ClaimFailure(f"not positively homogeneous: f({a} x) != {a} f(x)")
+    # One shift per group, broadcast over the group's entries.
+    c = rng_for(case.x).integers(-8, 9, size=_groups(x, params).shape[:-1] + (1,)).astype(dtype)
+    shift = np.broadcast_to(c, _groups(x, params).shape)
+    shift = np.moveaxis(shift.reshape(*shift.shape[:-2], -1), -1, params["axis"])
+    got = host(impl.fun(device_array(backend, x + shift, dtype), **params), dtype)
+    if not np.array_equal(got, fx + shift):
+        raise ClaimFailure("not equivariant to per-group shifts: f(x + c 1_g) != f(x) + c 1_g")
+    return {}
+
+
+def _check_isometry(impl, case, backend, dtype):
+    """[GS-5] the VJP permutes the cotangent within each group: every l_p norm is preserved."""
+    _, y, residuals = _run(impl, case, backend, dtype)
+    y_bar = rng_for(case.x).standard_normal(case.x.shape).astype(dtype)
+    x_bar = host(impl.bwd(residuals, device_array(backend, y_bar, dtype)), dtype)
+    if x_bar.shape != y_bar.shape:
+        raise ClaimFailure(f"VJP shape {x_bar.shape} differs from the input shape {y_bar.shape}")
+    gx, gy = _groups(x_bar, case.params), _groups(y_bar, case.params)
+    figures = {}
+    for p in (1, 2, np.inf):
+        nx, ny = np.linalg.norm(x_bar.ravel(), p), np.linalg.norm(y_bar.ravel(), p)
+        figures[f"norm_change_l{p}"] = abs(float(nx) - float(ny)) / float(ny)
+    if not np.array_equal(np.sort(gx, axis=-1), np.sort(gy, axis=-1)):
+        raise ClaimFailure("the VJP is not a permutation of the cotangent within each group "
+                           f"(relative l2 norm change {figures['norm_change_l2']:.3g})")
+    return figures
+
+
+def _check_ties(impl, case, backend, dtype):
+    """[GS-7] at ties, VJP and JVP are the derivative at the input perturbed by +delta * index
+    within each group (the stable order), computed by central differences."""
+    params = case.params
+    k = params["group_size"]
+    delta = 0.125  # tie values differ by >= 0.5, so this only breaks the ties, by index.
+    ramp = np.broadcast_to(np.arange(k) * (delta / k), _groups(case.x, params).shape)
+    ramp = np.moveaxis(ramp.reshape(*ramp.shape[:-2], -1), -1, params["axis"])
+    x_pert = np.asarray(case.x, np.float64) + ramp
+    rng = rng_for(case.x)
+    x_dot, y_bar = rng.standard_normal(case.x.shape), rng.standard_normal(case.x.shape)
+    step = delta / (4 * k) / max(1.0, float(np.max(np.abs(x_dot))))
+    return fd_check(impl, backend, dtype, case.x, x_pert, params, x_dot, y_bar, step)
+
+
+def _moved(a, src, dst):
+    return np.ascontiguousarray(np.moveaxis(np.asarray(a), src, dst))
+
+
+def _check_batch_axis(impl, case, backend, dtype):
+    """[GS-10] any axis equals the last axis after moving it there, and a batch equals its
+    slices, for the forward and the VJP."""
+    params = case.params
+    x = np.asarray(case.x, dtype)
+    axis = params["axis"] % x.ndim
+    y_bar = rng_for(case.x).standard_normal(x.shape).astype(dtype)
+
+    def both(xa, ya, ax):
+        y, residuals = impl.fwd(device_array(backend, xa, dtype), group_size=params["group_size"], axis=ax)
+        return host(y, dtype), host(impl.bwd(residuals, device_array(backend, ya, dtype)), dtype)
+
+    y, x_bar = both(x, y_bar, params["axis"])
+    y_last, x_bar_last = both(_moved(x, axis, -1), _moved(y_bar, axis, -1), -1)
+    if not (np.array_equal(y, np.moveaxis(y_last, -1, axis))
+            and np.array_equal(x_bar, np.moveaxis(x_bar_last, -1, axis))):
+        raise ClaimFailure(f"axis={params['axis']} differs from moving that axis last")
+    if x.ndim > 1:
+        batch_axis = 0 if axis != 0 else 1
+        for i in range(x.shape[batch_axis]):
+            xi, yi = np.take(x, i, axis=batch_axis), np.take(y_bar, i, axis=batch_axis)
+            ax = axis - (batch_axis < axis)
+            ys, xs = both(xi, yi, ax)
+            if not (np.array_equal(ys, np.take(y, i, axis=batch_axis))
+                    and np.array_equal(xs, np.take(x_bar, i, axis=batch_axis))):
+                raise ClaimFailure(f"slice {i} of batch axis {batch_axis} differs from the batched result")
+    return {}
+
+
+SPECIFIC = [
+    ("sorted_permutation", "GS-1", "each group is sorted ascending and is a permutation of its input",
+     "general", _check_sorted_permutation),
+    ("sorted_permutation_ties", "GS-1", "the same on inputs full of ties and signed zeros", "ties",
+     _check_sorted_permutation),
+    ("lipschitz", "GS-2", "1-Lipschitz in l1, l2 and l_inf", "pair", _check_lipschitz),
+    ("homogeneous_shift", "GS-3", "positively homogeneous and equivariant to per-group shifts",
+     "general", _check_homogeneous_shift),
+    ("isometry", "GS-5", "the VJP permutes the cotangent within each group (every l_p norm kept)",
+     "general", _check_isometry),
+    ("isometry_ties", "GS-5", "the same at ties", "ties", _check_isometry),
+    ("ties", "GS-7", "at ties, derivatives follow the stable order (finite differences of the "
+     "index-perturbed input)", "ties", _check_ties),
+    ("batch_axis", "GS-10", "any axis and any batch give the same result as the last axis and "
+     "one slice", "general", _check_batch_axis),
+]
+
+CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check))
+          for name, label, text, kind, check in SPECIFIC]
+CLAIMS += generic_claims(PRIMITIVE, "GS-4")
