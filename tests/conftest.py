@@ -1,0 +1,47 @@
+"""Suite-wide configuration: hypothesis profiles and the (backend, dtype) parametrization.
+
+Profiles: ``ci`` (derandomized, used when the CI variable is set), ``default`` (local runs) and
+``thorough`` (``pytest --thorough``: 10x the examples).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from reflip.audit.engine import PROFILES
+from reflip.testing.backends import DTYPES, available_backends
+
+_COMMON = dict(deadline=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                      HealthCheck.function_scoped_fixture])
+settings.register_profile("ci", max_examples=PROFILES["ci"], derandomize=True, database=None, **_COMMON)
+settings.register_profile("default", max_examples=PROFILES["default"], **_COMMON)
+settings.register_profile("thorough", max_examples=PROFILES["thorough"], **_COMMON)
+
+BACKENDS = available_backends()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--thorough", action="store_true", help="run hypothesis with the thorough profile")
+
+
+def pytest_configure(config):
+    if config.getoption("--thorough"):
+        settings.load_profile("thorough")
+    elif os.environ.get("CI"):
+        settings.load_profile("ci")
+    else:
+        settings.load_profile("default")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, ids=[b.name for b in BACKENDS])
+    if "dtype" in metafunc.fixturenames:
+        metafunc.parametrize("dtype", DTYPES)
+
+
+def pytest_report_header(config):
+    return f"reflip backends: {', '.join(b.name for b in BACKENDS)}; hypothesis profile: {settings._current_profile}"
