@@ -1,0 +1,31 @@
+"""Backend helpers."""
+import array_api_strict
+import numpy as np
+import pytest
+
+from reflip import to_numpy
+from reflip._backend import check_axis, check_int, get_namespace
+
+
+def test_to_numpy_roundtrip(backend):
+    a = np.arange(6.0).reshape(2, 3)
+    with backend.active():
+        out = to_numpy(backend.asarray(a))
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, a)
+
+
+def test_get_namespace_rejects_non_arrays_and_mixtures():
+    with pytest.raises(TypeError, match="expected an array"):
+        get_namespace([1.0])
+    with pytest.raises(TypeError):
+        get_namespace(np.zeros(2), array_api_strict.asarray([1.0]))
+
+
+def test_checks():
+    assert check_axis(-1, 3) == 2
+    with pytest.raises(ValueError, match="out of range"):
+        check_axis(3, 3)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        check_int(1.5, "n")
+    assert check_int(np.int64(3), "n", minimum=1) == 3
