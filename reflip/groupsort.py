@@ -96,6 +96,14 @@ def _ungrouped(y, axis, xp):
 
 
 def _group_sort_fwd(x, group_size, axis, xp):
+    fast = _fast.group_sort_fwd(x, group_size, axis, xp)
+    if fast is not None:
+        y, perm = fast
+        return y, GroupSortResiduals(perm, group_size, axis)
+    return _group_sort_fwd_core(x, group_size, axis, xp)
+
+
+def _group_sort_fwd_core(x, group_size, axis, xp):
     xg = _grouped(x, group_size, axis, xp)
     # Stable: equal entries keep their order, which is the tie convention [GS-7].
     perm = xp.argsort(xg, axis=-1, stable=True)
@@ -104,6 +112,14 @@ def _group_sort_fwd(x, group_size, axis, xp):
 
 
 def _group_sort_bwd(residuals, y_bar, xp):
+    perm, group_size, axis = residuals
+    fast = _fast.group_sort_bwd(perm, y_bar, group_size, axis, xp)
+    if fast is not None:
+        return fast
+    return _group_sort_bwd_core(residuals, y_bar, xp)
+
+
+def _group_sort_bwd_core(residuals, y_bar, xp):
     perm, group_size, axis = residuals
     # x_bar = P^T y_bar [GS-4]: entry i of a group receives the cotangent of the output
     # position it was sent to, i.e. y_bar gathered with the INVERSE permutation. The inverse

@@ -83,7 +83,8 @@ def _check_isometry(impl, case, backend, dtype):
     gx, gy = _groups(x_bar, case.params), _groups(y_bar, case.params)
     figures = {}
     for p in (1, 2, np.inf):
-        nx, ny = np.linalg.norm(x_bar.ravel(), p), np.linalg.norm(y_bar.ravel(), p)
+        nx = np.linalg.norm(x_bar.ravel().astype(np.float64), p)
+        ny = np.linalg.norm(y_bar.ravel().astype(np.float64), p)
         figures[f"norm_change_l{p}"] = abs(float(nx) - float(ny)) / float(ny)
     if not np.array_equal(np.sort(gx, axis=-1), np.sort(gy, axis=-1)):
         raise ClaimFailure("the VJP is not a permutation of the cotangent within each group "
