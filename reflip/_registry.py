@@ -13,8 +13,8 @@ Every primitive follows the same calling convention (mirroring ``jax.custom_vjp`
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 __all__ = ["Primitive", "register", "REGISTRY", "get"]
 
@@ -40,7 +40,10 @@ class Primitive:
         ``(x, params)`` cases; resolved lazily so that hypothesis stays a test dependency.
     piecewise_linear : bool
         ``fun`` is piecewise linear: central differences are exact away from kinks, which the
-        suite uses to pick its tolerance.
+        suite uses to pick its step.
+    bench_inputs : str or None
+        ``"module:function"`` of ``f(xp, dtype) -> [(label, x, params), ...]``, the inputs
+        ``benchmarks/bench_registry.py`` times the primitive on.
     """
 
     name: str
@@ -52,11 +55,18 @@ class Primitive:
     second_order: bool
     strategy: str
     piecewise_linear: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    bench_inputs: str | None = None
 
     def strategy_factory(self):
-        module, _, attr = self.strategy.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.strategy)
+
+    def bench_factory(self):
+        return None if self.bench_inputs is None else _resolve(self.bench_inputs)
+
+
+def _resolve(path):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 REGISTRY: dict[str, Primitive] = {}

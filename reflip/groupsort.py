@@ -239,5 +239,6 @@ GROUP_SORT = register(
         second_order=True,
         strategy="reflip.testing.strategies:group_sort_cases",
         piecewise_linear=True,
+        bench_inputs="reflip.testing.bench_inputs:group_sort_inputs",
     )
 )
