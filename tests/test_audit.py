@@ -7,7 +7,9 @@ import pytest
 from reflip._registry import REGISTRY
 from reflip.audit import claims_for, run_claim
 
-ALL_CLAIMS = [c for name in REGISTRY for c in claims_for(name)]
+# Claims comparing an implementation with reflip's own primitive are for adapters
+# (tests/test_adapter.py): on reflip itself they could not fail.
+ALL_CLAIMS = [c for name in REGISTRY for c in claims_for(name) if not c.reference]
 
 
 @pytest.mark.parametrize("claim", ALL_CLAIMS, ids=[c.id for c in ALL_CLAIMS])

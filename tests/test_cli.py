@@ -6,10 +6,12 @@ from reflip.cli import main
 
 def test_audit_prints_a_passing_table(capsys, tmp_path):
     report = tmp_path / "report.md"
-    assert main(["audit", "--primitive", "group_sort", "--dtype", "float64", "--report", str(report)]) == 0
+    assert main(["audit", "--primitive", "group_sort", "--dtype", "float64", "--backend", "numpy",
+                 "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "0 failed" in out and "| GS-2 | group_sort.lipschitz" in out
-    assert report.read_text().startswith("reflip audit:")
+    assert "checks," in out and "fail" not in out.split("\n")[0]
+    assert "| GS-2 | group_sort.lipschitz" in out
+    assert report.read_text().startswith("reflip audit of reflip:")
 
 
 def test_audit_rejects_unknown_primitive(capsys):
@@ -23,9 +25,10 @@ def test_audit_reports_failures(monkeypatch, capsys):
     from reflip.testing.mutants_groupsort import MUTANTS
 
     monkeypatch.setitem(_registry.REGISTRY, "group_sort", MUTANTS["descending"])
-    assert main(["audit", "--primitive", "group_sort", "--dtype", "float64"]) == 1
+    assert main(["audit", "--primitive", "group_sort", "--dtype", "float64", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
     assert "**FAIL**" in out and "FAILED group_sort.sorted_permutation" in out
+    assert "Minimal failing case:" in out and "x = np.array(" in out
 
 
 def test_usage_errors():

@@ -1,10 +1,15 @@
 """The property suite: claims of the paper as executable checks, run by pytest, by
-``reflip audit`` and by the meta-tests against deliberately broken implementations.
+``reflip audit``, by the meta-tests against deliberately broken implementations, and on any
+third-party implementation through an adapter (:mod:`reflip.audit.adapter`).
 
 A claim checks an *implementation*: any object with the registry record's attributes
-(``fun``, ``fwd``, ``bwd``, ``jvp``), so reflip's own primitives, mutants and (later) users'
-adapters go through the same checks.
+(``fun``, ``fwd``, ``bwd``, ``jvp``), so reflip's own primitives, mutants and users' adapters
+go through the same checks.
 """
-from .engine import CLAIMS, Claim, ClaimFailure, ClaimResult, claims_for, register_claim, run_claim
+from .adapter import CONVENTIONS, AdapterImpl, ReflipAdapter, load_impl
+from .api import Report, check_implementation, iter_checks, parametrize_with_checks, read_xfails
+from .engine import CLAIMS, Claim, ClaimFailure, ClaimResult, NotSupported, claims_for, register_claim, run_claim
 
-__all__ = ["CLAIMS", "Claim", "ClaimFailure", "ClaimResult", "claims_for", "register_claim", "run_claim"]
+__all__ = ["CLAIMS", "CONVENTIONS", "AdapterImpl", "Claim", "ClaimFailure", "ClaimResult", "NotSupported",
+           "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks", "load_impl",
+           "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]

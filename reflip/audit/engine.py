@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -13,11 +15,24 @@ from .._backend import to_numpy
 from .._registry import get as get_primitive
 
 __all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "register_claim", "claims_for",
-           "run_claim", "rng_for", "host", "device_array", "PROFILES"]
+           "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
+           "CheckTimeout", "STATUSES"]
+
+STATUSES = ("pass", "fail", "xfail", "xpass", "not provided")
 
 
 class ClaimFailure(AssertionError):
     """A claim does not hold for an implementation on a drawn case."""
+
+
+class NotSupported(Exception):
+    """Raised by an implementation for a case outside what it declares it supports (for
+    example a group size other than 2 for a MaxMin-only library): the case is skipped."""
+
+
+class CheckTimeout(BaseException):
+    """A check ran past its time limit. A BaseException, so that neither hypothesis nor the
+    implementation under test can swallow it."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +41,11 @@ class Claim:
 
     ``check(impl, case, backend, dtype) -> dict[str, float]`` raises :class:`ClaimFailure`
     when the claim fails and otherwise returns measured figures (the suite reports the worst
-    value of each over all cases, so larger must mean worse).
+    value of each over all cases, so larger must mean worse). ``needs`` lists the functions of
+    the implementation the check calls (``"fwd"``, ``"bwd"``, ``"jvp"``): a claim whose needs
+    an implementation does not provide is reported as "not provided". A claim with
+    ``reference=True`` compares the implementation with reflip's own primitive; it does not
+    run on reflip itself, where it could not fail.
     """
 
     id: str
@@ -36,6 +55,8 @@ class Claim:
     kind: str
     check: Callable
     backends: tuple[str, ...] | None = None  # None: every backend
+    needs: tuple[str, ...] = ("fwd",)
+    reference: bool = False
 
     def applies_to(self, backend) -> bool:
         return self.backends is None or backend.name in self.backends
@@ -46,11 +67,18 @@ class ClaimResult:
     claim: Claim
     backend: str
     dtype: str
-    passed: bool
+    status: str = "fail"
     figures: dict = field(default_factory=dict)
     examples: int = 0
     seconds: float = 0.0
     error: str = ""
+    counterexample: object = None
+    reason: str = ""  # why a check is xfail / not provided
+    implementation: str = "reflip"
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("pass", "xfail", "not provided")
 
 
 CLAIMS: dict[str, Claim] = {}
@@ -74,7 +102,7 @@ def claims_for(primitive: str):
 
 def rng_for(*arrays):
     """A NumPy generator seeded by the case's bytes: directions and cotangents are then a
-    function of the case, so a failure reproduces from hypothesis's printed example alone."""
+    function of the case, so a failure reproduces from the printed example alone."""
     seed = 0
     for a in arrays:
         seed = zlib.crc32(np.ascontiguousarray(a).tobytes(), seed)
@@ -96,14 +124,54 @@ def device_array(backend, a, dtype):
     return backend.asarray(a)
 
 
-def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None) -> ClaimResult:
-    """Run ``claim`` on ``impl`` over hypothesis cases; re-raise hypothesis's failure (with its
-    reproduction) unless ``settings`` is given, in which case failures are returned."""
-    from hypothesis import HealthCheck, given
+def missing_needs(claim, impl):
+    return [n for n in claim.needs if getattr(impl, n, None) is None]
+
+
+class _Timer:
+    """Raise :class:`CheckTimeout` in the main thread after ``seconds`` (no-op elsewhere or
+    without SIGALRM: a check that hangs there hangs the run, which is reported in the docs)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.armed = (seconds is not None and hasattr(signal, "setitimer")
+                      and threading.current_thread() is threading.main_thread())
+
+    def _fire(self, signum, frame):
+        raise CheckTimeout(f"check ran past its {self.seconds:g} s limit")
+
+    def __enter__(self):
+        if self.armed:
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout=None) -> ClaimResult:
+    """Run ``claim`` on ``impl`` over hypothesis cases.
+
+    Without ``settings`` (pytest), a failure is re-raised with hypothesis's reproduction. With
+    ``settings`` (the audit), failures, exceptions and time-outs are returned in the result,
+    with the minimal failing case in ``result.counterexample``.
+    """
+    from hypothesis import HealthCheck, given, reject
     from hypothesis import settings as hsettings
 
-    factory = get_primitive(claim.primitive).strategy_factory()
-    result = ClaimResult(claim, backend.name, dtype, passed=False)
+    result = ClaimResult(claim, backend.name, dtype)
+    missing = missing_needs(claim, impl)
+    if missing:
+        result.status, result.reason = "not provided", f"implementation provides no {', '.join(missing)}"
+        return result
+    strategy = get_primitive(claim.primitive).strategy_factory()(dtype, claim.kind)
+    params_for = getattr(impl, "params_for", None)
+    if params_for is not None:
+        strategy = strategy.map(lambda case: case._replace(params=params_for(claim.primitive, case.params)))
     figures = result.figures
 
     base = settings if settings is not None else hsettings()
@@ -116,20 +184,32 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None) -> Clai
     )
 
     @configured
-    @given(factory(dtype, claim.kind))
+    @given(strategy)
     def holds(case):
-        with backend.active():
-            measured = claim.check(impl, case, backend, dtype) or {}
+        try:
+            with backend.active():
+                measured = claim.check(impl, case, backend, dtype) or {}
+        except NotSupported:
+            reject()
+        except Exception:
+            result.counterexample = case  # hypothesis replays the minimal failing case last
+            raise
         for key, value in measured.items():
             figures[key] = max(figures.get(key, -math.inf), float(value))
         result.examples += 1
 
     start = time.perf_counter()
     try:
-        holds()
-        result.passed = True
+        with _Timer(timeout):
+            holds()
+        result.status = "pass"
+    except CheckTimeout as exc:
+        result.error = f"CheckTimeout: {exc}"
+        if settings is None:
+            raise
     except Exception as exc:  # the report names the failure; pytest gets it re-raised
-        result.error = f"{type(exc).__name__}: {exc}"
+        notes = "\n".join(getattr(exc, "__notes__", []) or [])
+        result.error = f"{type(exc).__name__}: {exc}" + (f"\n{notes}" if notes else "")
         if settings is None:
             raise
     finally:

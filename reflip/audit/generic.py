@@ -106,7 +106,8 @@ def _check_no_mutation(impl, case, backend, dtype):
     rng = rng_for(case.x)
     y_bar = device_array(backend, rng.standard_normal(tuple(y.shape)), dtype)
     y_bar_before = host(y_bar, dtype)
-    impl.bwd(residuals, y_bar)
+    if impl.bwd is not None:
+        impl.bwd(residuals, y_bar)
     if impl.jvp is not None:
         impl.jvp(residuals, x)
     if not (np.array_equal(host(x, dtype), before, equal_nan=True)
@@ -125,15 +126,62 @@ def _check_fun_is_fwd(impl, case, backend, dtype):
     return {}
 
 
+def _check_matches_reflip(impl, case, backend, dtype):
+    """The implementation against reflip's own primitive, on inputs where both are
+    differentiable: forward values, then VJP and JVP where provided."""
+    from .._registry import get
+
+    reference = get(getattr(impl, "reference_name", None) or impl.name)
+    x = device_array(backend, case.x, dtype)
+    try:
+        y, residuals = impl.fwd(x, **case.params)
+    except ClaimFailure as exc:
+        diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
+        raise ClaimFailure(f"{exc}" + (f"; {diagnosis}" if diagnosis else "")) from exc
+    y_ref, res_ref = reference.fwd(x, **case.params)
+    y, y_ref = host(y), host(y_ref)
+    rtol = derivative_rtol(dtype)
+    figures = {"forward_vs_reflip": _norm(y - y_ref) / (_norm(y_ref) + eps(np.float64))}
+    if y.shape != y_ref.shape or figures["forward_vs_reflip"] > rtol:
+        diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
+        shapes = f", shape {y.shape} instead of {y_ref.shape}" if y.shape != y_ref.shape else ""
+        raise ClaimFailure(f"forward differs from reflip's (relative error "
+                           f"{figures['forward_vs_reflip']:.3g}{shapes})" + (f"; {diagnosis}" if diagnosis else ""))
+    x_dot, y_bar = _directions(case, y_ref.shape)
+    if impl.bwd is not None:
+        x_bar = host(impl.bwd(residuals, backend.asarray(y_bar, dtype)))
+        x_bar_ref = host(reference.bwd(res_ref, backend.asarray(y_bar, dtype)))
+        figures["vjp_vs_reflip"] = _norm(x_bar - x_bar_ref) / (_norm(x_bar_ref) + eps(np.float64))
+        if figures["vjp_vs_reflip"] > rtol:
+            diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
+            raise ClaimFailure(f"VJP differs from reflip's (relative error {figures['vjp_vs_reflip']:.3g})"
+                               + (f"; {diagnosis}" if diagnosis else ""))
+    if impl.jvp is not None and reference.jvp is not None:
+        y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
+        y_dot_ref = host(reference.jvp(res_ref, backend.asarray(x_dot, dtype)))
+        figures["jvp_vs_reflip"] = _norm(y_dot - y_dot_ref) / (_norm(y_dot_ref) + eps(np.float64))
+        if figures["jvp_vs_reflip"] > rtol:
+            raise ClaimFailure(f"JVP differs from reflip's (relative error {figures['jvp_vs_reflip']:.3g})")
+    return figures
+
+
 def generic_claims(primitive, label, *, differentiable_kind="differentiable", general_kind="general"):
     """Register the claims every primitive must satisfy; ``label`` is the proof label of its
     derivative (VJP/JVP)."""
     specs = [
-        ("fd", label, "VJP and JVP agree with float64 central differences", differentiable_kind, _check_fd),
-        ("adjoint", label, "the JVP and the VJP are adjoint (dot-product test)", general_kind, _check_adjoint),
-        ("no_mutation", label, "inputs and cotangents are never modified", general_kind, _check_no_mutation),
+        ("fd", label, "VJP and JVP agree with float64 central differences", differentiable_kind, _check_fd,
+         ("fwd", "bwd")),
+        ("adjoint", label, "the JVP and the VJP are adjoint (dot-product test)", general_kind, _check_adjoint,
+         ("fwd", "bwd", "jvp")),
+        ("no_mutation", label, "inputs and cotangents are never modified", general_kind, _check_no_mutation,
+         ("fwd",)),
         ("fun_is_fwd", label, "the plain function equals the forward pass bit for bit", general_kind,
-         _check_fun_is_fwd),
+         _check_fun_is_fwd, ("fwd",)),
     ]
-    return [register_claim(Claim(f"{primitive}.{name}", primitive, lab, text, kind, check))
-            for name, lab, text, kind, check in specs]
+    claims = [register_claim(Claim(f"{primitive}.{name}", primitive, lab, text, kind, check, needs=needs))
+              for name, lab, text, kind, check, needs in specs]
+    claims.append(register_claim(Claim(
+        f"{primitive}.matches_reflip", primitive, label,
+        "forward, VJP and JVP equal reflip's under the declared conventions", differentiable_kind,
+        _check_matches_reflip, needs=("fwd",), reference=True)))
+    return claims

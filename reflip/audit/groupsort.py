@@ -140,23 +140,24 @@ def _check_batch_axis(impl, case, backend, dtype):
     return {}
 
 
+FWD, BWD = ("fwd",), ("fwd", "bwd")
 SPECIFIC = [
     ("sorted_permutation", "GS-1", "each group is sorted ascending and is a permutation of its input",
-     "general", _check_sorted_permutation),
+     "general", _check_sorted_permutation, FWD),
     ("sorted_permutation_ties", "GS-1", "the same on inputs full of ties and signed zeros", "ties",
-     _check_sorted_permutation),
-    ("lipschitz", "GS-2", "1-Lipschitz in l1, l2 and l_inf", "pair", _check_lipschitz),
+     _check_sorted_permutation, FWD),
+    ("lipschitz", "GS-2", "1-Lipschitz in l1, l2 and l_inf", "pair", _check_lipschitz, FWD),
     ("homogeneous_shift", "GS-3", "positively homogeneous and equivariant to per-group shifts",
-     "general", _check_homogeneous_shift),
+     "general", _check_homogeneous_shift, FWD),
     ("isometry", "GS-5", "the VJP permutes the cotangent within each group (every l_p norm kept)",
-     "general", _check_isometry),
-    ("isometry_ties", "GS-5", "the same at ties", "ties", _check_isometry),
+     "general", _check_isometry, BWD),
+    ("isometry_ties", "GS-5", "the same at ties", "ties", _check_isometry, BWD),
     ("ties", "GS-7", "at ties, derivatives follow the stable order (finite differences of the "
-     "index-perturbed input)", "ties", _check_ties),
+     "index-perturbed input)", "ties", _check_ties, BWD),
     ("batch_axis", "GS-10", "any axis and any batch give the same result as the last axis and "
-     "one slice", "general", _check_batch_axis),
+     "one slice", "general", _check_batch_axis, BWD),
 ]
 
-CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check))
-          for name, label, text, kind, check in SPECIFIC]
+CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=needs))
+          for name, label, text, kind, check, needs in SPECIFIC]
 CLAIMS += generic_claims(PRIMITIVE, "GS-4")

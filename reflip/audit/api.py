@@ -1,0 +1,247 @@
+"""Running the suite on an implementation: the library call, the report, expected failures and
+the ``parametrize_with_checks``-style decorator.
+
+    from reflip.audit import check_implementation
+    report = check_implementation(MyAdapter())
+    assert report.ok, report.to_markdown()
+
+or, one test per check in your own suite::
+
+    from reflip.audit import parametrize_with_checks
+
+    @parametrize_with_checks(MyAdapter())
+    def test_reflip_claims(check):
+        check()
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._registry import REGISTRY
+from ..testing.backends import DTYPES, available_backends
+from .adapter import AdapterImpl
+from .engine import PROFILES, ClaimResult, claims_for, run_claim
+
+__all__ = ["check_implementation", "parametrize_with_checks", "read_xfails", "Report", "Check",
+           "iter_checks", "hypothesis_settings"]
+
+
+def hypothesis_settings(profile):
+    from hypothesis import settings
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    return settings(max_examples=PROFILES[profile], derandomize=profile != "thorough",
+                    database=None, deadline=None)
+
+
+def read_xfails(path):
+    """Expected failures: one check id per line (``group_sort.lipschitz``, or with a dtype
+    ``group_sort.lipschitz[float32]``); the comment lines above an id are its reason."""
+    xfails, reason = {}, []
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line:
+                reason = []
+            elif line.startswith("#"):
+                reason.append(line.lstrip("#").strip())
+            else:
+                if not reason:
+                    raise ValueError(f"{path}: expected failure {line!r} has no reason above it")
+                xfails[line] = " ".join(reason)
+                reason = []
+    return xfails
+
+
+@dataclass
+class Check:
+    """One check: a claim on one implementation, backend and dtype."""
+
+    claim: object
+    impl: object
+    backend: object
+    dtype: str
+    xfail_reason: str | None = None
+
+    @property
+    def id(self):
+        return f"{self.claim.id}[{self.backend.name}-{self.dtype}]"
+
+    def run(self, settings, timeout=None) -> ClaimResult:
+        result = run_claim(self.claim, self.impl, self.backend, self.dtype, settings=settings, timeout=timeout)
+        result.implementation = getattr(self.impl, "label", "reflip")
+        if self.xfail_reason is not None and result.status in ("pass", "fail"):
+            result.reason = self.xfail_reason
+            result.status = "xfail" if result.status == "fail" else "xpass"
+        return result
+
+    def __call__(self, profile="quick", timeout=None):
+        """Run as a test: raise ``AssertionError`` with the report of a failure; pytest's
+        ``xfail`` for an expected failure."""
+        result = self.run(hypothesis_settings(profile), timeout)
+        if result.status == "xfail":
+            import pytest
+
+            pytest.xfail(result.reason)
+        if result.status == "not provided":
+            import pytest
+
+            pytest.skip(f"not provided: {result.reason}")
+        if result.status in ("fail", "xpass"):
+            raise AssertionError(_failure_text(result))
+        return result
+
+
+def _xfail_for(xfails, claim, dtype):
+    return xfails.get(f"{claim.id}[{dtype}]", xfails.get(claim.id))
+
+
+def iter_checks(adapter=None, *, primitives=None, backends=None, dtypes=DTYPES, xfails=None):
+    """The checks of the suite for ``adapter`` (``None``: reflip itself, on every available
+    backend; an adapter runs on NumPy arrays)."""
+    xfails = xfails or {}
+    names = list(primitives or sorted(REGISTRY))
+    unknown = sorted(set(names) - set(REGISTRY))
+    if unknown:
+        raise ValueError(f"unknown primitive(s) {unknown}; registered: {sorted(REGISTRY)}")
+    if backends is None:
+        backends = available_backends() if adapter is None else available_backends(("numpy",))
+    for name in names:
+        impl = REGISTRY[name] if adapter is None else AdapterImpl(adapter, name)
+        for claim in claims_for(name):
+            if claim.reference and adapter is None:
+                continue  # reflip against itself could not fail
+            for backend in backends:
+                if claim.applies_to(backend):
+                    for dtype in dtypes:
+                        yield Check(claim, impl, backend, dtype, _xfail_for(xfails, claim, dtype))
+
+
+@dataclass
+class Report:
+    implementation: str
+    profile: str
+    results: list = field(default_factory=list)
+
+    def count(self, status):
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def ok(self):
+        return not any(r.status in ("fail", "xpass") for r in self.results)
+
+    def summary(self):
+        parts = [f"{self.count(s)} {s}" for s in ("pass", "fail", "xfail", "xpass", "not provided") if self.count(s)]
+        return (f"reflip audit of {self.implementation}: {len(self.results)} checks, {', '.join(parts) or 'none'} "
+                f"(profile {self.profile}: {PROFILES[self.profile]} cases each; Python {platform.python_version()}, "
+                f"numpy {np.__version__})")
+
+    def to_markdown(self):
+        lines = [self.summary(), "",
+                 "| label | check | backend | dtype | result | cases | worst measured figures |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in self.results:
+            shown = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "xpass": "**XPASS**",
+                     "not provided": "not provided"}[r.status]
+            lines.append(f"| {r.claim.label} | {r.claim.id}: {r.claim.statement} | {r.backend} | {r.dtype} | "
+                         f"{shown} | {r.examples} | {_figures(r.figures)} |")
+        for r in self.results:
+            if r.status in ("fail", "xpass"):
+                lines += ["", _failure_text(r)]
+        for r in self.results:
+            if r.status in ("xfail", "not provided") and r.reason:
+                lines.append(f"- {r.claim.id} [{r.dtype}] {r.status}: {r.reason}")
+        return "\n".join(lines)
+
+
+def _figures(figures):
+    return ", ".join(f"{k}={v:.3g}" for k, v in sorted(figures.items())) or "-"
+
+
+def counterexample_snippet(result):
+    """A paste-able reproduction of a failing case."""
+    case = result.counterexample
+    if case is None:
+        return ""
+    with np.printoptions(precision=17, threshold=10_000, floatmode="unique"):
+        lines = [
+            "import numpy as np",
+            f"x = np.array({np.asarray(case.x).tolist()!r}, dtype=np.{result.dtype})  # shape {np.shape(case.x)}",
+            f"params = {case.params!r}",
+        ]
+        if case.x2 is not None:
+            lines.insert(2, f"x2 = np.array({np.asarray(case.x2).tolist()!r}, dtype=np.{result.dtype})")
+    impl = "" if result.implementation == "reflip" else " --impl YOUR.MODULE:ADAPTER"
+    lines.append("# cotangents and directions are seeded by the bytes of x, so this case alone reproduces it;")
+    lines.append(f"# rerun:  reflip audit{impl} --check {result.claim.id} --dtype {result.dtype}"
+                 f"   (quick profile: derandomized, the same cases every run)")
+    return "\n".join(lines)
+
+
+def _failure_text(r):
+    head = (f"FAILED {r.claim.id} on {r.backend} {r.dtype} [{r.claim.label}]: {r.claim.statement}"
+            if r.status == "fail" else
+            f"XPASS {r.claim.id} on {r.backend} {r.dtype}: listed as an expected failure ({r.reason}) but passed")
+    error = r.error.split("\nYou can reproduce")[0].strip()
+    snippet = counterexample_snippet(r)
+    return "\n".join(x for x in (head, error, ("Minimal failing case:\n" + snippet) if snippet else "") if x)
+
+
+def check_implementation(adapter=None, *, primitives=None, backends=None, dtypes=DTYPES, profile="quick",
+                         xfails=None, timeout=120.0, checks=None, progress=None) -> Report:
+    """Run the whole suite on ``adapter`` (``None``: reflip itself) and return a :class:`Report`.
+
+    Parameters
+    ----------
+    adapter : object or None
+        See :mod:`reflip.audit.adapter` for the protocol.
+    primitives, dtypes : sequences of str, optional
+        Restrict the run.
+    backends : list of Backend, optional
+        Default: every available backend for reflip, NumPy for an adapter.
+    profile : {"quick", "thorough"} or any key of ``PROFILES``
+    xfails : dict or path, optional
+        Expected failures (see :func:`read_xfails`).
+    timeout : float or None
+        Seconds per check before it is reported as failed by time-out.
+    checks : sequence of str, optional
+        Run only these claim ids.
+    """
+    if isinstance(xfails, str):
+        xfails = read_xfails(xfails)
+    settings = hypothesis_settings(profile)
+    label = "reflip" if adapter is None else getattr(adapter, "name", type(adapter).__name__)
+    report = Report(label, profile)
+    for check in iter_checks(adapter, primitives=primitives, backends=backends, dtypes=dtypes, xfails=xfails):
+        if checks and check.claim.id not in checks:
+            continue
+        result = check.run(settings, timeout)
+        report.results.append(result)
+        if progress:
+            progress(result)
+    return report
+
+
+def parametrize_with_checks(adapter=None, *, profile="quick", timeout=120.0, **kwargs):
+    """Decorator: one pytest test per check of the suite for ``adapter``; the test receives a
+    callable ``check`` that runs it (see the module docstring)."""
+    import functools
+
+    import pytest
+
+    checks = list(iter_checks(adapter, **kwargs))
+
+    def decorate(test):
+        @pytest.mark.parametrize("check", [functools.partial(c, profile, timeout) for c in checks],
+                                 ids=[c.id for c in checks])
+        @functools.wraps(test)
+        def wrapper(check):
+            return test(check)
+
+        return wrapper
+
+    return decorate
