@@ -67,7 +67,8 @@ def _group_sort(impl, case, dtype):
         forward_ok = True
     else:
         forward_ok = False
-        other = "num_groups" if declared.get("group_sort.argument", "group_size") == "group_size" else "group_size"
+        declared_argument = declared.get("group_sort.argument", "group_size")
+        other = "num_groups" if declared_argument == "group_size" else "group_size"
         if _explains(redeclared(**{"group_sort.argument": other}), reference, probes_all, dtype):
             meaning = {"num_groups": "number of groups", "group_size": "group size"}[other]
             return (f"outputs match reflip when the library's argument is read as the "
@@ -82,11 +83,19 @@ def _group_sort(impl, case, dtype):
 
         if _explains(descending, reference, probes_all, dtype):
             return "the library sorts each group in DESCENDING order"
-        for layout in MAX_MIN_LAYOUTS:
-            if layout != declared.get("group_sort.layout", "contiguous_min_max") and \
-                    _explains(redeclared(**{"group_sort.layout": layout}), reference, probes_2, dtype):
-                return (f"for group size 2, outputs match reflip's MaxMin in the '{layout}' layout: "
-                        f"declare conventions['group_sort.layout'] = '{layout}'")
+        declared_layout = declared.get("group_sort.layout", "contiguous_min_max")
+        for argument in (declared_argument, other):
+            for layout in MAX_MIN_LAYOUTS:
+                if (argument, layout) == (declared_argument, declared_layout):
+                    continue
+                change = {"group_sort.layout": layout, "group_sort.argument": argument}
+                if _explains(redeclared(**change), reference, probes_2, dtype):
+                    wanted = ", ".join(f"conventions['{key}'] = '{value}'" for key, value in change.items()
+                                       if value != declared.get(key, {"group_sort.layout": "contiguous_min_max",
+                                                                      "group_sort.argument": "group_size"}[key]))
+                    hint = "; did you pass the number of groups?" if argument == "num_groups" else ""
+                    return (f"for group size 2, outputs match reflip's MaxMin in the '{layout}' layout: "
+                            f"declare {wanted}{hint}")
         # Sorting along the last axis whatever `axis` says.
         sq = (np.random.default_rng(7).permutation(144).reshape(12, 12) / 8.0).astype(dtype)
         square = [(sq, {"group_size": k, "axis": 0}) for k in (2, 3, 4)]
