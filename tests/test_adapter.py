@@ -229,3 +229,39 @@ def test_pytest_plugin(tmp_path):
     assert run.returncode == 1, out
     assert "FAILED" in out and "test_check[group_sort.sorted_permutation[numpy-float64]]" in out
     assert "DESCENDING" in out
+
+
+class UnstableTies:
+    """GroupSort whose ties go in REVERSE index order: still a permutation (gradient norms are
+    kept) but not reflip's stable order."""
+
+    def __init__(self, conventions):
+        self.conventions = conventions
+
+    def _perm(self, x, k, axis):
+        xm = np.moveaxis(x, axis, -1)
+        xg = xm.reshape(*xm.shape[:-1], -1, k)
+        # Sorting the reversed group stably puts the later of two equal entries first.
+        perm = k - 1 - np.argsort(xg[..., ::-1], axis=-1, kind="stable")
+        return xm, xg, perm
+
+    def group_sort(self, x, k, axis=-1):
+        xm, xg, perm = self._perm(x, k, axis)
+        return np.moveaxis(np.take_along_axis(xg, perm, -1).reshape(xm.shape), -1, axis)
+
+    def group_sort_vjp(self, x, y_bar, k, axis=-1):
+        xm, xg, perm = self._perm(x, k, axis)
+        g = np.moveaxis(y_bar, axis, -1).reshape(xg.shape)
+        out = np.empty_like(g)
+        np.put_along_axis(out, perm, g, axis=-1)
+        return np.moveaxis(out.reshape(xm.shape), -1, axis)
+
+
+def test_tie_policy_declaration():
+    """[GS-7] [GS-5] another tie order fails the stable-order check unless declared; the
+    isometry at ties is required either way."""
+    undeclared = statuses(check_implementation(UnstableTies({}), **GS))
+    assert undeclared["ties"] == "fail" and undeclared["isometry_ties"] == "pass"
+    declared = check_implementation(UnstableTies({"group_sort.ties": "any_permutation"}), **GS)
+    assert declared.ok, declared.to_markdown()
+    assert statuses(declared)["ties"] == "not applicable"

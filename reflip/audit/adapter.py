@@ -51,6 +51,9 @@ CONVENTIONS = {
                           "restricts the checks to group size 2)"),
     "group_sort.group_sizes": ((list, tuple), None,
                                "the group sizes the library supports (default: all)"),
+    "group_sort.ties": (("stable", "any_permutation"), "stable",
+                        "tie policy: 'any_permutation' keeps the check that the VJP permutes the "
+                        "cotangent at ties but drops the one that it follows the stable order"),
     "group_sort.axis": (("any", "last"), "any",
                         "'last': the adapter is only called with the feature axis last"),
     "linf_project.threshold": (("exact", "detached"), "exact",

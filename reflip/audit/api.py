@@ -23,7 +23,7 @@ import numpy as np
 from .._registry import REGISTRY
 from ..testing.backends import DTYPES, available_backends
 from .adapter import AdapterImpl
-from .engine import PROFILES, ClaimResult, claims_for, run_claim
+from .engine import PROFILES, STATUSES, ClaimResult, claims_for, run_claim
 
 __all__ = ["check_implementation", "parametrize_with_checks", "read_xfails", "Report", "Check",
            "iter_checks", "hypothesis_settings"]
@@ -87,10 +87,10 @@ class Check:
             import pytest
 
             pytest.xfail(result.reason)
-        if result.status == "not provided":
+        if result.status in ("not provided", "not applicable"):
             import pytest
 
-            pytest.skip(f"not provided: {result.reason}")
+            pytest.skip(f"{result.status}: {result.reason}")
         if result.status in ("fail", "xpass"):
             raise AssertionError(_failure_text(result))
         return result
@@ -135,7 +135,7 @@ class Report:
         return not any(r.status in ("fail", "xpass") for r in self.results)
 
     def summary(self):
-        parts = [f"{self.count(s)} {s}" for s in ("pass", "fail", "xfail", "xpass", "not provided") if self.count(s)]
+        parts = [f"{self.count(s)} {s}" for s in STATUSES if self.count(s)]
         return (f"reflip audit of {self.implementation}: {len(self.results)} checks, {', '.join(parts) or 'none'} "
                 f"(profile {self.profile}: {PROFILES[self.profile]} cases each; Python {platform.python_version()}, "
                 f"numpy {np.__version__})")
@@ -145,15 +145,14 @@ class Report:
                  "| label | check | backend | dtype | result | cases | worst measured figures |",
                  "|---|---|---|---|---|---|---|"]
         for r in self.results:
-            shown = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "xpass": "**XPASS**",
-                     "not provided": "not provided"}[r.status]
+            shown = {"fail": "**FAIL**", "xpass": "**XPASS**"}.get(r.status, r.status)
             lines.append(f"| {r.claim.label} | {r.claim.id}: {r.claim.statement} | {r.backend} | {r.dtype} | "
                          f"{shown} | {r.examples} | {_figures(r.figures)} |")
         for r in self.results:
             if r.status in ("fail", "xpass"):
                 lines += ["", _failure_text(r)]
         for r in self.results:
-            if r.status in ("xfail", "not provided") and r.reason:
+            if r.status in ("xfail", "not provided", "not applicable") and r.reason:
                 lines.append(f"- {r.claim.id} [{r.dtype}] {r.status}: {r.reason}")
         return "\n".join(lines)
 

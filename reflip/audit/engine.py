@@ -18,7 +18,7 @@ __all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "register_claim", "
            "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
            "CheckTimeout", "STATUSES"]
 
-STATUSES = ("pass", "fail", "xfail", "xpass", "not provided")
+STATUSES = ("pass", "fail", "xfail", "xpass", "not provided", "not applicable")
 
 
 class ClaimFailure(AssertionError):
@@ -57,6 +57,9 @@ class Claim:
     backends: tuple[str, ...] | None = None  # None: every backend
     needs: tuple[str, ...] = ("fwd",)
     reference: bool = False
+    # (convention key, value): the claim states that convention, so it does not apply to an
+    # implementation declaring another value (e.g. a tie policy other than the stable order).
+    convention: tuple[str, str] | None = None
 
     def applies_to(self, backend) -> bool:
         return self.backends is None or backend.name in self.backends
@@ -78,7 +81,7 @@ class ClaimResult:
 
     @property
     def passed(self) -> bool:
-        return self.status in ("pass", "xfail", "not provided")
+        return self.status in ("pass", "xfail", "not provided", "not applicable")
 
 
 CLAIMS: dict[str, Claim] = {}
@@ -164,6 +167,12 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
     from hypothesis import settings as hsettings
 
     result = ClaimResult(claim, backend.name, dtype)
+    if claim.convention is not None:
+        key, value = claim.convention
+        declared = (getattr(impl, "conventions", None) or {}).get(key, value)
+        if declared != value:
+            result.status, result.reason = "not applicable", f"declared {key} = {declared!r}"
+            return result
     missing = missing_needs(claim, impl)
     if missing:
         result.status, result.reason = "not provided", f"implementation provides no {', '.join(missing)}"

@@ -158,6 +158,9 @@ SPECIFIC = [
      "one slice", "general", _check_batch_axis, BWD),
 ]
 
-CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=needs))
+# Only the `ties` claim states reflip's tie policy; the isometry at ties holds for any
+# permutation and stays in force whatever is declared.
+CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=needs,
+                               convention=("group_sort.ties", "stable") if name == "ties" else None))
           for name, label, text, kind, check, needs in SPECIFIC]
 CLAIMS += generic_claims(PRIMITIVE, "GS-4")
