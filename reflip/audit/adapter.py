@@ -57,15 +57,22 @@ CONVENTIONS = {
     "group_sort.axis": (("any", "last"), "any",
                         "'last': the adapter is only called with the feature axis last"),
     "linf_project.threshold": (("exact", "detached"), "exact",
-                               "the VJP's treatment of the l1-ball threshold"),
-    "bjorck.params": (dict, None,
-                      "fixed Björck parameters of the library (order, beta, n_iter, scaling, "
-                      "backward): the checks draw only these"),
+                               "the VJP's treatment of the l1-ball threshold (sets the parameter "
+                               "threshold of reflip's reference; the adapter is not passed it)"),
 }
+# "<primitive>.params": parameters the library fixes (e.g. Björck's order, beta, n_iter,
+# scaling and backward mode). The checks use only these values, reflip's reference runs with
+# them, and the adapter is called WITHOUT them (they are the library's constants).
+for _name in list(REGISTRY):
+    CONVENTIONS[f"{_name}.params"] = (dict, None, f"parameters of {_name} the library fixes")
 
 
 def _check_conventions(conventions):
     for key, value in conventions.items():
+        if key.endswith(".params") and key[: -len(".params")] in REGISTRY:
+            if not isinstance(value, dict):
+                raise ValueError(f"convention {key!r} must be a dict, got {type(value).__name__}")
+            continue
         if key not in CONVENTIONS:
             raise ValueError(f"unknown convention {key!r}; declarable: {sorted(CONVENTIONS)}")
         allowed = CONVENTIONS[key][0]
@@ -151,9 +158,17 @@ class AdapterImpl:
         return f"AdapterImpl({self.label}, {self.name})"
 
     # -- parameters -------------------------------------------------------------------------
+    def fixed_params(self, primitive):
+        """The parameters the library fixes (declared), which the adapter is not passed."""
+        fixed = dict(self.conventions.get(f"{primitive}.params") or {})
+        if primitive == "linf_project" and "linf_project.threshold" in self.conventions:
+            fixed["threshold"] = self.conventions["linf_project.threshold"]
+        return fixed
+
     def params_for(self, primitive, params):
-        """Cases drawn for reflip's parameters, restricted to the declared fixed ones."""
-        fixed = self.conventions.get(f"{primitive}.params")
+        """Cases drawn for reflip's parameters, with the declared fixed ones imposed (so that
+        reflip's reference runs under the library's conventions)."""
+        fixed = self.fixed_params(primitive)
         return {**params, **fixed} if fixed else params
 
     # -- the interface the claims call --------------------------------------------------------
@@ -178,8 +193,10 @@ class AdapterImpl:
         method = self.name + suffix
         if self.name != "group_sort":
             args = (x,) if arg is None else (x, arg)
+            fixed = self.fixed_params(self.name)
+            passed = {k: v for k, v in params.items() if k not in fixed}
             # Every registry primitive maps an array to one of the same shape and dtype.
-            return _as_numpy(_call(self.adapter, method, *args, **params), method, x)
+            return _as_numpy(_call(self.adapter, method, *args, **passed), method, x)
         return self._group_sort(suffix, x, arg, params)
 
     def _group_sort(self, suffix, x, arg, params):

@@ -1,0 +1,65 @@
+"""Operator norms of weight matrices: the quantities the constraints of the paper bound.
+
+All take a matrix ``(m, n)`` or a stack ``(..., m, n)`` and return one value per matrix (a 1-d
+array is one row, i.e. a ``1 x n`` matrix). Written to the array API standard.
+
+- :func:`op_norm_2`: ``||W||_2 = max ||Wx||_2 / ||x||_2``, the largest singular value.
+- :func:`op_norm_inf`: ``||W||_inf = max ||Wx||_inf / ||x||_inf = max_i sum_j |w_ij|`` [PR-1].
+- :func:`norm_p_inf`: ``||W||_{p,inf} = max ||Wx||_inf / ||x||_p = max_i ||w_i||_q``,
+  ``1/p + 1/q = 1`` [PR-7].
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from ._backend import check_floating, get_namespace
+
+__all__ = ["op_norm_2", "op_norm_inf", "norm_p_inf"]
+
+
+def _as_matrix(w, xp):
+    check_floating(w, xp, "w")
+    if w.ndim == 0:
+        raise ValueError("w must have at least one dimension (rows along the last axis), got a 0-d array")
+    if any(d == 0 for d in w.shape):
+        raise ValueError(f"w must not be empty, got shape {tuple(w.shape)}")
+    return w[None, :] if w.ndim == 1 else w
+
+
+def op_norm_2(w):
+    """Largest singular value ``sigma_max(W)`` of every matrix of the stack (an SVD, via
+    ``xp.linalg.matrix_norm(ord=2)``; exact up to rounding, unlike a power iteration).
+
+    Returns an array of shape ``w.shape[:-2]`` (0-d for a single matrix or row)."""
+    xp = get_namespace(w)
+    w = _as_matrix(w, xp)
+    return xp.linalg.matrix_norm(w, ord=2)
+
+
+def op_norm_inf(w):
+    """``||W||_inf``: the largest l1 norm of a row, ``max_i sum_j |w_ij|`` [PR-1]; the
+    operator norm from ``(R^n, l_inf)`` to ``(R^m, l_inf)``."""
+    xp = get_namespace(w)
+    w = _as_matrix(w, xp)
+    return xp.max(xp.sum(xp.abs(w), axis=-1), axis=-1)
+
+
+def norm_p_inf(w, p):
+    """``||W||_{p,inf} = max_i ||w_i||_q`` with ``1/p + 1/q = 1`` [PR-7]: the operator norm
+    from ``(R^n, l_p)`` to ``(R^m, l_inf)``, which the first layer of the paper's networks
+    bounds (claim C7).
+
+    Parameters
+    ----------
+    w : array (..., m, n) or (n,)
+    p : float in [1, inf]
+        ``p = inf`` gives :func:`op_norm_inf`; ``p = 1`` the largest ``|w_ij|``.
+    """
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (float(p) >= 1):
+        raise ValueError(f"p must be a number in [1, inf], got {p!r}")
+    p = float(p)
+    q = 1.0 if p == math.inf else (math.inf if p == 1.0 else p / (p - 1.0))
+    xp = get_namespace(w)
+    w = _as_matrix(w, xp)
+    return xp.max(xp.linalg.vector_norm(w, ord=q, axis=-1), axis=-1)

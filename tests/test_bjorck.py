@@ -1,0 +1,608 @@
+"""Björck tests outside the claim suite (tests/test_audit.py runs the claims): bad input, zero
+and rank-deficient matrices, the basin, the convergence report, and the derivatives against
+independent oracles (autograd tracing a plain loop written here, finite differences of the SVD
+polar factor)."""
+import math
+import warnings
+from fractions import Fraction
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad, make_jvp
+
+import reflip
+from reflip import (
+    BjorckConvergenceError,
+    BjorckConvergenceWarning,
+    basin_radius,
+    bjorck,
+    bjorck_bwd,
+    bjorck_coefficients,
+    bjorck_fwd,
+    bjorck_jvp,
+)
+from reflip.bjorck import _bjorck_fwd, _make_config
+from reflip.testing.backends import available_backends
+
+RNG = np.random.default_rng(20190601)
+
+
+def _haar(rng, k):
+    q, r = np.linalg.qr(rng.standard_normal((k, k)))
+    return q * np.sign(np.diag(r))
+
+
+def _with_singular_values(s, m, n, seed=0):
+    rng = np.random.default_rng(seed)
+    r = len(s)
+    return (_haar(rng, m)[:, :r] * np.asarray(s, float)) @ _haar(rng, n)[:, :r].T
+
+
+def _polar(w):
+    u, _, vt = np.linalg.svd(w, full_matrices=False)
+    return u @ vt
+
+
+@pytest.fixture(autouse=True)
+def _convergence_warnings_are_errors():
+    """A test that expects a BjorckConvergenceWarning says so with pytest.warns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BjorckConvergenceWarning)
+        yield
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input [BJ-1]
+
+
+@pytest.mark.parametrize(
+    "w, kwargs, exc, words",
+    [
+        (np.ones(3), {}, ValueError, r"w must have at least 2 dimensions \(\.\.\., m, n\), got shape \(3,\)"),
+        (np.ones(()), {}, ValueError, "at least 2 dimensions"),
+        (np.ones((0, 3)), {}, ValueError, "w must not be empty"),
+        (np.ones((3, 0)), {}, ValueError, "w must not be empty"),
+        (np.ones((0, 2, 2)), {}, ValueError, "w must not be empty"),
+        (np.ones((2, 2), dtype=np.int64), {}, TypeError, "w must have a real floating dtype"),
+        (np.ones((2, 2), dtype=np.complex128), {}, TypeError, "w must have a real floating dtype"),
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), {}, ValueError, "w must be finite"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), {}, ValueError, "w must be finite"),
+        (np.eye(2), {"order": 0}, ValueError, "order must be >= 1, got 0"),
+        (np.eye(2), {"order": 9}, ValueError, r"order must be <= 8 \(.*\), got 9"),
+        (np.eye(2), {"order": 1.5}, TypeError, "order must be an integer"),
+        (np.eye(2), {"order": True}, TypeError, "order must be an integer"),
+        (np.eye(2), {"beta": 0.0}, ValueError, r"beta must satisfy 0 < beta <= 0.5 for order 1, got 0.0"),
+        (np.eye(2), {"beta": 0.75}, ValueError, r"beta must satisfy 0 < beta <= 0.5"),
+        (np.eye(2), {"beta": -0.25}, ValueError, r"beta must satisfy 0 < beta <= 0.5"),
+        (np.eye(2), {"beta": float("nan")}, ValueError, "beta must be finite"),
+        (np.eye(2), {"beta": "half"}, TypeError, "beta must be a real number"),
+        (np.eye(2), {"order": 2, "beta": 0.25}, ValueError, "beta applies to order 1 only"),
+        (np.eye(2), {"n_iter": -1}, ValueError, "n_iter must be >= 0, got -1"),
+        (np.eye(2), {"n_iter": 2.0}, TypeError, "n_iter must be an integer"),
+        (np.eye(2), {"tol": 0.0}, ValueError, "tol must be None or a positive number, got 0.0"),
+        (np.eye(2), {"tol": -1e-3}, ValueError, "tol must be None or a positive number"),
+        (np.eye(2), {"tol": "small"}, TypeError, "tol must be a real number"),
+        (np.eye(2), {"scaling": "spectral"}, ValueError, r"scaling must be one of \('frobenius', 'sqrt_mn', 'none'\)"),
+        (np.eye(2), {"backward": "exact"}, ValueError, r"backward must be one of \('unrolled', 'implicit'\)"),
+        (np.eye(2), {"on_nonconvergence": "ignore"}, ValueError,
+         r"on_nonconvergence must be one of \('warn', 'raise'\)"),
+        (np.eye(2), {"checkpoint": 1}, TypeError, "checkpoint must be True or False"),
+        (np.eye(2), {"check_finite": "yes"}, TypeError, "check_finite must be True or False"),
+    ],
+)
+@pytest.mark.parametrize("op", [bjorck, bjorck_fwd])
+def test_bad_input(op, w, kwargs, exc, words):
+    """[BJ-1] invalid arguments raise errors naming the parameter and what was expected."""
+    with pytest.raises(exc, match=words):
+        op(w, **kwargs)
+
+
+def test_bad_input_plain_only():
+    with pytest.raises(TypeError, match="return_info must be True or False"):
+        bjorck(np.eye(2), return_info=1)
+    with pytest.raises(TypeError, match="expected an array"):
+        bjorck([[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_check_finite_false_lets_nan_propagate():
+    w = np.array([[1.0, np.nan], [0.0, 1.0]])
+    assert np.isnan(bjorck(w, check_finite=False)).all()
+
+
+def test_cotangent_checked():
+    _, res = bjorck_fwd(RNG.standard_normal((2, 4, 3)))
+    with pytest.raises(ValueError, match=r"y_bar must have the input's shape \(2, 4, 3\)"):
+        bjorck_bwd(res, np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"w_dot must have the input's shape \(2, 4, 3\)"):
+        bjorck_jvp(res, np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="y_bar must have a real floating dtype"):
+        bjorck_bwd(res, np.zeros((2, 4, 3), dtype=np.int32))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"checkpoint": True}, {"backward": "implicit", "n_iter": 40},
+                                    {"scaling": "none"}, {"tol": 1e-8, "n_iter": 40}])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 5), (2, 3, 3)])
+def test_inputs_never_mutated(shape, kwargs):
+    """[BJ-1] read-only inputs go through every function and come out unchanged."""
+    w = _with_singular_values([1.0, 0.8, 0.6][:min(shape[-2:])], *shape[-2:])
+    w = np.broadcast_to(w, shape).copy() * 0.9
+    w.flags.writeable = False
+    y_bar = RNG.standard_normal(shape)
+    y_bar.flags.writeable = False
+    saved = (w.copy(), y_bar.copy())
+    y, res = bjorck_fwd(w, **kwargs)
+    bjorck(w, **kwargs)
+    bjorck_bwd(res, y_bar)
+    bjorck_jvp(res, y_bar)
+    np.testing.assert_array_equal(w, saved[0])
+    np.testing.assert_array_equal(y_bar, saved[1])
+
+
+def test_dtype_and_shape_preserved(dtype):
+    w = RNG.standard_normal((2, 3, 5)).astype(dtype)
+    y, res = bjorck_fwd(w, order=2)
+    g = np.ones_like(w)
+    for out in (y, bjorck(w, order=2), bjorck_bwd(res, g), bjorck_jvp(res, g)):
+        assert out.dtype == w.dtype and out.shape == w.shape
+
+
+def test_wide_matrix_uses_the_smaller_gram_matrix():
+    """[BJ-4] a wide matrix is iterated through its transpose: the Gram matrices are m x m."""
+    _, res = bjorck_fwd(RNG.standard_normal((3, 7)), n_iter=2)
+    assert res.config.transposed
+    assert all(x.shape == (3, 3) for _, x in res.iterates)
+
+
+# ----------------------------------------------------------------------------------------------
+# Coefficients [BJ-2] and the scalar map [BJ-3]
+
+PAPER_TABLE = {
+    1: ("3/2", "-1/2"),
+    2: ("15/8", "-5/4", "3/8"),
+    3: ("35/16", "-35/16", "21/16", "-5/16"),
+    4: ("315/128", "-105/32", "189/64", "-45/32", "35/128"),
+}
+
+
+@pytest.mark.parametrize("order", sorted(PAPER_TABLE))
+def test_coefficients_match_the_paper(order):
+    """[BJ-2] the expanded polynomials equal the paper's table."""
+    assert bjorck_coefficients(order) == tuple(float(Fraction(a)) for a in PAPER_TABLE[order])
+
+
+@pytest.mark.parametrize("order", range(1, 9))
+def test_coefficients_expand_the_series(order):
+    """[BJ-2] sum_i a_i x^i = sum_j binom(2j, j)/4^j (1 - x)^j, P(1) = 1 and P'(1) = -1/2."""
+    a = np.array(bjorck_coefficients(order))
+    x = np.linspace(-0.5, 2.0, 11)
+    series = sum(math.comb(2 * j, j) / 4**j * (1 - x) ** j for j in range(order + 1))
+    np.testing.assert_allclose(np.polynomial.polynomial.polyval(x, a), series, rtol=1e-13, atol=1e-13)
+    assert np.sum(a) == pytest.approx(1.0, abs=1e-14)
+    assert np.sum(np.arange(order + 1) * a) == pytest.approx(-0.5, abs=1e-13)
+
+
+def test_order_one_beta_family():
+    """[BJ-2] order 1 with beta is (1 + beta) A - beta A A^T A."""
+    assert bjorck_coefficients(1, 0.25) == (1.25, -0.25)
+    w = 0.5 * _with_singular_values([1.0, 0.5, 0.25], 4, 3)
+    y = bjorck(w, beta=0.25, n_iter=1, scaling="none")
+    np.testing.assert_allclose(y, 1.25 * w - 0.25 * w @ w.T @ w, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4)])
+def test_acts_on_singular_values(order, shape):
+    """[BJ-3] B(W) = U diag(phi^K(s / ||W||_F)) V^T, phi(s) = s g(1 - s^2)."""
+    w = RNG.standard_normal(shape)
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
+    t = s / np.linalg.norm(w)
+    c = [math.comb(2 * j, j) / 4**j for j in range(order + 1)]
+    for _ in range(3):
+        t = t * sum(cj * (1 - t * t) ** j for j, cj in enumerate(c))
+    np.testing.assert_allclose(bjorck(w, order=order, n_iter=3), (u * t) @ vt, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------
+# Zero and rank-deficient matrices [BJ-3] [BJ-9]
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 2), (2, 4), (2, 3, 3)])
+def test_zero_matrix(shape):
+    """[BJ-3] the zero matrix maps to itself and is reported as not converged; the implicit
+    backward refuses it [BJ-9]."""
+    w = np.zeros(shape)
+    y, res = bjorck_fwd(w)
+    np.testing.assert_array_equal(y, w)
+    assert not res.info.converged
+    assert res.info.max_residual == pytest.approx(math.sqrt(min(shape[-2:])))
+    assert np.isfinite(bjorck_bwd(res, np.ones(shape))).all()
+    with pytest.warns(BjorckConvergenceWarning, match="did not reach tol"):
+        bjorck(w, tol=1e-3)
+    _, res = bjorck_fwd(w, backward="implicit")
+    with pytest.raises(ValueError, match="not differentiable at a rank-deficient w"):
+        bjorck_bwd(res, np.ones(shape))
+
+
+@pytest.mark.parametrize("m, n", [(4, 4), (5, 3), (3, 5)])
+def test_rank_deficient_gives_a_partial_isometry(m, n):
+    """[BJ-3] zero singular values stay zero (in float64 the rounding noise standing for them
+    grows by P(0) = 1.5 per step, to ~1e-13 after 30 steps): the result is U_r V_r^T, and it is
+    never reported as converged."""
+    r = min(m, n) - 1
+    w = _with_singular_values([3.0, 1.0, 0.5, 0.25][:r], m, n, seed=3)
+    y, info = bjorck(w, n_iter=30, return_info=True)
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
+    np.testing.assert_allclose(y, u[:, :r] @ vt[:r], atol=1e-9)
+    assert info.max_residual == pytest.approx(1.0, abs=1e-9) and not info.converged
+    with pytest.raises(BjorckConvergenceError, match="did not reach tol"):
+        bjorck(w, n_iter=30, tol=1e-6, on_nonconvergence="raise")
+    _, res = bjorck_fwd(w, n_iter=30, backward="implicit")
+    with pytest.raises(ValueError, match="backward='unrolled'"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", BjorckConvergenceWarning)
+        bjorck_bwd(res, np.ones_like(w))
+
+
+@pytest.mark.parametrize("dt, scales", [("float64", (2.0**-600, 2.0**600, 1e-300, 1e300)),
+                                        ("float32", (2.0**-60, 2.0**60, 1e-30, 1e30))])
+def test_tiny_and_huge_scales(dt, scales):
+    """[BJ-6] the Frobenius norm is computed without overflow or underflow: every scale gives
+    the same result, bit for bit for powers of two."""
+    w = _with_singular_values([1.0, 0.7, 0.4], 4, 3).astype(dt)
+    base = bjorck(w)
+    for a in scales:
+        wa = (w.astype(np.float64) * a).astype(dt)
+        assert np.isfinite(wa).all() and np.all(wa[w != 0] != 0)
+        got = bjorck(wa)
+        if math.log2(a) == int(math.log2(a)):
+            np.testing.assert_array_equal(got, base)
+        else:
+            np.testing.assert_allclose(got, base, atol=50 * np.finfo(dt).eps)
+
+
+# ----------------------------------------------------------------------------------------------
+# The basin [BJ-5] and the scalings [BJ-6]
+
+
+def _unchecked(w, **kwargs):
+    """The core iteration without the public layer's basin certificate, to show what happens
+    outside the basin."""
+    xp = reflip.get_namespace(w)
+    cfg = _make_config(w, xp, kwargs.get("order", 1), 0.5, kwargs.get("n_iter", 40), None,
+                       kwargs.get("scaling", "none"), "unrolled", False, "warn", False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _bjorck_fwd(w, cfg, xp)[0]
+
+
+def test_basin_radius():
+    """[BJ-5] sqrt((1 + beta)/beta) for order 1, sqrt(7/3) for order 2; at the radius phi
+    vanishes or has a fixed point other than 1."""
+    assert basin_radius(1) == pytest.approx(math.sqrt(3))
+    assert basin_radius(1, 0.25) == pytest.approx(math.sqrt(5))
+    assert basin_radius(2) == pytest.approx(math.sqrt(7 / 3))
+    for order in range(1, 9):
+        r = basin_radius(order)
+        assert 1 < r < 1.8
+        p_r2 = np.polynomial.polynomial.polyval(r * r, bjorck_coefficients(order))
+        assert min(abs(p_r2), abs(p_r2 - 1)) < 1e-9
+
+
+@pytest.mark.parametrize("s, limit", [(1.0, 1.0), (1.7, 1.0), (1.9, -1.0), (2.0, -1.0), (2.1, -1.0),
+                                      (2.18, 1.0), (2.2, 1.0), (2.228, -1.0)])
+def test_order_one_sign_flips_outside_the_basin(s, limit):
+    """[BJ-5] from (sqrt 3, sigma_1 = 2.1478) a singular value converges to -1, from
+    (sigma_1, sigma_2 = 2.2212) to +1, and so on towards sqrt 5: the result is orthonormal but
+    not the closest orthonormal matrix."""
+    w = _with_singular_values([s, 0.5], 3, 2, seed=1)
+    y = _unchecked(w, n_iter=60)
+    u, _, vt = np.linalg.svd(w, full_matrices=False)
+    np.testing.assert_allclose(y, u @ np.diag([limit, 1.0]) @ vt, atol=1e-12)
+    np.testing.assert_allclose(y.T @ y, np.eye(2), atol=1e-12)
+    if limit < 0:
+        assert np.linalg.norm(w - y) > np.linalg.norm(w - _polar(w)) + 1
+
+
+@pytest.mark.parametrize("s", [math.sqrt(5) + 1e-6, 2.3, 3.0])
+def test_order_one_diverges_beyond_sqrt5(s):
+    """[BJ-5] beyond sqrt 5 the singular value grows without bound."""
+    y = _unchecked(_with_singular_values([s, 0.5], 3, 2, seed=1), n_iter=60)
+    assert not np.all(np.abs(y) < 1e6)
+
+
+def test_public_layer_refuses_outside_the_certified_basin():
+    """[BJ-6] scaling="none" and "sqrt_mn" refuse inputs whose singular values cannot be
+    certified inside the basin; the Frobenius scaling gives the polar factor of the same
+    inputs."""
+    w = _with_singular_values([2.0, 0.5], 3, 2, seed=1)
+    with pytest.raises(ValueError, match=r"scaling='none': cannot certify .* basin \(0, 1.73205\)"):
+        bjorck(w, scaling="none")
+    np.testing.assert_allclose(bjorck(w, n_iter=40), _polar(w), atol=1e-13)
+    # The paper's sqrt(m n) scaling on W = 2 * ones + I / 4 (symmetric, singular values 8.25 and
+    # 0.25): sigma_max / sqrt(m n) = 2.0625 is in (sqrt 3, sigma_1), so the top singular value
+    # goes to -1: U diag(-1, 1, 1, 1) V^T = I - ones / 2 instead of the polar factor I.
+    n = 4
+    w = 2.0 * np.ones((n, n)) + 0.25 * np.eye(n)
+    np.testing.assert_allclose(_unchecked(w, scaling="sqrt_mn", n_iter=60), np.eye(n) - 0.5 * np.ones((n, n)),
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="scaling='sqrt_mn': cannot certify"):
+        bjorck(w, scaling="sqrt_mn")
+    np.testing.assert_allclose(bjorck(w, n_iter=40), np.eye(n), atol=1e-12)
+
+
+def test_certificate_accepts_orthonormal_and_normalized_inputs():
+    """[BJ-6] ||X||_inf certifies an orthonormal 64 x 64 matrix, whose Frobenius norm (8) is
+    far above sqrt 3, and the squared Gram bound a spectrally normalized Gaussian matrix; a
+    matrix with sigma_max = 1.8 > sqrt 3 is refused."""
+    rng = np.random.default_rng(5)
+    q = _haar(rng, 64)
+    np.testing.assert_allclose(bjorck(q, scaling="none", n_iter=3), q, atol=1e-13)
+    np.testing.assert_allclose(bjorck(1.05 * q, scaling="none", n_iter=10), q, atol=1e-13)
+    w = rng.standard_normal((128, 128))
+    w /= np.linalg.norm(w, 2)
+    bjorck(w, scaling="none", n_iter=1)
+    bjorck(1.6 * w, scaling="none", n_iter=1)
+    with pytest.raises(ValueError, match="cannot certify"):
+        bjorck(1.8 * w, scaling="none")
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_frobenius_scaling_is_guaranteed(order):
+    """[BJ-6] even a matrix whose sigma_max is far above every basin converges to its polar
+    factor with the default scaling."""
+    w = 100.0 * np.ones((5, 4)) + np.vstack([np.diag([3.0, 2.0, 1.0, 0.5]), np.ones((1, 4))])
+    y, info = bjorck(w, order=order, n_iter=60, return_info=True)
+    np.testing.assert_allclose(y, _polar(w), atol=1e-11)
+    assert info.converged
+
+
+# ----------------------------------------------------------------------------------------------
+# Convergence report [BJ-7]
+
+
+def test_tol_stops_early_and_reports():
+    """[BJ-7] with tol, the iteration stops once max ||Y^T Y - I||_F <= tol."""
+    w = _with_singular_values([1.0, 0.9, 0.8], 5, 3)
+    y, res = bjorck_fwd(w, tol=1e-6, n_iter=50)
+    info = res.info
+    assert info.early_stopping and info.converged and info.n_iter < 50
+    measured = np.linalg.norm(y.T @ y - np.eye(3))
+    assert info.max_residual == pytest.approx(measured, abs=1e-14) and measured <= 1e-6
+    _, prev = bjorck(w, n_iter=info.n_iter - 1, return_info=True)
+    assert prev.max_residual > 1e-6  # it did not stop late
+    assert len(res.iterates) == info.n_iter
+
+
+def test_missed_tol_warns_or_raises():
+    """[BJ-7] a tol not reached in n_iter iterations is never silent."""
+    w = _with_singular_values([1.0, 1e-3], 3, 2)
+    with pytest.warns(BjorckConvergenceWarning, match=r"did not reach tol=1e-06 in n_iter=5"):
+        y, res = bjorck_fwd(w, tol=1e-6, n_iter=5)
+    assert not res.info.converged and res.info.n_iter == 5
+    with pytest.raises(BjorckConvergenceError, match="did not reach tol"):
+        bjorck(w, tol=1e-6, n_iter=5, on_nonconvergence="raise")
+    assert issubclass(BjorckConvergenceWarning, RuntimeWarning)
+
+
+def test_without_tol_the_residual_is_reported_not_warned():
+    """[BJ-7] n_iter is fixed, nothing is raised, and info says the truth."""
+    w = _with_singular_values([1.0, 1e-3], 3, 2)
+    y, info = bjorck(w, n_iter=5, return_info=True)
+    assert not info.early_stopping and info.n_iter == 5 and not info.converged
+    assert info.max_residual == pytest.approx(np.linalg.norm(y.T @ y - np.eye(2)))
+    assert info.tol == pytest.approx(math.sqrt(np.finfo(np.float64).eps))
+    y, info = bjorck(w, n_iter=40, return_info=True)
+    assert info.converged
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 8])
+def test_residual_bounds_the_distance_to_the_polar_factor(k):
+    """[BJ-7] ||Y - U V^T||_F <= ||Y^T Y - I||_F inside the basin."""
+    w = RNG.standard_normal((6, 4))
+    y, info = bjorck(w, n_iter=k, return_info=True)
+    assert np.linalg.norm(y - _polar(w)) <= info.max_residual * (1 + 1e-12)
+
+
+def test_stack_shares_the_iteration_count():
+    """[BJ-7] [BJ-4] the stack stops when its worst matrix meets tol."""
+    w = np.stack([_with_singular_values([1.0, 0.9], 3, 2), _with_singular_values([1.0, 1e-3], 3, 2)])
+    y, res = bjorck_fwd(w, tol=1e-8, n_iter=60)
+    alone, info0 = bjorck(w[0], tol=1e-8, n_iter=60, return_info=True)
+    assert res.info.n_iter > info0.n_iter and res.info.residual.shape == (2,)
+    assert np.all(res.info.residual <= 1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Derivatives [BJ-8] [BJ-9]
+
+
+def plain_bjorck(w, order=1, beta=0.5, n_iter=20, scaling="frobenius"):
+    """An independent formulation, traced by autograd: the series in Q = I - A^T A summed by
+    repeated multiplication (not reflip's Horner form in X), the wide case by transposition."""
+    wide = w.shape[-2] < w.shape[-1]
+    a = anp.swapaxes(w, -1, -2) if wide else w
+    m, n = a.shape[-2:]
+    if scaling == "frobenius":
+        a = a / anp.sqrt(anp.sum(a * a, axis=(-2, -1), keepdims=True))
+    elif scaling == "sqrt_mn":
+        a = a / math.sqrt(m * n)
+    c = [1.0, beta] if order == 1 else [math.comb(2 * j, j) / 4**j for j in range(order + 1)]
+    eye = anp.eye(n)
+    for _ in range(n_iter):
+        q = eye - anp.matmul(anp.swapaxes(a, -1, -2), a)
+        power, total = eye, c[0] * eye
+        for cj in c[1:]:
+            power = anp.matmul(power, q)
+            total = total + cj * power
+        a = anp.matmul(a, total)
+    return anp.swapaxes(a, -1, -2) if wide else a
+
+
+UNROLLED_CASES = [
+    ((5, 3), dict(order=1, n_iter=7)),
+    ((3, 5), dict(order=2, n_iter=5)),
+    ((4, 4), dict(order=3, n_iter=4)),
+    ((2, 4, 3), dict(order=4, n_iter=3)),
+    ((1, 5), dict(order=1, n_iter=6)),
+    ((4, 1), dict(order=2, n_iter=2)),
+    ((4, 3), dict(order=1, beta=0.25, n_iter=9)),
+    ((4, 3), dict(order=1, n_iter=0)),
+    ((4, 3), dict(order=2, n_iter=1)),
+    ((3, 4), dict(order=1, n_iter=6, scaling="sqrt_mn")),
+    ((4, 4), dict(order=2, n_iter=6, scaling="none")),
+]
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+@pytest.mark.parametrize("shape, kwargs", UNROLLED_CASES)
+def test_unrolled_vjp_and_jvp_equal_autograd_of_a_plain_loop(shape, kwargs, checkpoint):
+    """[BJ-8] the hand-written reverse and forward passes equal autograd's trace of the same
+    iteration written independently, scaling step included."""
+    w = 0.3 * RNG.standard_normal(shape) + 0.1
+    if kwargs.get("scaling") == "none":
+        w = _polar(w) * 0.8 + 0.05 * RNG.standard_normal(shape)
+    g = RNG.standard_normal(shape)
+    v = RNG.standard_normal(shape)
+    y, res = bjorck_fwd(w, checkpoint=checkpoint, **kwargs)
+    np.testing.assert_allclose(y, plain_bjorck(w, **kwargs), rtol=1e-12, atol=1e-13)
+    expected = grad(lambda z: anp.sum(plain_bjorck(z, **kwargs) * g))(w)
+    np.testing.assert_allclose(bjorck_bwd(res, g), expected, rtol=1e-10, atol=1e-11)
+    _, expected_jvp = make_jvp(lambda z: plain_bjorck(z, **kwargs))(w)(v)
+    np.testing.assert_allclose(bjorck_jvp(res, v), expected_jvp, rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 26])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 6)])
+def test_checkpointing_gives_identical_gradients(n_iter, shape):
+    """[BJ-8] recomputing the iterates performs the same operations: gradients bit for bit."""
+    w = RNG.standard_normal(shape)
+    g = RNG.standard_normal(shape)
+    y, res = bjorck_fwd(w, order=2, n_iter=n_iter)
+    y_c, res_c = bjorck_fwd(w, order=2, n_iter=n_iter, checkpoint=True)
+    assert res_c.iterates is None
+    np.testing.assert_array_equal(y, y_c)
+    np.testing.assert_array_equal(bjorck_bwd(res, g), bjorck_bwd(res_c, g))
+    np.testing.assert_array_equal(bjorck_jvp(res, g), bjorck_jvp(res_c, g))
+
+
+def test_checkpointing_with_early_stopping():
+    """[BJ-8] with tol, the recomputation runs as many steps as the forward did."""
+    w = RNG.standard_normal((2, 5, 4))
+    g = RNG.standard_normal((2, 5, 4))
+    _, res = bjorck_fwd(w, tol=1e-9, n_iter=60)
+    _, res_c = bjorck_fwd(w, tol=1e-9, n_iter=60, checkpoint=True)
+    assert res.info.n_iter == res_c.info.n_iter < 60
+    np.testing.assert_array_equal(bjorck_bwd(res, g), bjorck_bwd(res_c, g))
+
+
+def _fd(f, w, v, h=1e-6):
+    return (f(w + h * v) - f(w - h * v)) / (2 * h)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (6, 3), (3, 6), (2, 4, 2), (1, 4), (4, 1)])
+def test_implicit_derivatives_equal_finite_differences_of_the_polar_factor(shape):
+    """[BJ-9] the implicit VJP and JVP are the derivative of U V^T (central differences of
+    NumPy's SVD polar factor)."""
+    w = RNG.standard_normal(shape) + 0.5 * np.eye(*shape[-2:])
+    g, v = RNG.standard_normal(shape), RNG.standard_normal(shape)
+    _, res = bjorck_fwd(w, backward="implicit", tol=1e-14, n_iter=100)
+    fd = _fd(_polar, w, v)
+    np.testing.assert_allclose(bjorck_jvp(res, v), fd, atol=1e-8)
+    assert np.sum(bjorck_bwd(res, g) * v) == pytest.approx(np.sum(g * fd), rel=1e-8, abs=1e-9)
+
+
+def test_implicit_agrees_with_scipy_polar():
+    """[BJ-9] the same against scipy.linalg.polar, for a square matrix."""
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    w = RNG.standard_normal((5, 5))
+    v = RNG.standard_normal((5, 5))
+    _, res = bjorck_fwd(w, backward="implicit", n_iter=80)
+    fd = _fd(lambda z: scipy_linalg.polar(z)[0], w, v)
+    np.testing.assert_allclose(bjorck_jvp(res, v), fd, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape, beta", [((5, 5), 0.5), ((6, 4), 0.5), ((4, 6), 0.375)])
+def test_unrolled_gradient_approaches_the_implicit_one(shape, beta):
+    """[BJ-9] [BJ-8] as n_iter grows the derivative of the iterations converges to the
+    derivative of the limit."""
+    w = RNG.standard_normal(shape) + 2 * np.eye(*shape)
+    g = RNG.standard_normal(shape)
+    _, res = bjorck_fwd(w, backward="implicit", beta=beta, n_iter=120)
+    target = bjorck_bwd(res, g)
+    errors = []
+    for k in (4, 8, 12, 16, 24, 40, 80):
+        _, res_k = bjorck_fwd(w, beta=beta, n_iter=k)
+        errors.append(np.linalg.norm(bjorck_bwd(res_k, g) - target) / np.linalg.norm(target))
+    # Decreasing until it reaches the rounding floor.
+    assert all(b <= a or b < 1e-13 for a, b in zip(errors, errors[1:])), errors
+    assert errors[0] > 1e-3 and errors[-1] < 1e-10, errors
+
+
+def test_implicit_backward_warns_before_convergence():
+    """[BJ-9] the implicit rule is the derivative of the limit: a non-converged forward warns."""
+    w = _with_singular_values([1.0, 0.01], 3, 2)
+    _, res = bjorck_fwd(w, backward="implicit", n_iter=3)
+    with pytest.warns(BjorckConvergenceWarning, match="backward='implicit'"):
+        bjorck_bwd(res, np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("n_iter", [5, 10, 15, 25])
+def test_late_iterations_are_differentiated(n_iter):
+    """[BJ-8] the gradient through many iterations of a slowly converging matrix (smallest
+    scaled singular value 1e-3, so every step still matters) equals central differences. A
+    backward that detaches the polynomial term from the fifth step on fails this by orders of
+    magnitude (tests/meta/test_bjorck_mutants.py)."""
+    w = _with_singular_values([1.0, 0.3, 1e-3 * math.sqrt(1 + 0.09 + 1e-6)], 5, 3, seed=7)
+    g, v = RNG.standard_normal((5, 3)), RNG.standard_normal((5, 3))
+    _, res = bjorck_fwd(w, n_iter=n_iter)
+    fd = _fd(lambda z: bjorck(z, n_iter=n_iter), w, v, h=1e-8)
+    assert np.sum(bjorck_bwd(res, g) * v) == pytest.approx(np.sum(g * fd), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The autograd bridge and the array API
+
+
+def test_autograd_bridge_first_order_only():
+    """[BJ-8] reflip.autograd_ops.bjorck differentiates with autograd.grad (first order);
+    a second derivative raises NotImplementedError (registry: second_order=False)."""
+    from reflip import autograd_ops
+
+    w = RNG.standard_normal((4, 3))
+    g = RNG.standard_normal((4, 3))
+    got = grad(lambda z: anp.sum(autograd_ops.bjorck(z, order=2, n_iter=6) * g))(w)
+    _, res = bjorck_fwd(w, order=2, n_iter=6)
+    np.testing.assert_array_equal(got, bjorck_bwd(res, g))
+    f = lambda z: anp.sum(autograd_ops.bjorck(z, n_iter=4) ** 3)  # noqa: E731
+    with pytest.raises(NotImplementedError, match="second-order derivatives are not available"):
+        grad(lambda z: anp.sum(grad(f)(z)))(w)
+
+
+@pytest.mark.parametrize("kwargs", [dict(checkpoint=True, n_iter=9, order=3),
+                                    dict(backward="implicit", tol=1e-12, n_iter=60),
+                                    dict(scaling="none", n_iter=5)])
+def test_array_api_strict_matches_numpy(kwargs):
+    """[BJ-1] the core runs under array_api_strict (no boolean indexing, no data-dependent
+    shapes) and gives NumPy's results."""
+    (backend,) = available_backends(("array_api_strict-nodds",))
+    w = 0.6 * _polar(RNG.standard_normal((2, 3, 5))) + 0.05 * RNG.standard_normal((2, 3, 5))
+    g = RNG.standard_normal((2, 3, 5))
+    y, res = bjorck_fwd(w, **kwargs)
+    with backend.active():
+        ys, ress = bjorck_fwd(backend.asarray(w), **kwargs)
+        outs = [ys, bjorck_bwd(ress, backend.asarray(g)), bjorck_jvp(ress, backend.asarray(g))]
+        outs = [np.asarray(reflip.to_numpy(o)) for o in outs]
+    for got, want in zip(outs, [y, bjorck_bwd(res, g), bjorck_jvp(res, g)]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_strategy_iteration_budgets_suffice():
+    """[BJ-5] the strategies' "converged" budgets bring every scaled singular value >= 0.1
+    within 1e-15 of 1 with iterations to spare (scalar map of [BJ-3])."""
+    from reflip.audit.bjorck import phi, series
+    from reflip.testing.strategies import BJORCK_CONVERGED_N_ITER
+
+    for (order, beta), k in BJORCK_CONVERGED_N_ITER.items():
+        t = np.array([0.1])
+        for _ in range(k - 5):
+            t = phi(t, series(order, beta))
+        assert abs(t[0] - 1) < 1e-15, (order, beta)
