@@ -7,8 +7,8 @@ BLAS GEMM rate measured in the same run, and orthonormality error versus iterati
 Timings are float32. One Björck step on a tall ``M x N`` matrix is ``2 + (p - 1) N / M``
 "GEMM units" (one unit = the ``M x N x N`` product ``A @ R``, timed on its own as the
 reference): the Gram matrix, ``A @ P(X)`` and ``p - 1`` products of ``N x N`` matrices [BJ-1].
-The unrolled backward is ``3 + 3 (p - 1) N / M`` units per step, checkpointing adds two
-forward passes [BJ-8]. "% of GEMM rate" is model units x GEMM time / measured time: 100% means
+The unrolled backward is ``3 + 3 (p - 1) N / M`` units per step, checkpointing adds almost two
+forward passes (:func:`checkpoint_units`) [BJ-8]. "% of GEMM rate" is model units x GEMM time / measured time: 100% means
 the iteration runs as fast as the bare products it is made of. ``--large`` adds
 4096 x 1024 (minutes on a 2-core machine), ``--huge`` 4096 x 4096 (an hour there). Prints
 Markdown tables.
@@ -16,6 +16,7 @@ Markdown tables.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 import warnings
@@ -59,6 +60,16 @@ def bwd_units(m, n, order, k):
     return k * (3 + 3 * (order - 1) * n / m)
 
 
+def checkpoint_units(m, n, order, k):
+    """The recomputation of ``checkpoint=True`` [BJ-8]: pass one runs up to the last of the
+    ``ceil(K / L)`` checkpoints (``L = ceil(sqrt(K))``), pass two recomputes every Gram matrix
+    and every step except the one that ends a segment."""
+    seg = math.isqrt(max(k - 1, 0)) + 1
+    first = ((k - 1) // seg) * seg if k else 0
+    n_seg = -(-k // seg)
+    return first * (2 + (order - 1) * n / m) + k + (k - n_seg) * (1 + (order - 1) * n / m)
+
+
 def run_timings(shapes, backends, n_iter, orders):
     rows = []
     for name in backends:
@@ -84,7 +95,8 @@ def run_timings(shapes, backends, n_iter, orders):
                 cases = [
                     ("forward (bjorck)", lambda: reflip.bjorck(w, **kw), fu - 1),
                     ("fwd+bwd unrolled", lambda: fb(), fu + bu),
-                    ("fwd+bwd unrolled, checkpoint", lambda: fb(checkpoint=True), 3 * fu - 2 + bu),
+                    ("fwd+bwd unrolled, checkpoint", lambda: fb(checkpoint=True),
+                     fu + bu + checkpoint_units(tall_m, tall_n, order, n_iter)),
                     ("fwd+bwd implicit", lambda: fb(backward="implicit"), None),
                 ]
                 for label, fn, units in cases:
