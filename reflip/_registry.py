@@ -36,14 +36,16 @@ class Primitive:
         autograd bridge). GroupSort's residual is piecewise constant in ``x``, so its second
         derivative is 0 almost everywhere and this is ``True``.
     strategy : str
-        ``"module:function"`` of a hypothesis strategy factory ``f(xp, dtype, kind)`` drawing
-        ``(x, params)`` cases; resolved lazily so that hypothesis stays a test dependency.
+        ``"module:function"`` of a hypothesis strategy factory ``f(dtype, kind)`` drawing
+        :class:`reflip.testing.strategies.Case` objects (NumPy arrays and params; the caller
+        moves them to its backend); resolved lazily so that hypothesis stays a test dependency.
     piecewise_linear : bool
         ``fun`` is piecewise linear: central differences are exact away from kinks, which the
         suite uses to pick its step.
     bench_inputs : str or None
-        ``"module:function"`` of ``f(xp, dtype) -> [(label, x, params), ...]``, the inputs
-        ``benchmarks/bench_registry.py`` times the primitive on.
+        ``"module:function"`` of ``f(xp, dtype="float32", size="full") -> [(label, x, params),
+        ...]``, the inputs ``benchmarks/run.py`` and ``benchmarks/bench_registry.py`` time the
+        primitive on (``size="small"``: the same cases scaled down for dry runs).
     """
 
     name: str

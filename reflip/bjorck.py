@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _fast
 from ._backend import check_floating, check_int, get_namespace
 from ._registry import Primitive, register
 from .tolerances import eps
@@ -65,6 +66,12 @@ __all__ = [
 SCALINGS = ("frobenius", "sqrt_mn", "none")
 BACKWARDS = ("unrolled", "implicit")
 ON_NONCONVERGENCE = ("warn", "raise")
+PRECISIONS = ("default", "tf32-mixed")
+# Float32 iterations closing a "tf32-mixed" run: TF32 alone stalls at ||Y^T Y - I||_F ~ 3e-2
+# (inputs rounded to 10 bits), and the quadratic convergence [BJ-5] takes that to the float32
+# floor in ~3 steps. Measured on an H200 at 4096 x 4096 (benchmarks/README.md): 2, 3, 4 steps
+# give residuals 6.4e-5, 4.8e-5, 4.1e-5 against 3.3e-5 in pure float32, 3.7x, 3.3x, 3.0x faster.
+TF32_POLISH = 3
 # sum |a_i| of the expanded polynomial bounds how much it amplifies rounding errors near X = I;
 # it roughly doubles with every order (110 at order 8), while the order of convergence only
 # grows by one: the benchmarks show orders above 4 never pay for their extra GEMMs [BJ-2].
@@ -192,6 +199,7 @@ class _Config(NamedTuple):
     checkpoint: bool
     on_nonconvergence: str
     transposed: bool
+    precision: str = "default"
 
 
 class BjorckResiduals(NamedTuple):
@@ -268,7 +276,7 @@ def _check_order_beta(order, beta):
 
 
 def _make_config(w, xp, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                 on_nonconvergence, check_finite):
+                 on_nonconvergence, check_finite, precision="default"):
     check_floating(w, xp, "w")
     if w.ndim < 2:
         raise ValueError(f"w must have at least 2 dimensions (..., m, n), got shape {tuple(w.shape)}")
@@ -284,12 +292,36 @@ def _make_config(w, xp, order, beta, n_iter, tol, scaling, backward, checkpoint,
     _check_choice(backward, "backward", BACKWARDS)
     _check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
     _check_bool(checkpoint, "checkpoint")
+    _check_precision(precision, w, xp, tol)
     if _check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
         raise ValueError("w must be finite (it contains NaN or inf); pass check_finite=False to "
                          "skip this check and let NaN propagate")
     coeffs = bjorck_coefficients(order, beta)
     return _Config(coeffs, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                   on_nonconvergence, transposed=w.shape[-2] < w.shape[-1])
+                   on_nonconvergence, transposed=w.shape[-2] < w.shape[-1], precision=precision)
+
+
+def _check_precision(precision, w, xp, tol):
+    _check_choice(precision, "precision", PRECISIONS)
+    if precision == "default":
+        return
+    from array_api_compat import is_cupy_namespace
+
+    if not (is_cupy_namespace(xp) and w.dtype == xp.float32):
+        raise ValueError(f"precision={precision!r} needs a float32 CuPy array (TF32 is a GPU "
+                         f"tensor-core mode), got a {w.dtype} array of {xp.__name__}; use "
+                         f"precision='default'")
+    if tol is not None:
+        raise ValueError(f"precision={precision!r} runs a fixed schedule (the last {TF32_POLISH} of "
+                         f"n_iter iterations in float32) and does not take tol; got tol={tol}")
+
+
+def _precision(cfg, k, xp, dtype):
+    """Context of the products of iteration ``k``: TF32 before the float32 polishing steps of
+    ``"tf32-mixed"``, the default otherwise. A function of ``k`` alone, so that recomputed
+    iterates (checkpointing, JVP) are the forward's bit for bit."""
+    tf32 = cfg.precision == "tf32-mixed" and k < cfg.n_iter - TF32_POLISH
+    return _fast.matmul_precision(xp, dtype, "tf32" if tf32 else "default")
 
 
 def _check_cotangent(name, a, residuals, xp):
@@ -398,7 +430,8 @@ def _iterate(a, cfg, xp, *, keep, report):
     while True:
         if k == cfg.n_iter and not report and cfg.tol is None:
             break
-        x = a.mT @ a
+        with _precision(cfg, k, xp, a.dtype):
+            x = a.mT @ a
         if cfg.tol is not None or k == cfg.n_iter:
             residual = _residual(x, xp)
             if cfg.tol is not None and float(xp.max(residual)) <= cfg.tol:
@@ -407,7 +440,8 @@ def _iterate(a, cfg, xp, *, keep, report):
             break
         if keep:
             pairs.append((a, x))
-        a = _step(a, x, cfg.coeffs, xp)
+        with _precision(cfg, k, xp, a.dtype):
+            a = _step(a, x, cfg.coeffs, xp)
         k += 1
     return a, pairs, k, residual
 
@@ -439,17 +473,19 @@ def _recomputed_pairs(res, xp):
     a, _ = _scale(res.w, cfg.scaling, xp)
     starts = [a]
     for k in range(1, ((k_run - 1) // seg) * seg + 1 if k_run else 0):
-        a = _step(a, a.mT @ a, cfg.coeffs, xp)
+        with _precision(cfg, k - 1, xp, a.dtype):
+            a = _step(a, a.mT @ a, cfg.coeffs, xp)
         if k % seg == 0:
             starts.append(a)
     for s in range(len(starts) - 1, -1, -1):
         a, pairs = starts[s], []
         stop = min(k_run, (s + 1) * seg)
         for k in range(s * seg, stop):
-            x = a.mT @ a
-            pairs.append((a, x))
-            if k + 1 < stop:
-                a = _step(a, x, cfg.coeffs, xp)
+            with _precision(cfg, k, xp, a.dtype):
+                x = a.mT @ a
+                pairs.append((a, x))
+                if k + 1 < stop:
+                    a = _step(a, x, cfg.coeffs, xp)
         yield from reversed(pairs)
 
 
@@ -460,10 +496,12 @@ def _forward_pairs(res, xp):
         return
     a, _ = _scale(res.w, res.config.scaling, xp)
     for k in range(res.info.n_iter):
-        x = a.mT @ a
+        with _precision(res.config, k, xp, a.dtype):
+            x = a.mT @ a
         yield a, x
         if k + 1 < res.info.n_iter:
-            a = _step(a, x, res.config.coeffs, xp)
+            with _precision(res.config, k, xp, a.dtype):
+                a = _step(a, x, res.config.coeffs, xp)
 
 
 def _step_vjp(a, x, a_bar_next, coeffs, xp):
@@ -610,17 +648,18 @@ def _report_convergence(info, cfg, stacklevel):
 
 
 def _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint, on_nonconvergence,
-               check_finite):
+               check_finite, precision):
     xp = get_namespace(w)
     cfg = _make_config(w, xp, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                       on_nonconvergence, check_finite)
+                       on_nonconvergence, check_finite, precision)
     if cfg.scaling != "frobenius" and cfg.n_iter > 0:
         _certify_basin(_scale(_tall(w, cfg.transposed), cfg.scaling, xp)[0], cfg, xp)
     return xp, cfg
 
 
 def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling="frobenius",
-               backward="unrolled", checkpoint=False, on_nonconvergence="warn", check_finite=True):
+               backward="unrolled", checkpoint=False, on_nonconvergence="warn", check_finite=True,
+               precision="default"):
     """Björck orthonormalization, forward pass returning the residuals of the backward pass.
 
     .. math::
@@ -678,6 +717,14 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
         What to do when ``tol`` is given and not reached.
     check_finite : bool, default True
         Raise ``ValueError`` on NaN/inf (one device-to-host read). With ``False`` NaN propagates.
+    precision : {"default", "tf32-mixed"}, default "default"
+        ``"tf32-mixed"`` (float32 CuPy arrays only, without ``tol``; ``ValueError`` otherwise,
+        NumPy included): the products of the first ``n_iter - TF32_POLISH`` iterations (all but
+        the last 3) run on TF32 tensor cores, the last ones in float32. The iteration is
+        self-correcting [BJ-5], so the float32 steps remove the TF32 rounding and the result
+        reaches the float32 residual at a fraction of the cost (see benchmarks/README.md). The
+        backward passes run in float32 on the iterates the forward computed (recomputed ones
+        follow the same schedule, bit for bit).
 
     Returns
     -------
@@ -697,7 +744,7 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
         ``tol`` not reached with ``on_nonconvergence="raise"``.
     """
     xp, cfg = _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                         on_nonconvergence, check_finite)
+                         on_nonconvergence, check_finite, precision)
     y, res = _bjorck_fwd(w, cfg, xp)
     _report_convergence(res.info, cfg, stacklevel=2)
     return y, res
@@ -752,7 +799,7 @@ def bjorck_jvp(residuals, w_dot):
 
 def bjorck(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling="frobenius",
            backward="unrolled", checkpoint=False, on_nonconvergence="warn", check_finite=True,
-           return_info=False):
+           precision="default", return_info=False):
     """Orthonormalize ``w`` (its polar factor ``U V^T``) by the Björck–Bowie iteration.
 
     Same parameters and result as :func:`bjorck_fwd` (``backward`` and ``checkpoint`` are
@@ -772,7 +819,7 @@ def bjorck(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling="fr
     y : array, or (y, BjorckInfo) with ``return_info=True``.
     """
     xp, cfg = _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                         on_nonconvergence, check_finite)
+                         on_nonconvergence, check_finite, precision)
     _check_bool(return_info, "return_info")
     y, res = _bjorck_fwd(w, cfg, xp, keep=False, report=return_info)
     _report_convergence(res.info, cfg, stacklevel=2)
@@ -789,5 +836,6 @@ BJORCK = register(
         proof="BJ-1",
         second_order=False,
         strategy="reflip.testing.strategies:bjorck_cases",
+        bench_inputs="reflip.testing.bench_inputs:bjorck_inputs",
     )
 )

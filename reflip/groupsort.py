@@ -44,7 +44,9 @@ class GroupSortResiduals(NamedTuple):
 
     ``perm[..., g, j]`` is the index, within group ``g``, of the input entry that lands at
     output position ``j`` (so ``y_g = x_g[perm_g]``). Its layout is the input's with ``axis``
-    moved last and split into ``(n // group_size, group_size)``.
+    moved last and split into ``(n // group_size, group_size)``. Its integer dtype depends on
+    the path that computed it (the core's ``argsort`` index dtype; ``uint8``/``uint16`` from the
+    CuPy kernels); every path's backward and JVP accept any of them.
     """
 
     perm: object
@@ -131,6 +133,9 @@ def _group_sort_bwd_core(residuals, y_bar, xp):
 
 def _group_sort_jvp(residuals, x_dot, xp):
     perm, group_size, axis = residuals
+    fast = _fast.group_sort_jvp(perm, x_dot, group_size, axis, xp)
+    if fast is not None:
+        return fast
     # y_dot = P x_dot [GS-4]: the tangent is permuted exactly like the primal.
     y_dot = xp.take_along_axis(_grouped(x_dot, group_size, axis, xp), perm, axis=-1)
     return _ungrouped(y_dot, axis, xp)

@@ -305,6 +305,7 @@ LINF_PROJECT = register(
         # derivative is 0 almost everywhere.
         second_order=True,
         strategy="reflip.testing.strategies:linf_project_cases",
+        bench_inputs="reflip.testing.bench_inputs:linf_project_inputs",
         # Linear on every piece of constant support and signs [PR-4].
         piecewise_linear=True,
     )
@@ -449,6 +450,7 @@ PINF_PROJECT = register(
         # p = 2's residuals (r/||w||, w/||w||) vary smoothly with w.
         second_order=False,
         strategy="reflip.testing.strategies:pinf_project_cases",
+        bench_inputs="reflip.testing.bench_inputs:pinf_project_inputs",
         piecewise_linear=False,
     )
 )
@@ -550,6 +552,7 @@ ROW_SCALE = register(
         proof="PR-10",
         second_order=False,
         strategy="reflip.testing.strategies:row_scale_cases",
+        bench_inputs="reflip.testing.bench_inputs:row_scale_inputs",
         piecewise_linear=False,
     )
 )

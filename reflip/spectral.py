@@ -295,6 +295,7 @@ SPECTRAL_NORMALIZE = register(
         proof="PR-11",
         second_order=False,
         strategy="reflip.testing.strategies:spectral_normalize_cases",
+        bench_inputs="reflip.testing.bench_inputs:spectral_normalize_inputs",
         piecewise_linear=False,
     )
 )

@@ -2,17 +2,27 @@
 
 Each function here returns ``None`` when it has no fast path for its arguments, and the caller
 falls back to the array-API core. Every fast path is tested against the core
-(``tests/test_fast.py``): bit for bit for GroupSort.
+(``tests/test_fast.py`` for NumPy, ``tests/test_fast_cupy.py`` for CuPy on a GPU): bit for bit
+for GroupSort. NumPy paths are in this module; CuPy kernels in :mod:`.cupy_groupsort` and
+:mod:`.cupy_bjorck`, imported only when a CuPy array arrives (CuPy stays optional).
 """
 from __future__ import annotations
 
-from array_api_compat import is_numpy_namespace
+from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
-__all__ = ["group_sort", "group_sort_fwd", "group_sort_bwd"]
+__all__ = ["group_sort", "group_sort_fwd", "group_sort_bwd", "group_sort_jvp", "matmul_precision"]
+
+
+def _cupy_groupsort():
+    from . import cupy_groupsort
+
+    return cupy_groupsort
 
 
 def group_sort(x, group_size, axis, xp):
     """Forward GroupSort without residuals; ``None`` when no fast path applies."""
+    if is_cupy_namespace(xp):
+        return _cupy_groupsort().group_sort(x, group_size, axis)
     if not is_numpy_namespace(xp):
         return None
     if group_size == 2:
@@ -22,6 +32,8 @@ def group_sort(x, group_size, axis, xp):
 
 def group_sort_fwd(x, group_size, axis, xp):
     """``(y, perm)`` of the stable order, in the core's layout; ``None`` without a fast path."""
+    if is_cupy_namespace(xp):
+        return _cupy_groupsort().group_sort_fwd(x, group_size, axis)
     if not is_numpy_namespace(xp):
         return None
     return _numpy_sorted(x, group_size, axis, argsort=True)
@@ -30,6 +42,8 @@ def group_sort_fwd(x, group_size, axis, xp):
 def group_sort_bwd(perm, y_bar, group_size, axis, xp):
     """``P^T y_bar`` as a scatter (NumPy has ``put_along_axis``; the standard does not, so the
     core gathers with the inverse permutation instead). ``None`` without a fast path."""
+    if is_cupy_namespace(xp):
+        return _cupy_groupsort().group_sort_bwd(perm, y_bar, group_size, axis)
     if not is_numpy_namespace(xp):
         return None
     import numpy as np
@@ -39,6 +53,28 @@ def group_sort_bwd(perm, y_bar, group_size, axis, xp):
     x_bar = np.empty(yg.shape, dtype=yg.dtype)
     np.put_along_axis(x_bar, perm, yg, axis=-1)
     return np.moveaxis(x_bar.reshape(ym.shape), -1, axis)
+
+
+def group_sort_jvp(perm, x_dot, group_size, axis, xp):
+    """``P x_dot`` as a gather (CuPy only: NumPy's ``take_along_axis`` is the core's own)."""
+    if is_cupy_namespace(xp):
+        return _cupy_groupsort().group_sort_jvp(perm, x_dot, group_size, axis)
+    return None
+
+
+def matmul_precision(xp, dtype, precision):
+    """Context manager under which ``xp``'s float32 products use ``precision`` (``"tf32"`` or
+    ``"default"``); only CuPy has the switch. Raises ``ValueError`` elsewhere (callers validate
+    first, so this is a guard)."""
+    if precision == "default":
+        import contextlib
+
+        return contextlib.nullcontext()
+    if not is_cupy_namespace(xp):
+        raise ValueError(f"precision={precision!r} needs CuPy arrays (TF32 is a GPU tensor-core mode)")
+    from . import cupy_bjorck
+
+    return cupy_bjorck.tf32_matmul(dtype)
 
 
 def _numpy_max_min(x, axis):
