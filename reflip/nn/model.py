@@ -1,0 +1,187 @@
+"""Sequential composition: a model is a description (a tuple of layers) plus its parameters (a
+list with one ``dict`` of arrays per layer), and its derivative is the layers' VJPs chained in
+reverse order [NN-2]."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._backend import check_floating, get_namespace
+from .layers import Dense, Layer
+
+__all__ = ["Sequential", "SequentialResiduals"]
+
+
+class SequentialResiduals(NamedTuple):
+    """One residual per layer, and the output shape the cotangent must have."""
+
+    layers: tuple
+    out_shape: tuple
+
+
+def _resolve_dtype(xp, dtype):
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        return getattr(xp, dtype)
+    return dtype
+
+
+class Sequential:
+    """A feed-forward composition ``f = l_K o ... o l_1`` of :mod:`reflip.nn.layers` layers.
+
+    Widths are checked when the model is built: every :class:`~reflip.nn.Dense` must take the
+    width the previous layers output, group sizes must divide the width at their position, and
+    ``constraint="pinf"`` (``||W||_{p,inf}``: ``l_p`` input, ``l_inf`` output) is available on
+    the first Dense layer only [NN-11].
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        At least one layer, and at least one Dense layer (it fixes the input width).
+
+    Attributes
+    ----------
+    in_features, out_features : int
+    layers : tuple of Layer
+    """
+
+    def __init__(self, layers):
+        layers = tuple(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} must be a reflip.nn layer (Dense, Activation, Scale), "
+                                f"got {type(layer).__name__}")
+        dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
+        if not dense:
+            raise ValueError("layers must include a Dense layer (it fixes the input width)")
+        for i in dense[1:]:
+            if layers[i].constraint == "pinf":
+                raise ValueError(
+                    f"layer {i}: constraint='pinf' bounds ||W||_(p,inf) (l_p input, l_inf output) and is "
+                    f"available for the first Dense layer only (layer {dense[0]}); use constraint='linf' "
+                    f"(||W||_inf, l_inf to l_inf) for later layers")
+        self.layers = layers
+        self.in_features = layers[dense[0]].in_features
+        width = self.in_features
+        for i, layer in enumerate(layers):
+            width = layer.output_width(width, i)
+        self.out_features = width
+
+    # ------------------------------------------------------------------------------------------
+    def init(self, seed=0, xp=np, dtype="float64"):
+        """Fresh parameters: one ``dict`` per layer (``{}`` for layers without parameters).
+
+        Parameters
+        ----------
+        seed : int or numpy SeedSequence
+            Every layer draws from its own child of ``SeedSequence(seed)``, on the host, so
+            the same seed gives the same numbers on every backend [NN-12].
+        xp : module, default numpy
+            The array module of the parameters (``numpy``, ``cupy``, ``array_api_strict``...).
+        dtype : "float32", "float64" or a dtype of ``xp``
+        """
+        dtype = _resolve_dtype(xp, dtype)
+        children = np.random.SeedSequence(seed).spawn(len(self.layers))
+        return [layer.init(np.random.default_rng(child), xp, dtype)
+                for layer, child in zip(self.layers, children)]
+
+    def _check(self, params, x):
+        """Namespace of ``x`` and ``params``; clear errors for a wrong structure, shape, dtype."""
+        if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
+            n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
+            raise ValueError(f"params must be a list of {len(self.layers)} dicts (one per layer), got {n}")
+        arrays = [x]
+        for i, (layer, p) in enumerate(zip(self.layers, params)):
+            shapes = layer.param_shapes()
+            if not isinstance(p, dict) or set(p) != set(shapes):
+                got = sorted(p) if isinstance(p, dict) else type(p).__name__
+                raise ValueError(f"params[{i}] ({layer!r}) must be a dict with keys {sorted(shapes)}, got {got}")
+            for name, shape in shapes.items():
+                if tuple(getattr(p[name], "shape", ())) != shape:
+                    raise ValueError(f"params[{i}][{name!r}] ({layer!r}) must have shape {shape}, "
+                                     f"got {tuple(getattr(p[name], 'shape', ()))}")
+                arrays.append(p[name])
+        xp = get_namespace(*arrays)
+        check_floating(x, xp, "x")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (batch, {self.in_features}) for this model, got {tuple(x.shape)}")
+        for a in arrays[1:]:
+            if a.dtype != x.dtype:
+                raise TypeError(f"x has dtype {x.dtype} but the parameters have dtype {a.dtype}; "
+                                f"convert one of them (the model never mixes precisions)")
+        return xp
+
+    def forward(self, params, x):
+        """``(y, residuals)``: the output ``(batch, out_features)`` and what :meth:`backward`
+        needs (the inputs of every layer, constrained weights, activation permutations).
+
+        Neither ``x`` nor ``params`` is modified.
+        """
+        xp = self._check(params, x)
+        residuals = []
+        for layer, p in zip(self.layers, params):
+            x, r = layer.forward(p, x, xp)
+            residuals.append(r)
+        return x, SequentialResiduals(tuple(residuals), tuple(x.shape))
+
+    def backward(self, residuals, y_bar, *, input_only=False):
+        """VJP of :meth:`forward`: ``(x_bar, grads)`` with ``grads`` shaped like ``params``
+        (``None`` with ``input_only=True``, which skips the weight and constraint VJPs: the
+        cheap path for input gradients and attacks) [NN-1] [NN-2].
+
+        Parameters
+        ----------
+        residuals : SequentialResiduals
+            From :meth:`forward`.
+        y_bar : array (batch, out_features)
+            Cotangent of the output; never modified.
+        """
+        xp = get_namespace(y_bar)
+        check_floating(y_bar, xp, "y_bar")
+        if tuple(y_bar.shape) != residuals.out_shape:
+            raise ValueError(f"y_bar must have the output's shape {residuals.out_shape}, got {tuple(y_bar.shape)}")
+        grads = [None] * len(self.layers)
+        for i in range(len(self.layers) - 1, -1, -1):
+            y_bar, grads[i] = self.layers[i].backward(residuals.layers[i], y_bar, xp, input_only)
+        return y_bar, None if input_only else grads
+
+    def __call__(self, params, x):
+        """The output only (no residuals; Björck keeps no iterates)."""
+        xp = self._check(params, x)
+        for layer, p in zip(self.layers, params):
+            x = layer.apply(p, x, xp)
+        return x
+
+    def effective_weights(self, params):
+        """The constrained weights ``W_eff`` of the Dense layers, in order."""
+        return [layer.effective_weight(p, get_namespace(p["W"]))
+                for layer, p in zip(self.layers, params) if isinstance(layer, Dense)]
+
+    def freeze(self, params):
+        """``(model, params)`` computing the same function with every constraint applied once:
+        Dense layers become ``constraint="none"`` holding ``W_eff``. Evaluations, attacks and
+        bounds use it so that Björck runs once, not at every call."""
+        layers, frozen = [], []
+        for layer, p in zip(self.layers, params):
+            if isinstance(layer, Dense):
+                w_eff = layer.effective_weight(p, get_namespace(p["W"]))
+                layer = Dense(layer.in_features, layer.out_features, "none", bias=layer.bias)
+                p = {**p, "W": w_eff}
+            layers.append(layer)
+            frozen.append(p)
+        return Sequential(layers), frozen
+
+    def config(self):
+        """JSON-serialisable description (see :func:`reflip.nn.save`)."""
+        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n    {inner},\n])"

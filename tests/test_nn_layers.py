@@ -1,0 +1,234 @@
+"""reflip.nn models: construction and call-time errors [NN-11], initialization [NN-12],
+forward = call = frozen model, inputs never modified, parameter files [NN-13]."""
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from reflip import nn, to_numpy
+from reflip.nn import certify, losses, lipschitz
+
+RNG = np.random.default_rng(20190601)
+
+
+def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Dense(a, b, constraint, **options))
+        if i < len(widths) - 2:
+            layers.append(nn.Activation(act))
+    return nn.Sequential(layers)
+
+
+# ----------------------------------------------------------------------------------------------
+# Construction [NN-11]
+
+
+@pytest.mark.parametrize("build, exc, words", [
+    (lambda: nn.Dense(0, 3), ValueError, "in_features must be a positive integer, got 0"),
+    (lambda: nn.Dense(3, 2.5), ValueError, "out_features must be a positive integer"),
+    (lambda: nn.Dense(3, 3, "orthogonal"), ValueError, r"constraint must be one of \('bjorck'"),
+    (lambda: nn.Dense(3, 3, bias=1), TypeError, "bias must be True or False"),
+    (lambda: nn.Dense(3, 3, init="xavier"), ValueError, r"init must be one of \('orthogonal', 'normal'\)"),
+    (lambda: nn.Dense(3, 3, "linf", order=2), TypeError,
+     r"Dense\(constraint='linf'\) got unexpected option\(s\) \['order'\]; its options are \['radius', 'threshold'\]"),
+    (lambda: nn.Dense(3, 3, "none", radius=2.0), TypeError, "its options are none"),
+    (lambda: nn.Dense(3, 3, "bjorck", order=0), ValueError, "order must be >= 1, got 0"),
+    (lambda: nn.Dense(3, 3, "bjorck", backward="exact"), ValueError, r"backward must be one of \('unrolled', 'implicit'\)"),
+    (lambda: nn.Dense(3, 3, "linf", threshold="paper"), ValueError, "threshold must be one of"),
+    (lambda: nn.Dense(3, 3, "linf", radius=-1.0), ValueError, "radius must be a finite number > 0"),
+    (lambda: nn.Dense(3, 3, "pinf"), TypeError, r"Dense\(constraint='pinf'\) needs the option p"),
+    (lambda: nn.Dense(3, 3, "pinf", p=3), ValueError, "p must be 1, 2 or inf"),
+    (lambda: nn.Dense(3, 3, "spectral", convention="torch"), ValueError, "convention must be one of"),
+    (lambda: nn.Dense(3, 2, "unit_row"), ValueError, "constraint='unit_row' needs out_features=1"),
+    (lambda: nn.Activation("tanh"), ValueError, "activation name must be one of"),
+    (lambda: nn.Activation("group_sort"), TypeError, r"Activation\('group_sort'\) needs group_size"),
+    (lambda: nn.Activation("group_sort", group_size=0), ValueError, "group_size must be a positive integer"),
+    (lambda: nn.Activation("max_min", group_size=2), TypeError, "group_size applies to 'group_sort' only"),
+    (lambda: nn.Scale(0.0), ValueError, "factor must be a finite number > 0"),
+    (lambda: nn.Scale(math.inf), ValueError, "factor must be a finite number > 0"),
+    (lambda: nn.Sequential([]), ValueError, "layers must hold at least one layer"),
+    (lambda: nn.Sequential([nn.Activation("relu")]), ValueError, "must include a Dense layer"),
+    (lambda: nn.Sequential([nn.Dense(3, 3), "relu"]), TypeError, "layer 1 must be a reflip.nn layer"),
+    (lambda: nn.Sequential([nn.Dense(4, 6), nn.Dense(5, 2)]), ValueError,
+     "layer 1: Dense.* expects 5 input features but the previous layers output 6"),
+    (lambda: nn.Sequential([nn.Dense(4, 6), nn.Activation("group_sort", group_size=4)]), ValueError,
+     "layer 1: .* needs a width divisible by its group size 4, got width 6"),
+    (lambda: nn.Sequential([nn.Dense(4, 5), nn.Activation("max_min")]), ValueError,
+     "divisible by its group size 2, got width 5"),
+    (lambda: nn.Sequential([nn.Dense(4, 6), nn.Activation("relu"), nn.Dense(6, 2, "pinf", p=2)]), ValueError,
+     r"layer 2: constraint='pinf' .* first Dense layer only \(layer 0\)"),
+])
+def test_construction_errors(build, exc, words):
+    """[NN-11] impossible models fail when they are built, naming the layer and the value."""
+    with pytest.raises(exc, match=words):
+        build()
+
+
+def test_valid_positions_are_accepted():
+    """[NN-11] pinf on the first Dense layer (after an input Scale), unit_row on one output,
+    group sizes that divide the width, full_sort on any width."""
+    model = nn.Sequential([nn.Scale(0.5), nn.Dense(4, 6, "pinf", p=math.inf), nn.Activation("group_sort", group_size=3),
+                           nn.Activation("full_sort"), nn.Dense(6, 5, "linf"), nn.Activation("full_sort"),
+                           nn.Dense(5, 1, "unit_row")])
+    assert (model.in_features, model.out_features) == (4, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Call-time errors [NN-11]
+
+
+def test_call_time_errors():
+    model = _mlp()
+    params = model.init(seed=0)
+    x = RNG.standard_normal((3, 6))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 6\) for this model, got \(3, 5\)"):
+        model(params, x[:, :5])
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 6\)"):
+        model.forward(params, x[0])
+    with pytest.raises(TypeError, match="x has dtype float32 but the parameters have dtype float64"):
+        model(params, x.astype(np.float32))
+    with pytest.raises(TypeError, match="x must have a real floating dtype"):
+        model(params, x.astype(np.int64))
+    with pytest.raises(ValueError, match="params must be a list of 3 dicts"):
+        model(params[:2], x)
+    bad = copy.deepcopy(params)
+    del bad[0]["b"]
+    with pytest.raises(ValueError, match=r"params\[0\] \(Dense.*\) must be a dict with keys \['W', 'b'\], got \['W'\]"):
+        model(bad, x)
+    bad = copy.deepcopy(params)
+    bad[2]["W"] = bad[2]["W"].T
+    with pytest.raises(ValueError, match=r"params\[2\]\['W'\] .* must have shape \(4, 8\), got \(8, 4\)"):
+        model(bad, x)
+    _, res = model.forward(params, x)
+    with pytest.raises(ValueError, match=r"y_bar must have the output's shape \(3, 4\), got \(3, 3\)"):
+        model.backward(res, np.ones((3, 3)))
+    with pytest.raises(TypeError, match="expected an array"):
+        model(params, x.tolist())
+
+
+@pytest.mark.parametrize("labels, exc, words", [
+    (np.array([0, 1, 4]), ValueError, r"labels must lie in \[0, 4\) for 4 classes, got values from 0 to 4"),
+    (np.array([-1, 1, 2]), ValueError, r"labels must lie in \[0, 4\)"),
+    (np.array([0.0, 1.0, 2.0]), TypeError, "labels must be an integer array"),
+    (np.array([0, 1]), ValueError, r"labels must have shape \(3,\)"),
+])
+def test_labels_checked(labels, exc, words):
+    """[NN-11] every consumer of labels refuses labels out of range or of the wrong kind."""
+    model = _mlp()
+    params = model.init(seed=0)
+    x = RNG.standard_normal((3, 6))
+    logits = model(params, x)
+    for call in (lambda: losses.multi_margin_fwd(logits, labels), lambda: losses.cross_entropy_fwd(logits, labels),
+                 lambda: certify.margins(logits, labels), lambda: certify.certified_radius(logits, labels, 1.0),
+                 lambda: certify.pgd_attack(model, params, x, labels, 0.1, steps=1)):
+        with pytest.raises(exc, match=words):
+            call()
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialization [NN-12]
+
+
+def test_orthogonal_init_and_seeds():
+    """[NN-12] orthonormal columns (tall W) or rows (wide W), zero biases; one seed gives the
+    same parameters, another seed different ones."""
+    model = nn.Sequential([nn.Dense(5, 9), nn.Activation("relu"), nn.Dense(9, 3, bias=False)])
+    params = model.init(seed=7)
+    w0, w1 = params[0]["W"], params[2]["W"]
+    np.testing.assert_allclose(w0.T @ w0, np.eye(5), atol=1e-14)
+    np.testing.assert_allclose(w1 @ w1.T, np.eye(3), atol=1e-14)
+    assert not np.any(params[0]["b"]) and set(params[2]) == {"W"} and params[1] == {}
+    again = model.init(seed=7)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(params, again) for k in a)
+    assert not np.allclose(model.init(seed=8)[0]["W"], w0)
+    normal = nn.Sequential([nn.Dense(400, 300, init="normal")]).init(seed=0)[0]["W"]
+    assert abs(normal.std() * math.sqrt(400) - 1) < 0.02
+
+
+def test_init_is_the_same_on_every_backend(backend, dtype):
+    """[NN-12] parameters are drawn on the host: every backend gets the same numbers."""
+    model = _mlp()
+    ref = model.init(seed=3, dtype=dtype)
+    with backend.active():
+        params = model.init(seed=3, xp=backend.xp, dtype=dtype)
+        for a, b in zip(ref, params):
+            for k in a:
+                assert str(b[k].dtype).endswith(dtype)
+                np.testing.assert_array_equal(to_numpy(b[k]), a[k])
+
+
+# ----------------------------------------------------------------------------------------------
+# One function, three ways; inputs untouched
+
+
+@pytest.mark.parametrize("constraint, options", [("bjorck", {"n_iter": 12}), ("linf", {}), ("spectral", {}),
+                                                 ("none", {})])
+def test_forward_call_and_freeze_agree(constraint, options):
+    model = _mlp(constraint, **options)
+    params = [{k: v * 1.5 for k, v in p.items()} for p in model.init(seed=1)]
+    x = RNG.standard_normal((4, 6))
+    y, _ = model.forward(params, x)
+    np.testing.assert_array_equal(model(params, x), y)
+    frozen, fparams = model.freeze(params)
+    assert all(layer.constraint == "none" for layer in frozen.layers if isinstance(layer, nn.Dense))
+    np.testing.assert_allclose(frozen(fparams, x), y, rtol=1e-14, atol=1e-14)
+    for w, fp in zip(model.effective_weights(params), fparams[::2]):
+        np.testing.assert_array_equal(w, fp["W"])
+
+
+def test_none_constraint_is_the_raw_weight():
+    """W_eff = W exactly (the same array) for constraint='none'."""
+    model = _mlp("none")
+    params = model.init(seed=0)
+    assert all(w is p["W"] for w, p in zip(model.effective_weights(params), params[::2]))
+
+
+def test_inputs_are_never_modified():
+    model = nn.Sequential([nn.Dense(6, 8, "bjorck", n_iter=8), nn.Activation("group_sort", group_size=4),
+                           nn.Dense(8, 4, "linf"), nn.Activation("relu"), nn.Dense(4, 3, "spectral")])
+    params = model.init(seed=0)
+    x, labels = RNG.standard_normal((8, 6)), RNG.integers(0, 3, 8)
+    saved = copy.deepcopy((params, x, labels))
+    y, res = model.forward(params, x)
+    y_bar = np.ones_like(y)
+    model.backward(res, y_bar)
+    lipschitz.upper_bound(model, params)
+    lipschitz.input_gradient_norms(model, params, x, output=labels)
+    certify.pgd_attack(model, params, x, labels, 0.1, steps=2)
+    nn.train.fit(model, params, nn.train.minibatches(x, labels, batch_size=4), nn.optim.Adam(0.1), steps=2,
+                 progress=False)
+    assert np.array_equal(y_bar, np.ones_like(y))
+    for a, b in zip(saved[0], params):
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert np.array_equal(saved[1], x) and np.array_equal(saved[2], labels)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameter files [NN-13]
+
+
+def test_save_load_round_trip(tmp_path):
+    """[NN-13] the reloaded model computes the same function bit for bit; nothing is pickled."""
+    model = nn.Sequential([nn.Scale(0.5), nn.Dense(4, 6, "pinf", p=math.inf, radius=2.0),
+                           nn.Activation("group_sort", group_size=3), nn.Dense(6, 6, "bjorck", order=2, n_iter=9,
+                                                                              bias=False),
+                           nn.Activation("abs"), nn.Dense(6, 1, "unit_row"), nn.Scale(3.0)])
+    params = [{k: v + 0.1 for k, v in p.items()} for p in model.init(seed=2, dtype="float32")]
+    path = tmp_path / "net.npz"
+    nn.save(path, params, model)
+    loaded_model, loaded = nn.load_model(path)
+    assert repr(loaded_model) == repr(model)
+    x = RNG.standard_normal((5, 4)).astype(np.float32)
+    assert np.array_equal(loaded_model(loaded, x), model(params, x))
+    assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for a, b in zip(params, nn.load(path))
+               for k in a)
+    nn.save(tmp_path / "bare.npz", params)
+    with pytest.raises(ValueError, match="holds parameters only"):
+        nn.load_model(tmp_path / "bare.npz")
+    np.savez(tmp_path / "foreign.npz", W=np.ones(3))
+    with pytest.raises(ValueError, match="is not a reflip.nn parameter file"):
+        nn.load(tmp_path / "foreign.npz")
+    with pytest.raises(ValueError, match="model has 7 layers but params 2 entries"):
+        nn.save(tmp_path / "x.npz", params[:2], model)

@@ -1,0 +1,274 @@
+"""Losses [NN-7] against finite differences and PyTorch, optimizers [NN-8] against torch.optim
+and the closed form of the velocities, and the training loop [NN-9]: a toy task is learnt,
+runs are reproducible, clipping rescales, the callback runs when it should."""
+import math
+
+import numpy as np
+import pytest
+
+from reflip import nn, to_numpy
+from reflip.nn import lipschitz, losses, optim, train
+from reflip.nn.checks import richardson
+from reflip.tolerances import fd_rtol
+
+RNG = np.random.default_rng(7)
+
+
+def _fd_grad_check(fwd, bwd, f, *args, seed=0, **kw):
+    """Dot-product test of a loss's backward pass against an extrapolated central difference
+    (float64) [NN-2]."""
+    d = np.random.default_rng(seed).standard_normal(f.shape)
+    g = bwd(fwd(f, *args, **kw)[1], 0.7)
+    fd = 0.7 * richardson(lambda t: float(fwd(f + t * d, *args, **kw)[0]), 1e-4)
+    return abs(float(np.sum(g * d)) - fd) / max(abs(fd), 1e-12)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.3, 1.0])
+def test_multi_margin_against_torch_and_differences(margin):
+    """[NN-7] value and gradient equal torch's multi_margin_loss(p=1, margin); backward passes
+    the dot-product test."""
+    torch = pytest.importorskip("torch")
+    logits = RNG.standard_normal((9, 5))
+    labels = RNG.integers(0, 5, 9)
+    value, res = losses.multi_margin_fwd(logits, labels, margin=margin)
+    t = torch.tensor(logits, requires_grad=True)
+    ref = torch.nn.functional.multi_margin_loss(t, torch.tensor(labels), p=1, margin=margin)
+    ref.backward(torch.tensor(0.7, dtype=torch.float64))
+    assert float(value) == pytest.approx(ref.item(), rel=1e-14, abs=1e-15)
+    np.testing.assert_allclose(losses.multi_margin_bwd(res, 0.7), t.grad.numpy(), rtol=1e-14, atol=1e-16)
+    assert _fd_grad_check(losses.multi_margin_fwd, losses.multi_margin_bwd, logits, labels, margin=margin) <= fd_rtol()
+
+
+def test_cross_entropy_against_torch_and_differences():
+    """[NN-7] equals torch's cross_entropy; stable for huge logits; backward passes the
+    dot-product test."""
+    torch = pytest.importorskip("torch")
+    logits = RNG.standard_normal((9, 4)) * 3
+    labels = RNG.integers(0, 4, 9)
+    value, res = losses.cross_entropy_fwd(logits, labels)
+    t = torch.tensor(logits, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(t, torch.tensor(labels))
+    ref.backward()
+    assert float(value) == pytest.approx(ref.item(), rel=1e-14)
+    np.testing.assert_allclose(losses.cross_entropy_bwd(res, 1.0), t.grad.numpy(), rtol=1e-12, atol=1e-16)
+    assert _fd_grad_check(losses.cross_entropy_fwd, losses.cross_entropy_bwd, logits, labels) <= fd_rtol()
+    assert np.isfinite(float(losses.cross_entropy(logits * 1e300, labels)))
+
+
+def test_kr_dual():
+    """[NN-7] for P = Q translated by d and the critic f(x) = <u, x>, u = d / ||d||, the
+    estimate -loss is ||d|| (the W1 of a translation) plus the samples' mean difference along
+    u; gradients -1/n_p and 1/n_q; dot-product test."""
+    x = RNG.standard_normal((40, 3))
+    d = np.array([0.3, -0.4, 1.2])
+    u = d / np.linalg.norm(d)
+    value, res = losses.kr_dual_fwd((x + d) @ u, x[:30] @ u)
+    # E_P f - E_Q f = <u, d> + the difference of the two samples' means along u.
+    expected = np.linalg.norm(d) + np.mean(x @ u) - np.mean(x[:30] @ u)
+    assert -float(value) == pytest.approx(expected, rel=1e-14)
+    f_p_bar, f_q_bar = losses.kr_dual_bwd(res, 2.0)
+    assert np.all(f_p_bar == -2.0 / 40) and np.all(f_q_bar == 2.0 / 30)
+    f_p, f_q = RNG.standard_normal((5, 1)), RNG.standard_normal((3, 1))
+    assert _fd_grad_check(lambda f, g: losses.kr_dual_fwd(f, g),
+                          lambda r, v: losses.kr_dual_bwd(r, v)[0], f_p, f_q) <= fd_rtol()
+    with pytest.raises(ValueError, match=r"f_q must have shape \(n,\) or \(n, 1\)"):
+        losses.kr_dual_fwd(f_p, np.ones((3, 2)))
+
+
+def test_loss_arguments_checked():
+    logits = RNG.standard_normal((3, 4))
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
+        losses.multi_margin_fwd(logits, np.array([0, 1, 2]), margin=-1.0)
+    with pytest.raises(ValueError, match=r"logits must have shape \(batch, classes\) with batch >= 1 and classes >= 2"):
+        losses.cross_entropy_fwd(logits[:, :1], np.array([0, 0, 0]))
+    with pytest.raises(TypeError, match="value_bar must be a real scalar"):
+        losses.cross_entropy_bwd(losses.cross_entropy_fwd(logits, np.array([0, 1, 2]))[1], "one")
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizers [NN-8]
+
+
+def _run(opt, params, grads):
+    state = opt.init(params)
+    for g in grads:
+        params, state = opt.update(params, g, state)
+    return params, state
+
+
+def _problem(steps=6):
+    rng = np.random.default_rng(1)
+    params = [{"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(3)}, {}]
+    grads = [[{"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(3)}, {}] for _ in range(steps)]
+    return params, grads
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: optim.SGD(0.1), lambda ps, torch: torch.optim.SGD(ps, lr=0.1)),
+    (lambda: optim.SGD(0.1, momentum=0.9), lambda ps, torch: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
+    (lambda: optim.SGD(0.1, momentum=0.5, nesterov=True),
+     lambda ps, torch: torch.optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True)),
+    (lambda: optim.Adam(0.05), lambda ps, torch: torch.optim.Adam(ps, lr=0.05)),
+    (lambda: optim.Adam(0.05, betas=(0.5, 0.9), eps=1e-3),
+     lambda ps, torch: torch.optim.Adam(ps, lr=0.05, betas=(0.5, 0.9), eps=1e-3)),
+])
+def test_optimizers_match_torch(ours, theirs):
+    """[NN-8] step by step equal to torch.optim (an independent implementation)."""
+    torch = pytest.importorskip("torch")
+    params, grads = _problem()
+    got, _ = _run(ours(), params, grads)
+    tensors = [torch.tensor(params[0][k], requires_grad=True) for k in ("W", "b")]
+    opt = theirs(tensors, torch)
+    for g in grads:
+        for t, k in zip(tensors, ("W", "b")):
+            t.grad = torch.tensor(g[0][k])
+        opt.step()
+    for t, k in zip(tensors, ("W", "b")):
+        np.testing.assert_allclose(got[0][k], t.detach().numpy(), rtol=1e-13, atol=1e-14)
+
+
+def test_aggmo_velocities_and_reductions():
+    """[NN-8] (a) v_t = sum_s beta^(t-s) g_s for every beta; (b) one beta, or equal betas, is
+    SGD with momentum."""
+    params, grads = _problem()
+    betas = (0.0, 0.9, 0.99)
+    _, state = _run(optim.AggMo(0.01, betas), params, grads)
+    t = len(grads)
+    for b, v in zip(betas, state["velocities"]):
+        closed = sum(b ** (t - 1 - s) * grads[s][0]["W"] for s in range(t))
+        np.testing.assert_allclose(v[0]["W"], closed, rtol=1e-13)
+    sgd, _ = _run(optim.SGD(0.01, momentum=0.9), params, grads)
+    for agg in (optim.AggMo(0.01, (0.9,)), optim.AggMo(0.01, (0.9, 0.9, 0.9))):
+        np.testing.assert_allclose(_run(agg, params, grads)[0][0]["W"], sgd[0]["W"], rtol=1e-14)
+
+
+def test_step_decay_and_schedules():
+    """[NN-8] lr0 * factor ** (step // every), used by the optimizer at the right step."""
+    schedule = optim.step_decay(0.1, factor=0.5, every=3)
+    assert [schedule(s) for s in range(7)] == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025]
+    params, grads = _problem(5)
+    got, state = _run(optim.SGD(schedule), params, grads)
+    expected = params[0]["W"] - sum(schedule(s) * grads[s][0]["W"] for s in range(5))
+    np.testing.assert_allclose(got[0]["W"], expected, rtol=1e-14)
+    assert state["step"] == 5
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        optim.step_decay(0.1, every=0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        optim.Adam(-1.0)
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a number in \[0, 1\)"):
+        optim.AggMo(0.1, (0.0, 1.0))
+    with pytest.raises(ValueError, match="grads must have the structure of params"):
+        optim.SGD(0.1).update(params, grads[0][:1], optim.SGD(0.1).init(params))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training loop [NN-9]
+
+
+def _toy():
+    """XOR-like quadrants: not linearly separable, learnt by a small MaxMin Björck net."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (256, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential([nn.Dense(2, 16, "bjorck", n_iter=8), nn.Activation("max_min"),
+                           nn.Dense(16, 16, "bjorck", n_iter=8), nn.Activation("max_min"),
+                           nn.Dense(16, 2, "bjorck", n_iter=8), nn.Scale(4.0)])
+    return model, x, y
+
+
+def test_training_learns_a_toy_task_reproducibly():
+    """[NN-9] the hinge loss falls and accuracy rises on a toy task; the same seed gives the
+    same parameters bit for bit, another seed different ones; the callback runs every
+    eval_every steps and at the end."""
+    model, x, y = _toy()
+    params = model.init(seed=0)
+    calls = []
+
+    def callback(step, p, history):
+        calls.append(step)
+        return {"accuracy": float(np.mean(model(p, x).argmax(1) == y))}
+
+    kw = dict(loss="multi_margin", loss_options={"margin": 0.3}, steps=90, progress=False)
+    data = train.minibatches(x, y, batch_size=32)
+    trained, history = train.fit(model, params, data, optim.Adam(0.02), seed=1, eval_every=40, callback=callback, **kw)
+    assert calls == [40, 80, 90] and [s for s, _ in history.evals] == calls
+    assert np.mean(history.loss[-10:]) < 0.5 * np.mean(history.loss[:10])
+    assert history.evals[-1][1]["accuracy"] > 0.85
+    again, _ = train.fit(model, params, data, optim.Adam(0.02), seed=1, **kw)
+    other, _ = train.fit(model, params, data, optim.Adam(0.02), seed=2, **kw)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(trained, again) for k in a)
+    assert not np.array_equal(trained[0]["W"], other[0]["W"])
+
+
+def test_training_steps_agree_on_every_backend(backend):
+    """[NN-9] three seeded training steps (mini-batches, loss, backward, Adam) give the NumPy
+    parameters on every backend."""
+    model, x, y = _toy()
+    kw = dict(loss="cross_entropy", steps=3, seed=4, clip_norm=1.0, progress=False)
+    ref, ref_history = train.fit(model, model.init(seed=0), train.minibatches(x, y, batch_size=16),
+                                 optim.Adam(0.02), **kw)
+    with backend.active():
+        xb, yb = backend.asarray(x), backend.asarray(y)
+        got, history = train.fit(model, model.init(seed=0, xp=backend.xp), train.minibatches(xb, yb, batch_size=16),
+                                 optim.Adam(0.02), **kw)
+    np.testing.assert_allclose(history.loss, ref_history.loss, rtol=1e-12)
+    for a, b in zip(got, ref):
+        for k in b:
+            np.testing.assert_allclose(to_numpy(a[k]), b[k], rtol=1e-10, atol=1e-12)
+
+
+def test_clipping_rescales_the_gradient():
+    """[NN-9] a clipped SGD step equals the step with the gradient rescaled to norm c; the
+    recorded norm is the unclipped one."""
+    model, x, y = _toy()
+    params = model.init(seed=0)
+    batch = [(x[:32], y[:32])]
+    objective = train.supervised_objective(model, "cross_entropy")
+    _, grads = objective(params, batch[0])
+    norm = optim.global_norm(grads)
+    clipped, history = train.fit(model, params, batch, optim.SGD(0.5), steps=1, clip_norm=norm / 4, progress=False)
+    assert history.grad_norm == [pytest.approx(norm, rel=1e-12)]
+    for p, g, c in zip(params, grads, clipped):
+        for k in g:
+            np.testing.assert_allclose(c[k], p[k] - 0.5 * g[k] / 4, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_kr_dual_and_epochs():
+    """[NN-9] the KR objective raises the Wasserstein estimate of a 1-D translation towards
+    the true W1 = 1 (a 1-Lipschitz critic can never exceed it); epochs count batches."""
+    rng = np.random.default_rng(0)
+    x_p, x_q = rng.standard_normal((64, 1)) + 1.0, rng.standard_normal((64, 1))
+    model = nn.Sequential([nn.Dense(1, 8, "bjorck", n_iter=10), nn.Activation("max_min"),
+                           nn.Dense(8, 1, "bjorck", n_iter=10)])
+    data = train.minibatches(x_p, x_q, batch_size=16)
+    params, history = train.fit(model, model.init(seed=1), data, optim.AggMo(0.01), loss="kr_dual", epochs=15,
+                                progress=False)
+    assert len(history.loss) == 15 * 4
+    estimate = float(np.mean(model(params, x_p)) - np.mean(model(params, x_q)))
+    # Exact W1 of two 1-D empirical distributions of equal size: match the sorted samples.
+    w1 = float(np.mean(np.abs(np.sort(x_p[:, 0]) - np.sort(x_q[:, 0]))))
+    assert 0.95 * w1 < estimate <= lipschitz.upper_bound(model, params) * w1 + 1e-12
+    assert estimate > -history.loss[0]
+
+
+def test_fit_errors():
+    model, x, y = _toy()
+    params = model.init(seed=0)
+    data = [(x[:8], y[:8])] * 2
+    run = lambda **kw: train.fit(model, params, data, optim.SGD(0.1), progress=False, **kw)  # noqa: E731
+    with pytest.raises(ValueError, match="give exactly one of steps and epochs"):
+        run()
+    with pytest.raises(ValueError, match="epochs needs data that knows its steps_per_epoch"):
+        run(epochs=1)
+    with pytest.raises(ValueError, match="data ran out after 2 batches; 3 steps were asked for"):
+        run(steps=3)
+    with pytest.raises(ValueError, match="eval_every needs a callback"):
+        run(steps=1, eval_every=1)
+    with pytest.raises(ValueError, match="clip_norm must be None or a finite number > 0"):
+        run(steps=1, clip_norm=0.0)
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 256\]"):
+        train.minibatches(x, y, batch_size=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        run(steps=1, loss="mse")
+    with pytest.raises(FloatingPointError, match="step 0: loss = nan"):
+        run(steps=1, loss=lambda p, b: (math.nan, p))
