@@ -53,6 +53,13 @@ from .spectral import (
     spectral_normalize_jvp,
 )
 from .norms import norm_p_inf, op_norm_2, op_norm_inf
+from .universality import (
+    MaxMinNetworkResiduals,
+    max_min_network,
+    max_min_network_bwd,
+    max_min_network_fwd,
+    max_min_network_jvp,
+)
 
 __version__ = "0.1.0"
 
@@ -101,4 +108,9 @@ __all__ = [
     "op_norm_2",
     "op_norm_inf",
     "norm_p_inf",
+    "MaxMinNetworkResiduals",
+    "max_min_network",
+    "max_min_network_fwd",
+    "max_min_network_bwd",
+    "max_min_network_jvp",
 ]

@@ -2,3 +2,4 @@
 from . import groupsort  # noqa: F401
 from . import bjorck  # noqa: F401
 from . import projections  # noqa: F401
+from . import universality  # noqa: F401

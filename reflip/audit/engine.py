@@ -1,6 +1,7 @@
 """Claim records and the runner that feeds them hypothesis cases on one backend and dtype."""
 from __future__ import annotations
 
+import inspect
 import math
 import signal
 import threading
@@ -16,7 +17,7 @@ from .._registry import get as get_primitive
 
 __all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "register_claim", "claims_for",
            "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
-           "CheckTimeout", "STATUSES"]
+           "CheckTimeout", "STATUSES", "exceeds"]
 
 STATUSES = ("pass", "fail", "xfail", "xpass", "not provided", "not applicable")
 
@@ -60,6 +61,9 @@ class Claim:
     # (convention key, value): the claim states that convention, so it does not apply to an
     # implementation declaring another value (e.g. a tie policy other than the stable order).
     convention: tuple[str, str] | None = None
+    # impl -> "" when the claim applies to it, else why not (e.g. a check of reflip's own
+    # options, which an adapter is not passed): reported as "not applicable".
+    applicable: Callable | None = None
 
     def applies_to(self, backend) -> bool:
         return self.backends is None or backend.name in self.backends
@@ -101,6 +105,16 @@ def claims_for(primitive: str):
     from . import claims  # noqa: F401  (registers the claims of every primitive)
 
     return [c for c in CLAIMS.values() if c.primitive == primitive]
+
+
+def exceeds(value, limit):
+    """``value > limit`` elementwise, and True wherever either is NaN [AU-1].
+
+    Every check compares its measured error with this, never with ``>``: ``NaN > tol`` is
+    False, so a NaN error (a NaN output, VJP or JVP) would pass a check written as
+    ``if err > tol: fail``.
+    """
+    return np.logical_not(np.less_equal(value, limit))
 
 
 def rng_for(*arrays):
@@ -173,11 +187,22 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
         if declared != value:
             result.status, result.reason = "not applicable", f"declared {key} = {declared!r}"
             return result
+    reason = claim.applicable(impl) if claim.applicable is not None else ""
+    if reason:
+        result.status, result.reason = "not applicable", reason
+        return result
     missing = missing_needs(claim, impl)
     if missing:
         result.status, result.reason = "not provided", f"implementation provides no {', '.join(missing)}"
         return result
-    strategy = get_primitive(claim.primitive).strategy_factory()(dtype, claim.kind)
+    factory = get_primitive(claim.primitive).strategy_factory()
+    fixed = getattr(impl, "strategy_fixed", lambda primitive: {})(claim.primitive)
+    if fixed and "fixed" in inspect.signature(factory).parameters:
+        # A strategy that draws its cases for what the implementation fixes (rather than
+        # drawing others and rejecting them, or imposing values the case was not drawn for).
+        strategy = factory(dtype, claim.kind, fixed=fixed)
+    else:
+        strategy = factory(dtype, claim.kind)
     params_for = getattr(impl, "params_for", None)
     if params_for is not None:
         strategy = strategy.map(lambda case: case._replace(params=params_for(claim.primitive, case.params)))
@@ -188,6 +213,8 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
         base,
         deadline=None,
         database=None if settings is not None else base.database,
+        # One failure, the minimal one, whose message names its cause (not "2 distinct failures").
+        report_multiple_bugs=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
     )

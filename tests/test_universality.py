@@ -1,0 +1,388 @@
+"""The universality construction (reflip.universality), beyond the claims that
+tests/test_audit.py runs on every backend: operator norms by brute force, exact rational
+constraint checks, the interpolant as the lattice closure, the sharpness of 2 delta, sizes, the
+reflip.nn export, and argument checking.
+
+Oracles: the l_inf operator norm as a maximum over the vertices of the unit cube, ||W||_{p,inf}
+over the extreme points of the l_p ball (p = 1, inf) or an SVD per row (p = 2) with a sampled
+lower bound, Fraction arithmetic for exactness, brute-force nearest points, the targets' own
+formulas.
+"""
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reflip.universality as U
+from reflip.audit.universality import dense_reference, interpolation_tolerance
+
+P_VALUES = (1.0, 2.0, math.inf)
+
+
+# ----------------------------------------------------------------------------------------------
+# independent operator norms
+
+
+def linf_operator_norm(w):
+    """max_{||x||_inf <= 1} ||W x||_inf over the 2^n vertices of the cube (a convex function
+    attains its maximum over a polytope at a vertex)."""
+    n = w.shape[1]
+    vertices = np.array(list(itertools.product([-1.0, 1.0], repeat=n)))
+    return float(np.max(np.abs(vertices @ w.T)))
+
+
+def p_inf_operator_norm(w, p):
+    """max_{||x||_p <= 1} ||W x||_inf: over the extreme points of the l_p ball for p in {1, inf}
+    (±e_k, the cube's vertices); for p = 2 the largest singular value of each row as a 1 x n
+    matrix, checked against sampled unit vectors (a lower bound)."""
+    if p == math.inf:
+        return linf_operator_norm(w)
+    if p == 1:
+        return float(np.max(np.abs(w)))  # W (±e_k) is ±(column k)
+    upper = max(float(np.linalg.svd(row[None, :], compute_uv=False)[0]) for row in w)
+    x = np.random.default_rng(0).standard_normal((256, w.shape[1]))
+    lower = float(np.max(np.abs(x / np.linalg.norm(x, axis=1, keepdims=True) @ w.T)))
+    assert lower <= upper * (1 + 1e-12)
+    return upper
+
+
+def exact_row_bound(w, q):
+    """Every row has ||w_i||_q <= 1 in exact rational arithmetic."""
+    for row in w:
+        terms = [Fraction(float(v)) for v in row]
+        if q == 1:
+            total = sum(abs(t) for t in terms)
+        elif q == 2:
+            total = sum(t * t for t in terms)
+        else:
+            total = max(abs(t) for t in terms)
+        if total > 1:
+            return False
+    return True
+
+
+def check_constraints_independently(net, p):
+    """[UN-1] the universality constraints, by brute force (small layers) and exactly."""
+    q = {1.0: math.inf, 2.0: 2, math.inf: 1}[p]
+    weights = net.weights()
+    assert exact_row_bound(weights[0][0], q)
+    assert p_inf_operator_norm(weights[0][0], p) <= 1 + 1e-15
+    for w, _ in weights[1:]:
+        assert exact_row_bound(w, 1)
+        if w.shape[1] <= 12:
+            assert linf_operator_norm(w) <= 1.0
+
+
+def _target(kind, rng, n, p):
+    centers = rng.uniform(-1, 1, (3, n))
+    if kind == "distance":
+        return lambda x: np.min(np.linalg.norm(x[:, None] - centers[None], ord=p, axis=-1), axis=1)
+    slopes, heights = rng.uniform(0, 1, 3), rng.uniform(-1, 1, 3)
+    if kind == "cones":
+        return lambda x: np.max(heights - slopes * np.linalg.norm(x[:, None] - centers[None], ord=p, axis=-1), axis=1)
+    net = U.random_constrained_network(n, [4, 2], p, seed=int(rng.integers(1000)))
+    return lambda x: dense_reference(net, x)[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+# interpolation and approximation
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31), p=st.sampled_from(P_VALUES), n=st.integers(1, 2),
+       kind=st.sampled_from(["distance", "cones", "network"]))
+def test_approximation_properties(seed, p, n, kind):
+    """[UN-7] constructively, with [UN-8] [UN-9] [UN-10] [UN-1], on random 1-Lipschitz targets:
+    the network meets the constraints (brute-force operator norms, exact row norms),
+    interpolates the net, stays within 2 delta on dense samples, is 1-Lipschitz on sampled pairs
+    and uses MaxMin only."""
+    rng = np.random.default_rng(seed)
+    f = _target(kind, rng, n, p)
+    delta = 0.3 if n == 1 else 0.45
+    box = (np.full(n, -0.5), np.full(n, 0.5))
+    result = U.approximate(f, box, delta, p)
+    net = result.network
+    check_constraints_independently(net, p)
+    tol = interpolation_tolerance(result.points, result.values, np.float64)
+    assert np.max(np.abs(net(result.points)[:, 0] - result.values)) <= tol
+    xs = rng.uniform(-0.5, 0.5, (2000, n))
+    assert np.max(np.abs(net(xs)[:, 0] - f(xs))) <= 2 * delta + tol
+    ys = xs + rng.normal(0, 0.2, xs.shape)
+    ratio = np.abs(net(xs) - net(ys))[:, 0] / np.linalg.norm(xs - ys, ord=p, axis=1)
+    assert np.max(ratio) <= 1 + 1e-12
+    assert result.error_bound == 2 * delta
+    assert all(isinstance(layer, (U.Dense, U.Select)) for layer in net.layers)
+
+
+def test_delta_net_covers_the_box():
+    """[UN-9] every point of the box is within delta of the net (brute-force nearest point,
+    at random points and at the cell centres, the farthest points)."""
+    rng = np.random.default_rng(1)
+    for p, n in itertools.product(P_VALUES, (1, 2, 3)):
+        box = (rng.uniform(-1, 0, n), rng.uniform(0.1, 1, n))
+        delta = 0.2
+        net = U.delta_net(box, delta, p)
+        xs = rng.uniform(box[0], box[1], (3000, n))
+        axes = [np.unique(net[:, k]) for k in range(n)]
+        centres = np.stack(np.meshgrid(*[(a[:-1] + a[1:]) / 2 if a.size > 1 else a for a in axes],
+                                       indexing="ij"), -1).reshape(-1, n)
+        xs = np.concatenate([xs, centres])
+        nearest = np.min(np.linalg.norm(xs[:, None] - net[None], ord=p, axis=-1), axis=1)
+        assert np.max(nearest) <= delta * (1 + 1e-12), (p, n)
+        assert net.min(axis=0).tolist() == list(box[0]) and net.max(axis=0).tolist() == list(box[1])
+    # A flat box (zero width) needs one coordinate on that axis.
+    assert U.delta_net(([0.0, 1.0], [1.0, 1.0]), 0.5, math.inf).shape == (2, 2)
+
+
+def test_two_delta_is_sharp():
+    """[UN-10] the tent f(x) = delta - |x - delta| on the net {2 k delta : k = -m..m+1}: the
+    interpolant has F(delta) <= -m delta / (m + 1) while f(delta) = delta, so the error
+    exceeds 2 delta - delta / (m + 1) > delta, and never 2 delta."""
+    delta = 0.125
+    for m in (1, 3, 6):
+        points = 2 * delta * np.arange(-m, m + 2, dtype=float)[:, None]
+        f = lambda x: delta - np.abs(x[:, 0] - delta)  # noqa: E731
+        net = U.interpolate(points, f(points), 2)
+        error = float(f(np.array([[delta]]))[0] - net(np.array([[delta]]))[0, 0])
+        assert error >= 2 * delta - delta / (m + 1) - 1e-15
+        xs = np.linspace(points[0, 0], points[-1, 0], 4001)[:, None]
+        assert np.max(np.abs(net(xs)[:, 0] - f(xs))) <= 2 * delta + 1e-15
+    assert error > delta  # an error bound of delta would be false
+
+
+def test_interpolant_is_the_lattice_closure():
+    """[UN-8] [UN-3] interpolate builds exactly (weight for weight) the network that the lattice
+    operations give for max_i min_{j != i} g_ij with g_ij the two-point interpolants: the
+    reductions are the balanced lattice trees, the finite max-min of the lemma [UN-6]."""
+    rng = np.random.default_rng(3)
+    for n_pts, p in ((2, 1.0), (3, 2.0), (5, math.inf), (6, 2.0)):
+        pts = rng.uniform(-1, 1, (n_pts, 2))
+        vals = np.linalg.norm(pts - 0.3, ord=p, axis=1)
+        groups = []
+        for i in range(n_pts):
+            pieces = []
+            for j in range(n_pts):
+                if j != i:
+                    w, c = U.two_point_interpolant(pts[i], vals[i], pts[j], vals[j], p)
+                    pieces.append(U.affine_network(w, c))
+            groups.append(U.lattice_min(*pieces) if len(pieces) > 1 else pieces[0])
+        tree = U.lattice_max(*groups)
+        net = U.interpolate(pts, vals, p)
+        assert net.depth == tree.depth
+        for (w1, b1), (w2, b2) in zip(net.weights(), tree.weights()):
+            np.testing.assert_array_equal(w1, w2)
+            np.testing.assert_array_equal(b1, b2)
+
+
+def test_sizes_and_growth():
+    """[UN-11] interpolant_size matches the built networks; depth 1 + ceil(log2(N-1)) +
+    ceil(log2 N), first width N (N - 1) (rounded up to even per group; 2 for N = 2), dense parameters
+    growing like N^4 and stored numbers like N^2."""
+    rng = np.random.default_rng(4)
+    for n_pts in list(range(1, 18)) + [33]:
+        pts = rng.uniform(-1, 1, (n_pts, 2))
+        net = U.interpolate(pts, np.zeros(n_pts), 2)
+        size = net.size()
+        assert U.interpolant_size(n_pts, 2) == size._replace(nonzero=None)
+        if n_pts > 1:
+            assert size.depth == 1 + math.ceil(math.log2(n_pts - 1)) + math.ceil(math.log2(n_pts))
+            assert size.widths[0] == (2 if n_pts == 2 else n_pts * (n_pts - 1 + (n_pts - 1) % 2))
+    big, bigger = U.interpolant_size(400, 2), U.interpolant_size(800, 2)
+    assert 12 < bigger.dense_parameters / big.dense_parameters < 20  # ~2^4
+    assert 3.5 < bigger.stored / big.stored < 4.5  # ~2^2
+
+
+def test_refusal_names_the_worst_pair():
+    """[UN-13] non-Lipschitz data: NotLipschitzError with the pair of largest ratio (brute force),
+    both numbers and a pointer to [UN-1]; a repeated point with two values has ratio inf."""
+    pts = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5], [0.0, 0.5001]])
+    vals = np.array([0.0, 1.5, 0.2, 0.6])
+    with pytest.raises(U.NotLipschitzError, match=r"worst pair \(i, j\) = \(2, 3\)") as info:
+        U.interpolate(pts, vals, 2)
+    assert (info.value.i, info.value.j) == (2, 3) and info.value.count == 4  # (0,1) (1,2) (0,3) (2,3)
+    assert "UN-1" in str(info.value) and "l_2" in str(info.value)
+    with pytest.raises(U.NotLipschitzError, match="ratio inf"):
+        U.interpolate(np.array([[1.0], [1.0]]), np.array([0.0, 1e-3]), math.inf)
+    assert isinstance(info.value, ValueError)
+
+
+def test_rounding_tolerance_of_the_data():
+    """[UN-13] [UN-12] values a rounding error above ratio 1 are accepted by default (slopes
+    clipped, constraints still exact), refused with atol=0."""
+    pts = np.array([[0.0], [0.1]])
+    vals = np.array([0.0, np.nextafter(0.1, 1)])  # |diff| one ulp above the distance
+    net = U.interpolate(pts, vals, 1)
+    check_constraints_independently(net, 1.0)
+    assert np.max(np.abs(net(pts)[:, 0] - vals)) <= 2e-17
+    with pytest.raises(U.NotLipschitzError):
+        U.interpolate(pts, vals, 1, atol=0.0)
+
+
+def test_two_point_interpolant_and_dual_vectors():
+    """[UN-4] g(x) = a, g(y) = b, ||w||_q <= 1 exactly (Fraction), u . d = ||d||_p with
+    ||u||_q = 1; refusal when |a - b| > ||x - y||_p; a repeated point gives a constant."""
+    rng = np.random.default_rng(5)
+    for p in P_VALUES:
+        q = {1.0: math.inf, 2.0: 2, math.inf: 1}[p]
+        for _ in range(50):
+            x, y = rng.uniform(-2, 2, (2, 3))
+            d = y - x
+            u = U.dual_vector(d, p)
+            assert abs(u @ d - np.linalg.norm(d, ord=p)) <= 1e-15 * np.linalg.norm(d, ord=p) * 4
+            assert abs(np.linalg.norm(u, ord=q) - 1) <= 4e-16
+            a = rng.uniform(-1, 1)
+            b = a + rng.choice([-1.0, 1.0, rng.uniform(-1, 1)]) * np.linalg.norm(d, ord=p)
+            w, c = U.two_point_interpolant(x, a, y, b, p)
+            assert exact_row_bound(w[None], q)
+            tol = interpolation_tolerance(np.stack([x, y]), np.array([a, b]), np.float64)
+            assert abs(w @ x + c - a) <= tol and abs(w @ y + c - b) <= tol
+        with pytest.raises(ValueError, match="no 1-Lipschitz function"):
+            U.two_point_interpolant(np.zeros(2), 0.0, np.ones(2), 10.0, p)
+        w, c = U.two_point_interpolant(np.ones(2), 0.5, np.ones(2), 0.5, p)
+        assert np.all(w == 0) and c == 0.5
+    # p = inf: the dual is a signed unit vector at the first largest |d_k|, never sign(d).
+    np.testing.assert_array_equal(U.dual_vector(np.array([1.0, -3.0, 3.0]), math.inf), [0.0, -1.0, 0.0])
+
+
+# ----------------------------------------------------------------------------------------------
+# lattice operations and norms
+
+
+def test_lattice_of_networks_with_different_depths():
+    """[UN-3] max / min of networks of depths 1, 2 and 4 (selections included): pointwise max /
+    min bit for bit on dyadic inputs, constraints kept, depth max + 1, widths summed."""
+    a = U.random_constrained_network(2, [], math.inf, seed=1)  # affine
+    b = U.random_constrained_network(2, [4], math.inf, seed=2)
+    c = U.interpolate(np.array([[0.0, 0.0], [0.5, 0.25], [1.0, -1.0]]), np.array([0.0, 0.5, 0.25]), math.inf)
+    x = np.round(np.random.default_rng(6).uniform(-2, 2, (200, 2)) * 64) / 64
+    for first, second in itertools.combinations([a, b, c], 2):
+        for op, fn in ((U.lattice_max, np.maximum), (U.lattice_min, np.minimum)):
+            net = op(first, second)
+            np.testing.assert_array_equal(net(x), fn(first(x), second(x)))
+            check_constraints_independently(net, math.inf)
+            assert net.depth == max(first.depth, second.depth) + 1
+            assert net.size().widths[0] == (2 if first.depth == 1 else first.size().widths[0]) + (
+                2 if second.depth == 1 else second.size().widths[0])
+    three = U.lattice_max(a, b, c)
+    np.testing.assert_array_equal(three(x), np.maximum(np.maximum(a(x), b(x)), c(x)))
+    deep = U.deepen(b, 5)
+    np.testing.assert_array_equal(deep(x), b(x))
+    assert deep.depth == 5
+
+
+def test_abs_network_is_exact_and_orthonormal():
+    """[UN-5] |x| with weights +-r, r the float just below 1/sqrt(2): 2 r^2 <= 1 exactly (so
+    ||W||_2 <= 1), singular values 1 to rounding, F(x) = |x| to 2^-51 relative plus rounding,
+    and derivative +-1 by central differences."""
+    net = U.abs_network()
+    r = Fraction(U.INV_SQRT2)
+    assert 2 * r * r <= 1 and 2 * Fraction(math.nextafter(U.INV_SQRT2, 1)) ** 2 > 1
+    for w, _ in net.weights():
+        s = np.linalg.svd(w, compute_uv=False)
+        assert np.all(s <= 1) and np.all(s >= 1 - 2e-16)
+    x = np.concatenate([np.linspace(-5, 5, 1001), [0.0, -0.0, 1e-300, -1e300]])[:, None]
+    got = net(x)[:, 0]
+    assert np.all(np.abs(got - np.abs(x[:, 0])) <= 2.0**-50 * np.abs(x[:, 0]))
+    h = 1e-6
+    xs = np.linspace(-1, 1, 40)[:, None] + 0.0123
+    slope = (net(xs + h) - net(xs - h))[:, 0] / (2 * h)
+    np.testing.assert_allclose(np.abs(slope), 1.0, atol=1e-9)
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 5))
+def test_norm_networks(seed, n):
+    """[UN-5] ||x||_inf exact (bit for bit) under every universality constraint and to 2^-51
+    relative under the spectral-norm one; ||x||_1 under p = 1 (and only there, for n > 1)."""
+    x = np.random.default_rng(seed).standard_normal((64, n)) * 10
+    inf_norm = np.max(np.abs(x), axis=1)
+    for p in P_VALUES:
+        net = U.norm_network(n, math.inf, p=p)
+        np.testing.assert_array_equal(net(x)[:, 0], inf_norm)
+        check_constraints_independently(net, p)
+    spectral = U.norm_network(n, math.inf)
+    assert max(np.linalg.svd(w, compute_uv=False)[0] for w, _ in spectral.weights()) <= 1 + 1e-15
+    assert np.all(np.abs(spectral(x)[:, 0] - inf_norm) <= 2.0**-50 * inf_norm)
+    net1 = U.norm_network(n, 1, p=1)
+    check_constraints_independently(net1, 1.0)
+    np.testing.assert_allclose(net1(x)[:, 0], np.sum(np.abs(x), axis=1), rtol=4 * n * 2.0**-52)
+    if n > 1:
+        for p in (None, 2, math.inf):
+            with pytest.raises(ValueError, match="Lipschitz constant"):
+                U.norm_network(n, 1, p=p)
+
+
+# ----------------------------------------------------------------------------------------------
+# the network value: reflip.nn export, evaluation, arguments
+
+
+def test_to_sequential_computes_the_same_function():
+    """[UN-2] the reflip.nn model of a network (Dense(constraint="none") layers with
+    Activation("max_min") between them) computes the same values; only MaxMin activations."""
+    from reflip import nn
+
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(-1, 1, (7, 2))
+    for net in (U.interpolate(pts, np.linalg.norm(pts, axis=1), 2),
+                U.lattice_max(U.random_constrained_network(2, [4], 1, seed=3), U.affine_network([1.0, 0.0], 0.0))):
+        model, params = net.to_sequential()
+        activations = [layer for layer in model.layers if isinstance(layer, nn.Activation)]
+        assert {a.name for a in activations} == {"max_min"} and len(activations) == net.depth - 1
+        assert all(layer.constraint == "none" for layer in model.layers if isinstance(layer, nn.Dense))
+        x = rng.uniform(-2, 2, (100, 2))
+        np.testing.assert_array_equal(model(params, x), net(x))
+    with pytest.raises(ValueError, match="max_parameters"):
+        U.interpolate(rng.uniform(size=(40, 2)), np.zeros(40), 2).to_sequential(max_parameters=1000)
+
+
+def test_evaluation_on_array_api_strict_and_float32():
+    """[UN-2] the same values on array_api_strict; float32 within the rounding model."""
+    import array_api_strict as xp
+
+    pts = np.random.default_rng(8).uniform(-1, 1, (6, 2))
+    net = U.interpolate(pts, np.linalg.norm(pts, ord=1, axis=1), 1)
+    x = np.random.default_rng(9).uniform(-1, 1, (20, 2))
+    got = np.asarray(net(xp.asarray(x)))
+    np.testing.assert_array_equal(got, net(x))
+    got32 = net(x.astype(np.float32))
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, net(x), atol=1e-6)
+
+
+def test_inputs_are_not_modified_and_arguments_checked():
+    pts = np.random.default_rng(10).uniform(-1, 1, (5, 2))
+    vals = np.linalg.norm(pts, axis=1)
+    pts.flags.writeable = False
+    vals.flags.writeable = False
+    net = U.interpolate(pts, vals, 2)
+    net(pts)
+    with pytest.raises(ValueError, match="p must be 1, 2 or math.inf"):
+        U.interpolate(pts, vals, 3)
+    with pytest.raises(ValueError, match=r"values must have shape \(5,\)"):
+        U.interpolate(pts, vals[:4], 2)
+    with pytest.raises(ValueError, match="finite"):
+        U.interpolate(pts, np.full(5, np.nan), 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 2\)"):
+        net(np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="real floating"):
+        net(np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="delta must be a positive finite number"):
+        U.approximate(lambda x: x[:, 0], ([0.0], [1.0]), 0.0, 2)
+    with pytest.raises(ValueError, match="max_points"):
+        U.approximate(lambda x: x[:, 0], ([0.0, 0.0], [1.0, 1.0]), 0.01, 2)
+    with pytest.raises(ValueError, match="low <= high"):
+        U.delta_net(([1.0], [0.0]), 0.1, 2)
+    with pytest.raises(U.NotLipschitzError):
+        U.approximate(lambda x: 3 * x[:, 0], ([0.0], [1.0]), 0.25, 2)
+    with pytest.raises(ValueError, match="odd"):
+        U.MaxMinNetwork((U.Dense(np.ones((3, 2)), np.zeros(3)), U.Dense(np.ones((1, 3)), np.zeros(1))))
+    with pytest.raises(ValueError, match="takes 3 features"):
+        U.MaxMinNetwork((U.Dense(np.ones((2, 2)), np.zeros(2)), U.Dense(np.ones((1, 3)), np.zeros(1))))
+    with pytest.raises(ValueError, match="scalar output"):
+        U.lattice_max(U.random_constrained_network(2, [2], 2, n_out=2), U.random_constrained_network(2, [2], 2))
+    with pytest.raises(ValueError, match="ord must be 1 or inf"):
+        U.norm_network(2, 2)
