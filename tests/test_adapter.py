@@ -62,7 +62,9 @@ def test_undeclared_layout_is_named(layout):
     """[GS-9] the same library without the declaration fails, and the failure names the layout."""
     adapter = Layout(layout)
     adapter.conventions = {"group_sort.group_sizes": [2]}
-    report = check_implementation(adapter, **GS)
+    # The diagnosis is the comparison with reflip's; the failures of the other checks are the
+    # mutant library's business (tests/meta/test_mutant_library.py).
+    report = check_implementation(adapter, checks=["group_sort.matches_reflip"], shrink=False, **GS)
     assert not report.ok
     assert f"declare conventions['group_sort.layout'] = '{layout}'" in report.to_markdown()
 
@@ -82,7 +84,7 @@ def test_number_of_groups_declared_and_undeclared():
     assert check_implementation(NumGroups(), **GS).ok
     undeclared = NumGroups()
     undeclared.conventions = {}
-    text = check_implementation(undeclared, **GS).to_markdown()
+    text = check_implementation(undeclared, checks=["group_sort.matches_reflip"], shrink=False, **GS).to_markdown()
     assert "did you pass the number of groups?" in text
 
 
@@ -140,7 +142,7 @@ class Misbehaving:
 def test_harness_survives_any_adapter(mode, words):
     """Failures of the adapter are reported per check; the run itself never crashes."""
     report = check_implementation(Misbehaving(mode), dtypes=["float64"], primitives=["group_sort"],
-                                  checks=["group_sort.sorted_permutation"],
+                                  checks=["group_sort.sorted_permutation"], shrink=False,
                                   timeout=1.0 if mode == "hangs" else 120.0)
     (result,) = report.results
     assert result.status == "fail" and words in result.error, result.error
@@ -218,12 +220,16 @@ PLUGIN_ADAPTER = textwrap.dedent('''
 
 
 def test_pytest_plugin(tmp_path):
-    """`pytest --reflip-impl` turns every check into a test id and fails the broken ones."""
+    """`REFLIP_IMPL=... pytest` (the environment's default for `--reflip-impl`) turns every
+    check into a test id and fails the broken ones; the adapter's module is imported from the
+    current directory."""
+    import os
+
     (tmp_path / "descending_lib.py").write_text(PLUGIN_ADAPTER)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reflip-impl",
-         "descending_lib:Descending", "-k", "group_sort and float64"],
-        cwd=tmp_path, capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
+         "float64 and (sorted_permutation or matches_reflip)"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "REFLIP_IMPL": "descending_lib:Descending"},
         timeout=600)
     out = run.stdout + run.stderr
     assert run.returncode == 1, out
@@ -260,8 +266,37 @@ class UnstableTies:
 def test_tie_policy_declaration():
     """[GS-7] [GS-5] another tie order fails the stable-order check unless declared; the
     isometry at ties is required either way."""
-    undeclared = statuses(check_implementation(UnstableTies({}), **GS))
+    undeclared = statuses(check_implementation(UnstableTies({}), shrink=False, **GS))
     assert undeclared["ties"] == "fail" and undeclared["isometry_ties"] == "pass"
     declared = check_implementation(UnstableTies({"group_sort.ties": "any_permutation"}), **GS)
     assert declared.ok, declared.to_markdown()
     assert statuses(declared)["ties"] == "not applicable"
+
+
+class ForwardOnlyBjorck:
+    """A library's Björck forward with order 1 fixed, no VJP or JVP; with ``tol`` declared
+    it stops at that tolerance and warns as reflip does."""
+
+    def __init__(self, tol=None):
+        self.name = "forward-only Björck" + (f", tol={tol}" if tol else "")
+        self.tol = tol
+        self.conventions = {"bjorck.params": {"order": 1, **({"tol": tol} if tol else {})}}
+
+    def bjorck(self, w, beta=0.5, n_iter=25, scaling="frobenius"):  # reflip's defaults: a case may leave them out
+        from reflip import bjorck
+
+        return bjorck(w, order=1, beta=beta, n_iter=n_iter, scaling=scaling, tol=self.tol)
+
+
+def test_bjorck_parameters_reach_the_adapter_only_through_the_protocol():
+    """[BJ-7] [BJ-3] a Björck adapter is passed beta, n_iter and scaling only (its fixed order,
+    and reflip's own options, never): the checks needing a VJP or JVP are "not provided", the
+    convergence report is "not applicable" until the adapter declares its tolerance, and then
+    it is checked."""
+    checks = ["bjorck.spectral", "bjorck.fd", "bjorck.adjoint", "bjorck.report"]
+    report = check_implementation(ForwardOnlyBjorck(), primitives=["bjorck"], dtypes=["float64"], checks=checks)
+    assert statuses(report) == {"spectral": "pass", "fd": "not provided", "adjoint": "not provided",
+                                "report": "not applicable"}, report.to_markdown()
+    declared = check_implementation(ForwardOnlyBjorck(tol=1e-4), primitives=["bjorck"], dtypes=["float64"],
+                                    checks=["bjorck.report"])
+    assert statuses(declared) == {"report": "pass"}, declared.to_markdown()

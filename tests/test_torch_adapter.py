@@ -1,5 +1,10 @@
 """The PyTorch adapter on small PyTorch ports (tests/ports/torch_ports.py). CI installs the CPU
 build of torch, so these run there; without torch they are skipped."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -27,14 +32,16 @@ def test_paper_max_min_with_declared_conventions():
     are declared, except at ties: built on torch's max and min, whose backward both pick the
     first index of a tied pair, it sends both cotangents to one entry (a porting trap of
     shared/PAPER.md), which the tie checks catch."""
-    report = check_implementation(torch_ports.paper_max_min_adapter(), **GS)
+    report = check_implementation(torch_ports.paper_max_min_adapter(), shrink=False, **GS)
     failed = {r.claim.id.split(".", 1)[1] for r in report.results if r.status == "fail"}
     assert failed == {"isometry", "isometry_ties", "ties"}, report.to_markdown()
     assert "not a permutation of the cotangent" in report.to_markdown()
 
 
 def test_paper_max_min_undeclared_is_diagnosed():
-    report = check_implementation(torch_ports.paper_max_min_undeclared(), dtypes=["float64"], **GS)
+    """[GS-9] the comparison with reflip names the undeclared layout and argument."""
+    report = check_implementation(torch_ports.paper_max_min_undeclared(), dtypes=["float64"],
+                                  checks=["group_sort.matches_reflip"], shrink=False, **GS)
     text = report.to_markdown()
     assert not report.ok
     assert "did you pass the number of groups?" in text or "'maxes_then_mins' layout" in text, text
@@ -64,9 +71,11 @@ def test_mask_backward_at_ties_is_caught():
 
     adapter = TorchAdapter(name="mask MaxMin", group_sort=max_min, jvp=False,
                            conventions={"group_sort.group_sizes": [2]})
-    report = check_implementation(adapter, dtypes=["float64"], **GS)
+    report = check_implementation(adapter, dtypes=["float64"], shrink=False,
+                                  checks=["group_sort.isometry_ties", "group_sort.ties"], **GS)
     failed = {r.claim.id for r in report.results if r.status == "fail"}
-    assert {"group_sort.isometry_ties", "group_sort.ties"} <= failed, report.to_markdown()
+    assert failed == {"group_sort.isometry_ties", "group_sort.ties"}, report.to_markdown()
+    assert "every tied entry received the sum of their cotangents" in report.to_markdown()
 
 
 def test_float32_stays_float32():
@@ -83,8 +92,55 @@ def test_adapter_argument_errors():
         TorchAdapter(group_sort=3)
 
 
-def test_cli_on_the_torch_port(capsys):
-    """`reflip audit --impl` on the example adapter, as the porting guide shows it."""
+def test_cli_on_the_torch_ports(capsys):
+    """`reflip audit --impl` on the example adapters, as the porting guide shows it (two checks
+    each: the full audits are the tests above)."""
     assert main(["audit", "--impl", "tests.ports.torch_ports:group_sort_adapter", "--primitive", "group_sort",
-                 "--dtype", "float32"]) == 0
+                 "--dtype", "float32", "--check", "group_sort.sorted_permutation", "group_sort.matches_reflip"]) == 0
     assert "torch group_sort port" in capsys.readouterr().out
+    assert main(["audit", "--impl", "tests.ports.torch_ports:bjorck_adapter", "--primitive", "bjorck",
+                 "--dtype", "float64", "--check", "bjorck.polar", "bjorck.report"]) == 0
+    out = capsys.readouterr().out
+    assert "torch Björck port: 2 checks, 1 pass, 1 not applicable" in out
+
+
+def test_pytest_plugin_on_the_worked_example():
+    """The porting guide's pytest command, from the repository root: `--reflip-impl` names
+    the Björck port; two of its checks, selected with -k, pass (the suite's module is named
+    so that the repository's own tests are not collected too)."""
+    from reflip.audit.pytest_plugin import SUITE
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--reflip-impl",
+         "tests.ports.torch_ports:bjorck_adapter", "-k", "float64 and (bjorck.polar or bjorck.fd)"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "REFLIP_IMPL"})
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "2 passed" in out, out
+
+
+def test_bjorck_port_passes_every_check():
+    """[BJ-3] [BJ-4] [BJ-5] [BJ-6] [BJ-8] the worked Björck example: an order-1 PyTorch port,
+    its order and beta declared fixed, passes every check in float32 and float64 (VJP and JVP
+    through torch's autograd); the convergence report of reflip's interface is not applicable."""
+    report = check_implementation(torch_ports.bjorck_adapter(), primitives=["bjorck"])
+    assert report.ok, report.to_markdown()
+    statuses = {r.claim.id: r.status for r in report.results}
+    assert statuses.pop("bjorck.report") == "not applicable"
+    assert set(statuses.values()) == {"pass"}
+
+
+def test_bjorck_port_detaching_late_iterations_is_diagnosed():
+    """[BJ-8] the same port with the cubic term detached from the fifth step on (the memory
+    saving of a popular port): the audit fails and names the cause."""
+
+    def detached(w, n_iter, scaling="frobenius"):
+        return torch_ports.bjorck(w, n_iter, scaling, detach_from=4)
+
+    adapter = TorchAdapter(name="detaching Björck port", bjorck=detached,
+                           conventions={"bjorck.params": {"order": 1, "beta": 0.5}})
+    report = check_implementation(adapter, primitives=["bjorck"], dtypes=["float64"], shrink=False,
+                                  checks=["bjorck.fd", "bjorck.matches_reflip"])
+    assert {r.status for r in report.results} == {"fail"}, report.to_markdown()
+    assert "from step 4 on detached" in report.to_markdown()

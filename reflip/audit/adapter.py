@@ -15,8 +15,13 @@ number of groups where the adapter declares so) with ``axis`` as a keyword::
 
 Arrays cross the boundary as NumPy arrays (convert with ``torch.from_numpy``,
 ``jax.numpy.asarray``, ``cupy.asarray``...); results may be anything ``numpy.asarray`` or
-DLPack accepts. ``params`` are reflip's parameter names, translated by the declared
-conventions. Optional attributes:
+DLPack accepts. ``params`` are reflip's names for the parameters of :data:`PROTOCOL_PARAMS`
+(Björck: ``order``, ``beta``, ``n_iter``, ``scaling``; the projections: ``radius`` and ``p``;
+spectral normalization: ``n_iter``), less those the adapter declares fixed; a case may leave
+some out, so give them reflip's defaults. reflip's other parameters (Björck's ``backward``,
+``checkpoint``, ``tol``...) are never passed: reflip's reference runs with its defaults for
+them, or with the values declared in ``conventions["<primitive>.params"]``. Optional
+attributes:
 
 ``name``
     shown in reports.
@@ -24,6 +29,10 @@ conventions. Optional attributes:
     a dict declaring how the library differs from reflip's conventions, see
     :data:`CONVENTIONS`. The suite compares under the declared conventions; an undeclared
     deviation fails with a message naming the convention that would explain it.
+``reflip_signature``
+    ``True`` for an adapter whose functions take every parameter of reflip's (reflip behind
+    the protocol, a mutant of it): it is passed them all, and the checks of reflip's own
+    options (the Björck convergence report, both projection thresholds) apply to it.
 
 :class:`AdapterImpl` turns ``(adapter, primitive)`` into the registry-record interface
 (``fun``, ``fwd``, ``bwd``, ``jvp``) that every claim checks.
@@ -31,6 +40,10 @@ conventions. Optional attributes:
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -39,7 +52,7 @@ from .._registry import REGISTRY
 from ..layouts import MAX_MIN_LAYOUTS, max_min_indices
 from .engine import ClaimFailure, NotSupported
 
-__all__ = ["AdapterImpl", "CONVENTIONS", "load_impl", "ReflipAdapter"]
+__all__ = ["AdapterImpl", "CONVENTIONS", "PROTOCOL_PARAMS", "load_impl", "ReflipAdapter"]
 
 # Declarable conventions: key -> (allowed values or type, reflip's value, meaning).
 CONVENTIONS = {
@@ -66,6 +79,26 @@ CONVENTIONS = {
 for _name in list(REGISTRY):
     CONVENTIONS[f"{_name}.params"] = (dict, None, f"parameters of {_name} the library fixes")
 
+# The parameters an adapter's function is passed (when it does not fix them). The others are
+# reflip's own choices (how the derivative is computed, checkpointing, early stopping, the
+# convergence report): never passed, and reflip's reference keeps its defaults for them unless
+# the adapter fixes other values, e.g. {"backward": "implicit"} for a library whose VJP is the
+# derivative of the polar factor. A primitive missing here passes every parameter.
+PROTOCOL_PARAMS = {
+    "bjorck": ("order", "beta", "n_iter", "scaling"),
+    "linf_project": ("radius",),
+    "pinf_project": ("p", "radius"),
+    "row_scale": ("p", "radius"),
+    "spectral_normalize": ("n_iter",),
+}
+
+
+def _defaults(primitive):
+    """reflip's default value of every keyword parameter of ``primitive``'s forward."""
+    signature = inspect.signature(REGISTRY[primitive].fwd)
+    return {name: p.default for name, p in signature.parameters.items()
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+
 
 def _check_conventions(conventions):
     for key, value in conventions.items():
@@ -86,10 +119,13 @@ def _check_conventions(conventions):
 
 def load_impl(spec):
     """Resolve ``"package.module:attribute"`` to an adapter (an instance; a class or a factory
-    function is called without arguments)."""
+    function is called without arguments). The module is imported with the current directory
+    on the path, as ``python -m`` would, so that a project's own adapters need no install."""
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
         raise ValueError(f"--impl must look like 'package.module:adapter', got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     obj = getattr(importlib.import_module(module), attr)
     return obj() if isinstance(obj, type) or (callable(obj) and not _looks_like_adapter(obj)) else obj
 
@@ -146,6 +182,7 @@ class AdapterImpl:
         self.name = self.reference_name = primitive
         self.label = getattr(adapter, "name", type(adapter).__name__)
         self.conventions = _check_conventions(getattr(adapter, "conventions", {}) or {})
+        self.full_signature = bool(getattr(adapter, "reflip_signature", False))
         self.piecewise_linear = REGISTRY[primitive].piecewise_linear
         has = lambda suffix: callable(getattr(adapter, primitive + suffix, None))  # noqa: E731
         self.provided = {"fwd": has(""), "bwd": has("_vjp"), "jvp": has("_jvp")}
@@ -158,18 +195,47 @@ class AdapterImpl:
         return f"AdapterImpl({self.label}, {self.name})"
 
     # -- parameters -------------------------------------------------------------------------
-    def fixed_params(self, primitive):
-        """The parameters the library fixes (declared), which the adapter is not passed."""
+    def declared_params(self, primitive):
+        """The parameters the library declares fixed (conventions)."""
         fixed = dict(self.conventions.get(f"{primitive}.params") or {})
         if primitive == "linf_project" and "linf_project.threshold" in self.conventions:
             fixed["threshold"] = self.conventions["linf_project.threshold"]
         return fixed
 
+    def fixed_params(self, primitive):
+        """Every parameter the adapter is not passed, with the value reflip's reference runs
+        with: reflip's defaults for those outside :data:`PROTOCOL_PARAMS`, then the declared."""
+        protocol = None if self.full_signature else PROTOCOL_PARAMS.get(primitive)
+        own = {} if protocol is None else {k: v for k, v in _defaults(primitive).items() if k not in protocol}
+        return {**own, **self.declared_params(primitive)}
+
+    def strategy_fixed(self, primitive):
+        """What the strategies should draw as fixed: the declared parameters, and GroupSort's
+        supported group sizes (only 2 for a MaxMin layout)."""
+        fixed = self.declared_params(primitive)
+        if primitive == "group_sort":
+            sizes = self.conventions.get("group_sort.group_sizes")
+            if self.conventions.get("group_sort.layout", "contiguous_min_max") != "contiguous_min_max":
+                sizes = [2]
+            if sizes is not None:
+                fixed["group_sizes"] = list(sizes)
+        return fixed
+
+    def takes(self, param):
+        """Whether the adapter's function is passed ``param`` (checks that set one of reflip's
+        options themselves ask this)."""
+        protocol = None if self.full_signature else PROTOCOL_PARAMS.get(self.name)
+        return param not in self.fixed_params(self.name) and (protocol is None or param in protocol)
+
     def params_for(self, primitive, params):
-        """Cases drawn for reflip's parameters, with the declared fixed ones imposed (so that
-        reflip's reference runs under the library's conventions)."""
+        """Cases drawn for reflip's parameters, with the fixed ones imposed (so that reflip's
+        reference runs under the library's conventions)."""
         fixed = self.fixed_params(primitive)
-        return {**params, **fixed} if fixed else params
+        # Only the fixed parameters the case sets or the library declares: the others keep
+        # reflip's defaults anyway.
+        declared = self.declared_params(primitive)
+        imposed = {k: v for k, v in fixed.items() if k in params or k in declared}
+        return {**params, **imposed} if imposed else params
 
     # -- the interface the claims call --------------------------------------------------------
     def _fun(self, x, **params):
@@ -193,8 +259,7 @@ class AdapterImpl:
         method = self.name + suffix
         if self.name != "group_sort":
             args = (x,) if arg is None else (x, arg)
-            fixed = self.fixed_params(self.name)
-            passed = {k: v for k, v in params.items() if k not in fixed}
+            passed = {k: v for k, v in params.items() if self.takes(k)}
             # Every registry primitive maps an array to one of the same shape and dtype.
             return _as_numpy(_call(self.adapter, method, *args, **passed), method, x)
         return self._group_sort(suffix, x, arg, params)
@@ -243,7 +308,11 @@ class AdapterImpl:
         from .diagnose import diagnose
 
         try:
-            return diagnose(self, case, dtype)
+            # The alternatives tried may warn (an unconverged implicit backward, an overflowing
+            # scaling): those warnings are about the alternatives, not the failure.
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                return diagnose(self, case, dtype)
         except Exception:  # a diagnosis is a hint: never let it mask the failure itself
             return ""
 
@@ -253,6 +322,7 @@ class ReflipAdapter:
     and the harness's own self-test)."""
 
     name = "reflip (through the adapter protocol)"
+    reflip_signature = True
 
     def __getattr__(self, attr):
         base, _, kind = attr.rpartition("_")

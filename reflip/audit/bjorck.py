@@ -14,8 +14,9 @@ import warnings
 
 import numpy as np
 
+from .._registry import REGISTRY
 from ..tolerances import eps
-from .engine import Claim, ClaimFailure, device_array, host, register_claim, rng_for
+from .engine import Claim, ClaimFailure, device_array, exceeds, host, register_claim, rng_for
 from .generic import generic_claims
 
 PRIMITIVE = "bjorck"
@@ -128,7 +129,7 @@ def _compare(got, want, bound, what):
     if got.shape != want.shape:
         raise ClaimFailure(f"{what}: output shape {got.shape} differs from the expected {want.shape}")
     err = float(np.max(_per_matrix_err(got, want)))
-    if not err <= bound:  # NaN fails too
+    if exceeds(err, bound):
         raise ClaimFailure(f"{what}: ||difference||_F = {err:.3g} > {bound:.3g} (rounding-error bound)")
     return err / bound
 
@@ -164,7 +165,7 @@ def _check_polar(impl, case, backend, dtype):
     small = got if got.shape[-2] >= got.shape[-1] else np.swapaxes(got, -1, -2)
     gram = np.swapaxes(small, -1, -2) @ small
     residual = float(np.max(np.linalg.norm(gram - np.eye(gram.shape[-1]), axis=(-2, -1))))
-    if not residual <= 2 * bound:
+    if exceeds(residual, 2 * bound):
         raise ClaimFailure(f"the converged result is not semi-orthonormal: ||Y^T Y - I||_F = {residual:.3g}")
     return {"error_over_bound": ratio, "orthonormality_residual": residual}
 
@@ -266,6 +267,27 @@ def _measured_residual(y):
         return float(np.max(np.linalg.norm(gram - np.eye(gram.shape[-1]), axis=(-2, -1))))
 
 
+def _why_silent(x, params, y, dtype):
+    """Why an implementation may have taken an unconverged result for converged: a stopping
+    test on the step size ``||A_{k+1} - A_k||_F`` instead of ``||Y^T Y - I||_F``, met near a
+    zero or tiny singular value, where the iterates barely move long before (or without ever)
+    converging [BJ-5] [BJ-7]. The evidence, when there is some: the iterate it returned."""
+    n = params["n_iter"]
+    iterates = [spectral_oracle(x, params, n_iter=k) for k in range(n + 1)]
+
+    def is_iterate(k):
+        want, _, amp = iterates[k]
+        return y.shape == want.shape and np.max(_per_matrix_err(y, want)) <= forward_error_bound(
+            dtype, params, x.shape, amp)
+
+    k = None if is_iterate(n) else next((k for k in range(n) if is_iterate(k)), None)
+    where = f"it returned iterate {k} of n_iter = {n} as converged" if k is not None else \
+        "it took an unconverged result for converged"
+    return (f"; {where}: does its stopping test measure the step size ||A_(k+1) - A_k||_F instead of "
+            "||Y^T Y - I||_F? (a stopping test on the step size is met near zero or tiny singular values, "
+            "where the iterates barely move long before converging)")
+
+
 def _is_convergence_error(exc):
     """reflip's error, raised directly or wrapped by the adapter layer."""
     from ..bjorck import BjorckConvergenceError
@@ -295,28 +317,31 @@ def _check_report(impl, case, backend, dtype):
             raised = True
     warned = any(issubclass(w.category, BjorckConvergenceWarning) for w in caught)
     if raised:
-        # Get the result that was refused, to check that refusing it was right.
+        # Get the result that was refused, to check that refusing it was right. An adapter is
+        # not passed on_nonconvergence: its refused result is reflip's (matches_reflip holds the
+        # two together).
+        source = impl if getattr(impl, "takes", lambda param: True)("on_nonconvergence") else REGISTRY[PRIMITIVE]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BjorckConvergenceWarning)
-            y, residuals = impl.fwd(x, **{**params, "on_nonconvergence": "warn"})
+            y, residuals = source.fwd(x, **{**params, "on_nonconvergence": "warn"})
     measured = _measured_residual(host(y))
     n = min(case.x.shape[-2:])
     # The report is computed in the working dtype: ||fl(Y^T Y) - Y^T Y||_F <= ~N^2 eps.
     slack = 4.0 * (n + 2) ** 2 * eps(dtype) * (1.0 + measured)
-    if measured > tol + slack:
+    info = getattr(residuals, "info", None)
+    if exceeds(measured, tol + slack):  # a NaN residual is no convergence either
         if not (warned or raised):
             raise ClaimFailure(f"missed tol = {tol:g} (||Y^T Y - I||_F = {measured:.3g}) silently: "
-                               "no BjorckConvergenceWarning and no error")
+                               "no BjorckConvergenceWarning and no error" + _why_silent(case.x, params, host(y), dtype))
         if raised != (params.get("on_nonconvergence", "warn") == "raise"):
             raise ClaimFailure(f"on_nonconvergence={params.get('on_nonconvergence')!r} not honoured")
     elif measured < tol - slack and (warned or raised):
         raise ClaimFailure(f"reached tol = {tol:g} (||Y^T Y - I||_F = {measured:.3g}) but reported "
                            "non-convergence")
-    info = getattr(residuals, "info", None)
     if info is None:
         return {}
     reported = info.max_residual
-    if not abs(reported - measured) <= slack:
+    if exceeds(abs(reported - measured), slack):
         raise ClaimFailure(f"info reports residual {reported:.3g} but ||Y^T Y - I||_F = {measured:.3g}")
     if info.n_iter > params["n_iter"]:
         raise ClaimFailure(f"info.n_iter = {info.n_iter} > n_iter = {params['n_iter']}")
@@ -343,6 +368,21 @@ SPECIFIC = [
      "convergence", _check_report),
 ]
 
-CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check))
+def _report_applies(impl):
+    """The report claim checks reflip's ``tol`` / ``on_nonconvergence`` interface, which an
+    adapter is not passed: it applies to one whose library stops at a fixed tolerance, declared
+    in ``conventions["bjorck.params"]``, and reports a miss as reflip does (a
+    :class:`~reflip.bjorck.BjorckConvergenceWarning`, or the error with ``on_nonconvergence``
+    declared ``"raise"``)."""
+    if getattr(impl, "takes", lambda param: True)("tol") or impl.declared_params(PRIMITIVE).get("tol") is not None:
+        return ""
+    return ("checks reflip's tol / on_nonconvergence interface, which an adapter is not passed; a library "
+            "that stops at a fixed tolerance declares conventions['bjorck.params'] = {'tol': ..., "
+            "'on_nonconvergence': 'warn' or 'raise'}")
+
+
+# Every check calls the forward only: an adapter without VJP or JVP is checked all the same.
+CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=("fwd",),
+                               applicable=_report_applies if name == "report" else None))
           for name, label, text, kind, check in SPECIFIC]
 CLAIMS += generic_claims(PRIMITIVE, "BJ-8")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import get_namespace, to_numpy
 from .._registry import REGISTRY
 from ..layouts import MAX_MIN_LAYOUTS
 from ..tolerances import eps
@@ -122,7 +122,267 @@ def _group_sort(impl, case, dtype):
     return ""
 
 
-DIAGNOSERS = {"group_sort": _group_sort}
+# ----------------------------------------------------------------------------------------------
+# l_inf projection [PR-2] [PR-5]
+
+
+def _linf_project(impl, case, dtype):
+    """The paper code's traps: a projection onto the l1 SPHERE (no test for rows already
+    inside, which get pushed out), a row scaling instead of a projection, and the detached
+    threshold in the VJP, undeclared (or declared the other way)."""
+    ref = REGISTRY["linf_project"]
+    x, params = np.asarray(case.x, dtype), case.params
+    r = params["radius"]
+    y = np.asarray(impl.fun(x, **params), np.float64).reshape(-1, x.shape[-1])
+    rows, y_ref = x.reshape(-1, x.shape[-1]).astype(np.float64), np.asarray(ref.fun(x, **params), np.float64)
+    y_ref = y_ref.reshape(rows.shape)
+    tol = float(np.sqrt(eps(dtype))) * (np.sum(np.abs(rows), axis=-1) + r)
+    wrong = np.max(np.abs(y - y_ref), axis=-1) > tol
+    if np.any(wrong):
+        l1 = np.sum(np.abs(rows), axis=-1)
+        inside = l1 <= r
+        on_sphere = np.abs(np.sum(np.abs(y), axis=-1) - r) <= tol
+        if np.any(wrong & inside) and np.all(on_sphere[wrong & inside]):
+            return ("rows already inside the l1 ball were moved onto its sphere: the library projects onto "
+                    "the l1 SPHERE (the paper code's threshold, applied without testing whether a row is "
+                    "inside), not the ball")
+        scaled = rows * (r / np.where(l1 > 0, l1, 1.0))[:, None]
+        if np.all(np.max(np.abs(y - np.where(inside[:, None], rows, scaled)), axis=-1) <= tol):
+            return ("every row outside is scaled by r / ||w_i||_1 (reflip's row_scale with p = inf), not "
+                    "projected: a scaling is feasible but is not the projection [PR-10]")
+        return ""
+    if impl.bwd is None:
+        return ""
+    declared = impl.conventions.get("linf_project.threshold", "exact")
+    other = "detached" if declared == "exact" else "exact"
+    y_bar = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    got = impl.bwd(impl.fwd(x, **params)[1], y_bar)
+    alt = ref.bwd(ref.fwd(x, **{**params, "threshold": other})[1], y_bar)
+    if _close(got, alt, dtype):
+        what = ("treats the threshold theta as a constant (the paper code's detached threshold, [PR-5])"
+                if other == "detached" else "is the exact Jacobian of the projection [PR-4]")
+        return f"the VJP {what}: declare conventions['linf_project.threshold'] = '{other}'"
+    return ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Björck [BJ-3] [BJ-6] [BJ-8]
+
+
+def _scalar_iterates(x64, order, beta, scaling, k_max):
+    """``[U diag(phi^k(s / c)) V^T for k = 0..k_max]`` in float64 (the oracle of [BJ-3])."""
+    from .bjorck import phi, scale_of, series
+
+    c = series(order, beta)
+    u, s, vt = np.linalg.svd(x64, full_matrices=False)
+    t = s / scale_of(x64, {"scaling": scaling})[..., 0]
+    out = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(k_max + 1):
+            out.append((u * t[..., None, :]) @ vt)
+            t = phi(t, c)
+    return out
+
+
+def vjp_detached_from(residuals, y_bar, first):
+    """reflip's unrolled Björck VJP with the polynomial part ``A (P(X) - c_0 I)`` of every step
+    ``k >= first`` treated as a constant (a port that detaches late iterations to save memory):
+    those steps pass ``c_0 A_bar`` back instead of their VJP [BJ-8]."""
+    from ..bjorck import _recomputed_pairs, _scale_vjp, _step_vjp, _tall
+
+    xp = get_namespace(y_bar)
+    cfg = residuals.config
+    a_bar = _tall(y_bar, cfg.transposed)
+    pairs = list(_recomputed_pairs(residuals, xp))  # k = K-1, ..., 0
+    for i, (a, x) in enumerate(pairs):
+        k = len(pairs) - 1 - i
+        a_bar = cfg.coeffs[0] * a_bar if k >= first else _step_vjp(a, x, a_bar, cfg.coeffs, xp)
+    return _tall(_scale_vjp(residuals, a_bar, xp), cfg.transposed)
+
+
+def _bjorck_probes(dtype):
+    """A tall and a wide matrix with singular values 0.9, 1/2, 1/256: slow enough to converge
+    (~20 order-1 steps from 1/256 / ||W||_F) that consecutive iterates, scalings and orders
+    differ visibly, and inside every certified basin (a hypothesis-shrunk case is often 1 x 1
+    or rank one, where every iterate is already orthonormal)."""
+    rng = np.random.default_rng(2019)
+    u, _ = np.linalg.qr(rng.standard_normal((5, 3)))
+    v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    w = ((u * np.array([0.9, 0.5, 1 / 256])) @ v.T).astype(dtype)
+    return [w, np.ascontiguousarray(w.T)]
+
+
+def _bjorck(impl, case, dtype):
+    """Other fixed parameters than the case's (an ignored or shifted n_iter, another scaling,
+    order or beta), another backward mode, or a backward that detaches late iterations."""
+    ref = REGISTRY["bjorck"]
+    params = {k: v for k, v in case.params.items() if k not in ("tol", "on_nonconvergence")}
+    order, beta = params.get("order", 1), params.get("beta", 0.5)
+    scaling = params.get("scaling", "frobenius")
+    fixed_n = "n_iter" in impl.declared_params("bjorck")
+    n_iters = [params.get("n_iter", 25)] if fixed_n else [3, 7]
+    probes = [(w, {**params, "n_iter": n}) for w in _bjorck_probes(dtype) for n in n_iters]
+    outputs = [np.asarray(impl.fun(w, **p), np.float64) for w, p in probes]
+
+    def iterates(w, o, b, sc):
+        return _scalar_iterates(w.astype(np.float64), o, b, sc, 60)
+
+    def steps(o, b, sc):
+        """The iteration count at which each probe matches the oracle (None: at none)."""
+        found = []
+        for (w, _), y in zip(probes, outputs):
+            found.append(next((k for k, cand in enumerate(iterates(w, o, b, sc)) if _close_fro(y, cand, dtype)), None))
+        return found
+
+    asked = [p["n_iter"] for _, p in probes]
+    own = steps(order, beta, scaling)
+    if own == asked:
+        forward_ok = True
+    else:
+        forward_ok = False
+        if None not in own:
+            if len(set(own)) == 1 and not fixed_n:
+                return (f"the library ignores n_iter: it runs {own[0]} iterations whatever it is passed "
+                        f"(declare conventions['bjorck.params']['n_iter'] = {own[0]})")
+            shift = {k - n for k, n in zip(own, asked)}
+            if len(shift) == 1:
+                (d,) = shift
+                return f"the library runs n_iter {d:+d} iterations (an off-by-one loop?)"
+        divisor = {"frobenius": "||W||_F", "sqrt_mn": "sqrt(m n)", "none": "1"}
+        for other in (sc for sc in ("frobenius", "sqrt_mn", "none") if sc != scaling):
+            if steps(order, beta, other) == asked:
+                return (f"outputs match reflip's with scaling='{other}' instead of '{scaling}': the library divides "
+                        f"W by {divisor[other]} (declare conventions['bjorck.params']['scaling'] = '{other}', "
+                        f"or pass `scaling` through)")
+        for o, b in [(o, 0.5) for o in range(1, 5)] + [(1, 0.375), (1, 0.25)]:
+            if (o, b) != (order, beta) and steps(o, b, scaling) == asked:
+                return (f"outputs match reflip's with order={o}, beta={b} instead of order={order}, beta={beta}: "
+                        f"declare the library's constants, conventions['bjorck.params'] = "
+                        f"{{'order': {o}, 'beta': {b}}}")
+    if not forward_ok or impl.bwd is None:
+        return ""
+    # The VJP on the probes, with the case's backward mode and enough iterations to converge.
+    backward = params.get("backward", "unrolled")
+    other = "implicit" if backward == "unrolled" else "unrolled"
+    for w, p in probes:
+        p = {**p, "checkpoint": False}
+        y_bar = np.random.default_rng(0).standard_normal(w.shape).astype(dtype)
+        got = impl.bwd(impl.fwd(w, **p)[1], y_bar)
+        if _close_fro(got, ref.bwd(ref.fwd(w, **p)[1], y_bar), dtype):
+            continue
+        if _close_fro(got, ref.bwd(ref.fwd(w, **{**p, "backward": other})[1], y_bar), dtype):
+            return (f"the VJP is reflip's backward='{other}' "
+                    + ("(the derivative of the limit U V^T, [BJ-9])" if other == "implicit"
+                       else "(the derivative of the computed iterations, [BJ-8])")
+                    + f": declare conventions['bjorck.params']['backward'] = '{other}'")
+        if backward == "unrolled":
+            residuals = ref.fwd(w, **p)[1]
+            for first in range(p["n_iter"]):
+                if _close_fro(got, vjp_detached_from(residuals, y_bar, first), dtype):
+                    return (f"the VJP matches reflip's with every iteration from step {first} on detached "
+                            f"(treated as a constant): the backward must differentiate all iterations [BJ-8]; "
+                            f"detaching them makes the gradient wrong by a factor that grows with every step")
+        return ""
+    return ""
+
+
+def _close_fro(a, b, dtype):
+    """``||a - b||_F <= sqrt(eps) (||b||_F + 1)`` per stack (a Frobenius comparison: Björck's
+    outputs are orthonormal, of norm ~1 per column)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.linalg.norm(a - b) <= np.sqrt(eps(dtype)) * (np.linalg.norm(b) + 1.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Spectral normalization [PR-11]
+
+
+def _power_sigmas(w64, n_iter):
+    """``(||W v_k||, ||W^T u_{k-1}||)`` for k = 1..n_iter of the power iteration from reflip's
+    default start, per matrix, in float64."""
+    from ..spectral import default_u
+
+    import array_api_compat.numpy as xp
+
+    u = np.asarray(default_u(w64.shape[-2], np.float64, xp, w64.shape[:-2]), np.float64)
+    out = []
+    for _ in range(n_iter):
+        a = (u[..., None, :] @ w64)[..., 0, :]  # W^T u
+        v = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-300)
+        b = (w64 @ v[..., None])[..., 0]  # W v
+        nb = np.linalg.norm(b, axis=-1)
+        out.append((nb, np.linalg.norm(a, axis=-1)))
+        u = b / np.maximum(nb, 1e-300)[..., None]
+    return out
+
+
+def _spectral_normalize(impl, case, dtype):
+    """The estimate sigma read off the output (``W = sigma y``) against the power iteration's
+    candidates: a stale u (the one before the last update), one iteration more or less, and the
+    exact largest singular value."""
+    params = case.params
+    x = np.asarray(case.x, dtype)
+    y = np.asarray(impl.fun(x, **params), np.float64)
+    w64 = x.astype(np.float64)
+    ny = np.linalg.norm(y, axis=(-2, -1))
+    sigma = np.linalg.norm(w64, axis=(-2, -1)) / np.where(ny > 0, ny, 1.0)
+    n_iter = params.get("n_iter", 50)
+    trace = _power_sigmas(w64, n_iter + 1)
+
+    def equals(candidate):
+        return bool(np.all(np.abs(sigma - candidate) <= np.sqrt(eps(dtype)) * np.abs(candidate)))
+
+    if equals(trace[n_iter - 1][0]):
+        return ""
+    if equals(trace[n_iter - 1][1]):
+        return ("sigma = ||W^T u_{K-1}|| = u_{K-1}^T W v_K: the estimate uses the u from BEFORE the last "
+                "power-iteration update (a stale u); sigma must be u_K^T W v_K = ||W v_K||")
+    for k, what in ((n_iter - 2, "one power iteration fewer"), (n_iter, "one power iteration more")):
+        if k >= 0 and equals(trace[k][0]):
+            return f"sigma is the estimate after {what} than n_iter = {n_iter} (an off-by-one loop?)"
+    if equals(np.linalg.norm(w64, ord=2, axis=(-2, -1))):
+        return ("sigma is the exact largest singular value (an SVD), not the power-iteration estimate after "
+                f"n_iter = {n_iter} iterations")
+    return ""
+
+
+# ----------------------------------------------------------------------------------------------
+# ||.||_{p,inf} projections and row scalings [PR-7] [PR-10]
+
+
+def _rows(primitive):
+    def diagnose_rows(impl, case, dtype):
+        """The norm of the ball taken for its dual (claim C7's trap), and a row scaling that
+        normalizes every row, rows inside included."""
+        ref = REGISTRY[primitive]
+        x, params = np.asarray(case.x, dtype), case.params
+        p, r = params["p"], params["radius"]
+        y = np.asarray(impl.fun(x, **params), np.float64)
+        if _close(y, ref.fun(x, **params), dtype):
+            return ""
+        dual = {1: np.inf, 2: 2, np.inf: 1}[p]
+        if p != 2 and _close(y, ref.fun(x, **{**params, "p": dual}), dtype):
+            return (f"outputs match reflip's with p = {dual} instead of {p}: the library bounds the l_{p} norm of each "
+                    f"row, but ||W||_{{p,inf}} = max_i ||w_i||_q bounds the DUAL norm (q = {dual} for p = {p}) [PR-7]")
+        q = dual
+        rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        norms = np.linalg.norm(rows, ord=q, axis=-1)
+        inside = (norms <= r) & (norms > 0)
+        grown = np.linalg.norm(y.reshape(rows.shape), ord=q, axis=-1) > norms * (1 + np.sqrt(eps(dtype)))
+        if np.any(inside & grown):
+            return ("rows inside the ball were scaled UP onto its sphere: every row is normalized to norm r, "
+                    "where only rows outside may be scaled down [PR-10]")
+        return ""
+
+    return diagnose_rows
+
+
+DIAGNOSERS = {"group_sort": _group_sort, "linf_project": _linf_project, "bjorck": _bjorck,
+              "spectral_normalize": _spectral_normalize, "pinf_project": _rows("pinf_project"),
+              "row_scale": _rows("row_scale")}
 
 
 def diagnose(impl, case, dtype):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerances import eps, exact_rtol, fd_rtol, fd_step
-from .engine import Claim, ClaimFailure, device_array, host, register_claim, rng_for
+from .engine import Claim, ClaimFailure, device_array, exceeds, host, register_claim, rng_for
 
-__all__ = ["generic_claims", "derivative_rtol", "finite_difference_jvp", "dot"]
+__all__ = ["generic_claims", "derivative_rtol", "derivative_scale", "default_fd_step",
+           "finite_difference_jvp", "dot"]
 
 
 def derivative_rtol(dtype):
@@ -23,7 +24,24 @@ def dot(a, b):
 
 
 def _norm(a):
-    return float(np.linalg.norm(np.ravel(np.asarray(a, np.float64))))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN norms fail the comparisons
+        return float(np.linalg.norm(np.ravel(np.asarray(a, np.float64))))
+
+
+def derivative_scale(x, y):
+    """``||f(x)|| / ||x||``, the natural size of a derivative of ``f`` at ``x`` [AU-2]; 0 at
+    ``x = 0``. Raises :class:`ClaimFailure` when a finite ``x`` gave a NaN or infinite output."""
+    nx, ny = _norm(x), _norm(y)
+    if not np.isfinite(ny):
+        raise ClaimFailure(f"the forward returned NaN or inf for a finite input (||f(x)|| = {ny})")
+    return ny / nx if nx > 0 else 0.0
+
+
+def default_fd_step(x):
+    """``eps**(1/3) max |x_i|`` (float64), or ``eps**(1/3)`` at ``x = 0`` [AU-2]: relative to the
+    input's scale, so that a small input is not stepped over."""
+    big = float(np.max(np.abs(np.asarray(x, np.float64)), initial=0.0))
+    return fd_step(np.float64) * (big if big > 0 else 1.0)
 
 
 def finite_difference_jvp(impl, backend, x, params, x_dot, step):
@@ -31,7 +49,8 @@ def finite_difference_jvp(impl, backend, x, params, x_dot, step):
     x = np.asarray(x, np.float64)
     plus = host(impl.fun(backend.asarray(x + step * x_dot), **params))
     minus = host(impl.fun(backend.asarray(x - step * x_dot), **params))
-    return (plus - minus) / (2 * step)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (plus - minus) / (2 * step)
 
 
 def _directions(case, y_shape):
@@ -40,24 +59,31 @@ def _directions(case, y_shape):
 
 
 def fd_check(impl, backend, dtype, x_eval, x_fd, params, x_dot, y_bar, step):
-    """Compare ``impl``'s VJP/JVP at ``x_eval`` with a central difference at ``x_fd``."""
+    """Compare ``impl``'s VJP/JVP at ``x_eval`` with a central difference at ``x_fd``.
+
+    Both comparisons are relative to the sizes of the two sides plus an absolute floor
+    ``||y_bar|| ||v|| ||f(x)|| / ||x||`` (``||v||`` alone for the JVP), so that a Jacobian that
+    is 0 or nearly so, where both sides are rounding noise, is judged on the scale of the
+    derivatives of ``f`` rather than on the scale of that noise [AU-2]."""
     x = device_array(backend, x_eval, dtype)
     y, residuals = impl.fwd(x, **params)
     fd = finite_difference_jvp(impl, backend, x_fd, params, x_dot, step)
     x_bar = host(impl.bwd(residuals, backend.asarray(y_bar, dtype)))
     rtol = derivative_rtol(dtype)
-    scale = _norm(y_bar) * _norm(fd) + _norm(x_bar) * _norm(x_dot) + eps(np.float64)
+    natural = derivative_scale(x_eval, host(y))
+    floor = _norm(x_dot) * natural
+    scale = _norm(y_bar) * (_norm(fd) + floor) + _norm(x_bar) * _norm(x_dot) + eps(np.float64)
     vjp_err = abs(dot(x_bar, x_dot) - dot(y_bar, fd)) / scale
     figures = {"vjp_vs_fd": vjp_err}
-    if vjp_err > rtol:
+    if exceeds(vjp_err, rtol):
         raise ClaimFailure(
             f"VJP disagrees with central differences: <bwd(y_bar), v> = {dot(x_bar, x_dot):.10g}, "
             f"<y_bar, FD(v)> = {dot(y_bar, fd):.10g} (relative error {vjp_err:.3g} > {rtol:.3g})")
     if impl.jvp is not None:
         y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
-        jvp_err = _norm(y_dot - fd) / (_norm(fd) + _norm(x_dot) * eps(np.float64))
+        jvp_err = _norm(y_dot - fd) / (_norm(fd) + floor + eps(np.float64))
         figures["jvp_vs_fd"] = jvp_err
-        if jvp_err > rtol:
+        if exceeds(jvp_err, rtol):
             raise ClaimFailure(
                 f"JVP disagrees with central differences: relative error {jvp_err:.3g} > {rtol:.3g}")
     return figures
@@ -67,19 +93,21 @@ def _check_fd(impl, case, backend, dtype):
     x64 = np.asarray(case.x, np.float64)
     y_shape = np.shape(host(impl.fun(backend.asarray(x64), **case.params)))
     x_dot, y_bar = _directions(case, y_shape)
-    step = fd_step(np.float64) * max(1.0, float(np.max(np.abs(x64))))
+    step = default_fd_step(x64)
     if case.max_step is not None:
-        step = min(step, case.max_step) if not impl_piecewise_linear(impl) else case.max_step
-        step /= max(1.0, float(np.max(np.abs(x_dot))))
+        # Central differences are exact on a linear piece: take the largest step that stays on it.
+        step = case.max_step if impl_piecewise_linear(impl) else min(step, case.max_step)
+    step /= max(1.0, float(np.max(np.abs(x_dot))))
     return fd_check(impl, backend, dtype, case.x, x64, case.params, x_dot, y_bar, step)
 
 
 def impl_piecewise_linear(impl):
-    # Central differences are exact on a linear piece: take the largest step that stays on it.
     return bool(getattr(impl, "piecewise_linear", False))
 
 
 def _check_adjoint(impl, case, backend, dtype):
+    """[AU-3] <y_bar, J v> = <J^T y_bar, v> up to the rounding of both products, relative to
+    their sizes plus the floor ``||y_bar|| ||v|| ||f(x)|| / ||x||``."""
     if impl.jvp is None:
         return {}
     x = device_array(backend, case.x, dtype)
@@ -88,9 +116,11 @@ def _check_adjoint(impl, case, backend, dtype):
     y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
     x_bar = host(impl.bwd(residuals, backend.asarray(y_bar, dtype)))
     lhs, rhs = dot(y_bar, y_dot), dot(x_bar, x_dot)
-    err = abs(lhs - rhs) / (_norm(y_bar) * _norm(y_dot) + _norm(x_bar) * _norm(x_dot) + eps(np.float64))
+    floor = _norm(y_bar) * _norm(x_dot) * derivative_scale(case.x, host(y))
+    err = abs(lhs - rhs) / (_norm(y_bar) * _norm(y_dot) + _norm(x_bar) * _norm(x_dot) + floor
+                            + eps(np.float64))
     rtol = exact_rtol(dtype, n_ops=max(8, int(np.size(case.x))))
-    if err > rtol:
+    if exceeds(err, rtol):
         raise ClaimFailure(f"JVP and VJP are not adjoint: <y_bar, J v> = {lhs:.10g}, "
                            f"<J^T y_bar, v> = {rhs:.10g} (relative gap {err:.3g} > {rtol:.3g})")
     return {"adjoint_gap": err}
@@ -118,17 +148,27 @@ def _check_no_mutation(impl, case, backend, dtype):
 
 def _check_fun_is_fwd(impl, case, backend, dtype):
     x = device_array(backend, case.x, dtype)
-    y_fun = host(impl.fun(x, **case.params), dtype)
-    y_fwd = host(impl.fwd(x, **case.params)[0], dtype)
+    raw_fun, raw_fwd = impl.fun(x, **case.params), impl.fwd(x, **case.params)[0]
+    for what, raw in (("fun(x)", raw_fun), ("fwd(x)[0]", raw_fwd)):
+        if raw.dtype != x.dtype:
+            raise ClaimFailure(f"{what} has dtype {raw.dtype}, not the input's {x.dtype}")
+    y_fun, y_fwd = host(raw_fun, dtype), host(raw_fwd, dtype)
     if y_fun.shape != y_fwd.shape or not np.array_equal(
             np.ascontiguousarray(y_fun).view(np.uint8), np.ascontiguousarray(y_fwd).view(np.uint8)):
         raise ClaimFailure("fun(x) and fwd(x)[0] differ (they must agree bit for bit)")
     return {}
 
 
+def _failure(impl, case, backend, dtype, message):
+    """A :class:`ClaimFailure` carrying the implementation's diagnosis of the difference, if any."""
+    diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
+    return ClaimFailure(message + (f"; {diagnosis}" if diagnosis else ""))
+
+
 def _check_matches_reflip(impl, case, backend, dtype):
     """The implementation against reflip's own primitive, on inputs where both are
-    differentiable: forward values, then VJP and JVP where provided."""
+    differentiable: forward values, then VJP and JVP where provided (relative to reflip's,
+    with the floor of [AU-2] for Jacobians that vanish)."""
     from .._registry import get
 
     reference = get(getattr(impl, "reference_name", None) or impl.name)
@@ -136,32 +176,35 @@ def _check_matches_reflip(impl, case, backend, dtype):
     try:
         y, residuals = impl.fwd(x, **case.params)
     except ClaimFailure as exc:
-        diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
-        raise ClaimFailure(f"{exc}" + (f"; {diagnosis}" if diagnosis else "")) from exc
+        raise _failure(impl, case, backend, dtype, str(exc)) from exc
     y_ref, res_ref = reference.fwd(x, **case.params)
     y, y_ref = host(y), host(y_ref)
     rtol = derivative_rtol(dtype)
+    if y.shape != y_ref.shape:
+        raise _failure(impl, case, backend, dtype, f"forward differs from reflip's: shape {y.shape} instead "
+                                                   f"of {y_ref.shape}")
     figures = {"forward_vs_reflip": _norm(y - y_ref) / (_norm(y_ref) + eps(np.float64))}
-    if y.shape != y_ref.shape or figures["forward_vs_reflip"] > rtol:
-        diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
-        shapes = f", shape {y.shape} instead of {y_ref.shape}" if y.shape != y_ref.shape else ""
-        raise ClaimFailure(f"forward differs from reflip's (relative error "
-                           f"{figures['forward_vs_reflip']:.3g}{shapes})" + (f"; {diagnosis}" if diagnosis else ""))
+    if exceeds(figures["forward_vs_reflip"], rtol):
+        raise _failure(impl, case, backend, dtype, f"forward differs from reflip's (relative error "
+                                                   f"{figures['forward_vs_reflip']:.3g})")
     x_dot, y_bar = _directions(case, y_ref.shape)
+    natural = derivative_scale(case.x, y_ref)
     if impl.bwd is not None:
         x_bar = host(impl.bwd(residuals, backend.asarray(y_bar, dtype)))
         x_bar_ref = host(reference.bwd(res_ref, backend.asarray(y_bar, dtype)))
-        figures["vjp_vs_reflip"] = _norm(x_bar - x_bar_ref) / (_norm(x_bar_ref) + eps(np.float64))
-        if figures["vjp_vs_reflip"] > rtol:
-            diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
-            raise ClaimFailure(f"VJP differs from reflip's (relative error {figures['vjp_vs_reflip']:.3g})"
-                               + (f"; {diagnosis}" if diagnosis else ""))
+        figures["vjp_vs_reflip"] = _norm(x_bar - x_bar_ref) / (_norm(x_bar_ref) + _norm(y_bar) * natural
+                                                                + eps(np.float64))
+        if exceeds(figures["vjp_vs_reflip"], rtol):
+            raise _failure(impl, case, backend, dtype,
+                           f"VJP differs from reflip's (relative error {figures['vjp_vs_reflip']:.3g})")
     if impl.jvp is not None and reference.jvp is not None:
         y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
         y_dot_ref = host(reference.jvp(res_ref, backend.asarray(x_dot, dtype)))
-        figures["jvp_vs_reflip"] = _norm(y_dot - y_dot_ref) / (_norm(y_dot_ref) + eps(np.float64))
-        if figures["jvp_vs_reflip"] > rtol:
-            raise ClaimFailure(f"JVP differs from reflip's (relative error {figures['jvp_vs_reflip']:.3g})")
+        figures["jvp_vs_reflip"] = _norm(y_dot - y_dot_ref) / (_norm(y_dot_ref) + _norm(x_dot) * natural
+                                                                + eps(np.float64))
+        if exceeds(figures["jvp_vs_reflip"], rtol):
+            raise _failure(impl, case, backend, dtype,
+                           f"JVP differs from reflip's (relative error {figures['jvp_vs_reflip']:.3g})")
     return figures
 
 
@@ -175,7 +218,8 @@ def generic_claims(primitive, label, *, differentiable_kind="differentiable", ge
          ("fwd", "bwd", "jvp")),
         ("no_mutation", label, "inputs and cotangents are never modified", general_kind, _check_no_mutation,
          ("fwd",)),
-        ("fun_is_fwd", label, "the plain function equals the forward pass bit for bit", general_kind,
+        ("fun_is_fwd", label, "the plain function equals the forward pass bit for bit, in the input's dtype",
+         general_kind,
          _check_fun_is_fwd, ("fwd",)),
     ]
     claims = [register_claim(Claim(f"{primitive}.{name}", primitive, lab, text, kind, check, needs=needs))

@@ -16,11 +16,13 @@ from .._registry import REGISTRY
 __all__ = ["RecordAdapter", "all_mutants", "audit_mutant", "kill_report", "ADAPTER_MUTANTS"]
 
 MODULES = ("reflip.testing.mutants_groupsort", "reflip.testing.mutants_bjorck",
-           "reflip.testing.mutants_projections")
+           "reflip.testing.mutants_projections", "reflip.testing.mutants_spectral")
 
 
 class RecordAdapter:
-    """A registry record behind the adapter protocol."""
+    """A registry record behind the adapter protocol (with reflip's full signature)."""
+
+    reflip_signature = True
 
     def __init__(self, name, record, conventions=None):
         self.name, self.record = name, record
@@ -92,17 +94,24 @@ def all_mutants():
     return out
 
 
-@functools.lru_cache(maxsize=None)
-def audit_mutant(name, profile="quick"):
+def audit_mutant(name, profile="mutants"):
     """Audit one mutant (float64, NumPy); return its :class:`~reflip.audit.api.Report`
-    (cached: the report of a derandomized run does not change)."""
+    (cached: the report of a derandomized run does not change). Failing cases are not shrunk:
+    the verdict and its message are what a kill report needs."""
+    return _audit_mutant(name, profile)
+
+
+@functools.lru_cache(maxsize=None)
+def _audit_mutant(name, profile):
+    # One cache key per (name, profile) however audit_mutant was called.
     from ..audit.api import check_implementation
 
     primitive, adapter = all_mutants()[name]
-    return check_implementation(adapter, primitives=[primitive], dtypes=["float64"], profile=profile)
+    return check_implementation(adapter, primitives=[primitive], dtypes=["float64"], profile=profile,
+                                shrink=False)
 
 
-def kill_report(profile="quick"):
+def kill_report(profile="mutants"):
     """Markdown kill report of the mutant library: ``(text, names of surviving mutants)``."""
     rows, survived = [], []
     mutants = all_mutants()

@@ -117,22 +117,20 @@ def _bwd_detached_late(residuals, y_bar):
 # 5. Convergence judged by the step size ||A_{k+1} - A_k||_F <= tol and reported as converged:
 #    near a tiny or zero singular value the step is small while A is far from orthonormal.
 def _core_step_size(w, cfg, xp):
-    if cfg.tol is None:
-        return _bjorck_fwd(w, cfg, xp)
-    a, _ = _scale(_tall(w, cfg.transposed), cfg.scaling, xp)
-    k, step = 0, None
-    while k < cfg.n_iter:
-        nxt = _step(a, a.mT @ a, cfg.coeffs, xp)
-        step = xp.linalg.matrix_norm(nxt - a, ord="fro")
-        a, k = nxt, k + 1
-        if float(xp.max(step)) <= cfg.tol:
-            break
-    if step is None:
-        step = xp.zeros(a.shape[:-2], dtype=a.dtype)
-    info = BjorckInfo(k, step, cfg.tol, True)
-    res = BjorckResiduals(_tall(w, cfg.transposed), _scale(_tall(w, cfg.transposed), cfg.scaling, xp)[1],
-                          None, a, cfg._replace(checkpoint=True), info)
-    return _tall(a, cfg.transposed), res
+    if cfg.tol is not None:
+        a, scale = _scale(_tall(w, cfg.transposed), cfg.scaling, xp)
+        for k in range(cfg.n_iter):
+            nxt = _step(a, a.mT @ a, cfg.coeffs, xp)
+            step = xp.linalg.matrix_norm(nxt - a, ord="fro")
+            if float(xp.max(step)) <= cfg.tol:  # "converged"
+                info = BjorckInfo(k + 1, step, cfg.tol, True)
+                res = BjorckResiduals(_tall(w, cfg.transposed), scale, None, nxt, cfg._replace(checkpoint=True), info)
+                return _tall(nxt, cfg.transposed), res
+            a = nxt
+    # Never stopped early: reflip's iterations and honest report.
+    y, res = _bjorck_fwd(w, cfg, xp)
+    _report_convergence(res.info, cfg, stacklevel=3)
+    return y, res
 
 
 # 6. The paper code's "safe scaling" by sqrt(m n) used whatever scaling was asked for, without

@@ -131,7 +131,21 @@ def _mask_bwd(residuals, y_bar, xp):
     return _ungrouped(x_bar, axis, xp)
 
 
-# 6. Off-by-one group boundary: groups start at index 1 (the first entry is left alone and the
+# 6. At a tie, every cotangent goes to the FIRST input equal to its output value (max and min
+#    built on argmax / argmin, or PyTorch's max and min, which both pick the first index of a
+#    tied pair): two cotangents reach one entry and none the other.
+def _bwd_first_index(residuals, y_bar):
+    xp = get_namespace(y_bar)
+    perm, k, axis = residuals
+    xg = residuals.xg
+    yg = xp.take_along_axis(xg, perm, axis=-1)
+    gbar = _grouped(y_bar, k, axis, xp)
+    first = xp.argmax(xp.astype(xg[..., :, None] == yg[..., None, :], xp.int8), axis=-2)  # (..., j)
+    to = xp.arange(k)[:, None] == first[..., None, :]  # (..., i, j): y_bar_j goes to x_i
+    return _ungrouped(xp.sum(xp.where(to, gbar[..., None, :], 0.0), axis=-1), axis, xp)
+
+
+# 7. Off-by-one group boundary: groups start at index 1 (the first entry is left alone and the
 #    last group wraps around), as a port with a misplaced slice start would do.
 def _sort_off_by_one(x, k, axis, xp):
     xm = xp.moveaxis(x, axis, -1)
@@ -158,6 +172,7 @@ MUTANTS = dict([
     _mutant("strided_groups", fwd=_fwd_with(_sort_strided), bwd=_bwd_strided),
     _mutant("num_groups_for_group_size", fwd=_fwd_with(_sort_num_groups), bwd=_bwd_num_groups),
     _mutant("tie_cotangent_twice", fwd=_fwd_with(_fwd_keep_x), bwd=_bwd_mask),
+    _mutant("tie_both_to_first", fwd=_fwd_with(_fwd_keep_x), bwd=_bwd_first_index),
     _mutant("off_by_one_boundary", fwd=_fwd_with(_sort_off_by_one), bwd=_bwd_off_by_one),
 ])
 
@@ -168,5 +183,6 @@ EXPECTED = {
     "strided_groups": ["group_sort.sorted_permutation"],
     "num_groups_for_group_size": ["group_sort.sorted_permutation"],
     "tie_cotangent_twice": ["group_sort.isometry_ties", "group_sort.ties"],
+    "tie_both_to_first": ["group_sort.isometry_ties", "group_sort.ties"],
     "off_by_one_boundary": ["group_sort.sorted_permutation"],
 }

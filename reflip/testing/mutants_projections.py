@@ -1,17 +1,26 @@
-"""Deliberately broken l_inf projections, each a bug seen in (or one step away from) ports of
-the paper's code [PR-5].
+"""Deliberately broken projections and row scalings, each a bug seen in (or one step away
+from) ports of the paper's code [PR-5] [PR-7] [PR-10].
 
 The meta-tests (tests/meta/test_projections_mutants.py) run the suite on each and require that
-the claims named in :data:`EXPECTED` fail. Each mutant is the registry record of
-``linf_project`` with its functions swapped, so everything else is reflip's.
+the claims named in :data:`EXPECTED` fail. Each mutant is the registry record of its
+primitive (``linf_project`` unless named otherwise) with functions swapped, so everything else
+is reflip's.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .._backend import get_namespace
 from .._registry import get
-from ..projections import LinfProjectResiduals, _l1_ball_fwd, _l1_ball_jacobian
+from ..projections import (
+    LinfProjectResiduals,
+    _l1_ball_fwd,
+    _l1_ball_jacobian,
+    check_p,
+    pinf_project_fwd,
+    row_scale_fwd,
+)
 
 __all__ = ["MUTANTS", "EXPECTED"]
 
@@ -112,7 +121,37 @@ def _mutant(name, fwd=None, bwd=None):
     return name, dataclasses.replace(_REFLIP, fwd=fwd, fun=_fun_from(fwd), bwd=bwd or _REFLIP.bwd, jvp=jvp)
 
 
+# The ||.||_{p,inf} ball constrains the DUAL norm of every row [PR-7]; these use the norm p
+# itself (the first layer's trap of claim C7: p = 1 then projects rows onto the l1 ball
+# instead of clipping them into the l_inf ball, and p = inf the other way).
+def _primal(fwd):
+    def fwd_p(w, p, *, radius=1.0):
+        q = {1: math.inf, 2: 2, math.inf: 1}[check_p(p)]
+        return fwd(w, q, radius=radius)
+
+    return fwd_p
+
+
+def _row_scale_every_row_fwd(w, p, *, radius=1.0):
+    """Every row divided by ||w_i||_q / r, rows inside included (a normalization, not a
+    scaling into the ball): rows inside are scaled UP onto the sphere. The backward is
+    reflip's."""
+    xp = get_namespace(w)
+    q = {1: math.inf, 2: 2, math.inf: 1}[check_p(p)]
+    norm = xp.linalg.vector_norm(w, axis=-1, keepdims=True, ord=q)
+    return w * (radius / xp.where(norm > 0, norm, 1.0)), row_scale_fwd(w, p, radius=radius)[1]
+
+
+def _record(name, record, fwd):
+    def fun(w, p, *, radius=1.0):
+        return fwd(w, p, radius=radius)[0]
+
+    return name, dataclasses.replace(record, fwd=fwd, fun=fun)
+
+
 MUTANTS = dict([
+    _record("pinf_primal_norm", get("pinf_project"), _primal(pinf_project_fwd)),
+    _record("row_scale_every_row", get("row_scale"), _row_scale_every_row_fwd),
     _mutant("l1_sphere", fwd=_sphere_fwd_with(_sign)),
     _mutant("detached_as_exact", bwd=_detached_bwd),
     _mutant("rho_off_by_one", fwd=_rho_off_by_one_fwd),
@@ -122,6 +161,8 @@ MUTANTS = dict([
 
 # The claims that must catch each mutant (at least these; others may fail too).
 EXPECTED = {
+    "pinf_primal_norm": ["pinf_project.feasible", "pinf_project.optimal"],
+    "row_scale_every_row": ["row_scale.identity_inside", "row_scale.scaling"],
     "l1_sphere": ["linf_project.identity_inside", "linf_project.optimal", "linf_project.kkt"],
     "detached_as_exact": ["linf_project.fd", "linf_project.detached_differs"],
     "rho_off_by_one": ["linf_project.feasible", "linf_project.optimal"],

@@ -1,47 +1,12 @@
-"""Meta-tests: the Björck claims must catch every planted bug of
-:mod:`reflip.testing.mutants_bjorck`, and pass on reflip itself."""
-import warnings
-
+"""Meta-tests of :mod:`reflip.testing.mutants_bjorck` beyond its audit, which
+tests/meta/test_mutant_library.py runs (every mutant against the claims of ``EXPECTED``)."""
 import numpy as np
 import pytest
-from hypothesis import settings
 
 from reflip._registry import REGISTRY
-from reflip.audit import claims_for, run_claim
-from reflip.bjorck import BjorckConvergenceWarning
-from reflip.testing.backends import available_backends
 from reflip.testing.mutants_bjorck import EXPECTED, MUTANTS
 
 pytestmark = pytest.mark.meta
-
-NUMPY = available_backends(("numpy",))[0]
-# Enough examples for every mutant to be found from a derandomized start; the meta-test fails
-# (rather than passing vacuously) if a smaller budget ever stops finding one.
-META = settings(max_examples=60, derandomize=True, deadline=None, database=None)
-
-
-def _by_id():
-    return {c.id: c for c in claims_for("bjorck")}
-
-
-@pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_mutant_is_caught(name):
-    """[BJ-2] [BJ-3] [BJ-4] [BJ-6] [BJ-7] [BJ-8]: each mutant fails the claims expected to
-    catch it."""
-    mutant = MUTANTS[name]
-    # Some mutants diverge (overflow) on purpose; reflip's own warnings are not under test here.
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", BjorckConvergenceWarning)
-        for claim_id in EXPECTED[name]:
-            result = run_claim(_by_id()[claim_id], mutant, NUMPY, "float64", settings=META)
-            assert result.status == "fail", f"mutant {name!r} passed {claim_id}: the suite has no teeth there"
-
-
-@pytest.mark.parametrize("claim_id", sorted({c for ids in EXPECTED.values() for c in ids}))
-def test_reflip_passes_the_same_checks(claim_id):
-    """The catching claims are not trivially failing: reflip passes them with the same budget."""
-    result = run_claim(_by_id()[claim_id], REGISTRY["bjorck"], NUMPY, "float64", settings=META)
-    assert result.status == "pass", result.error
 
 
 def test_every_mutant_has_expectations():

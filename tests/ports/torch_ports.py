@@ -1,7 +1,9 @@
 """Small PyTorch ports of the paper's primitives, written the way users write them, to
 exercise reflip's audit through :class:`reflip.adapters.TorchAdapter` (and the porting guide's
-worked example). ``group_sort`` and ``max_min_paper`` are correct; the adapters at the bottom
+worked examples). ``group_sort``, ``max_min_paper`` and ``bjorck`` are correct; the adapters
 declare their conventions (or, for the ``*_undeclared`` ones, forget to)."""
+import math
+
 import torch
 
 from reflip.adapters import TorchAdapter
@@ -36,3 +38,32 @@ def paper_max_min_adapter():
 def paper_max_min_undeclared():
     return TorchAdapter(name="paper-code MaxMin port, conventions undeclared", group_sort=max_min_paper,
                         conventions={"group_sort.group_sizes": [2]})
+
+
+def bjorck(w, n_iter, scaling="frobenius", detach_from=None):
+    """Order-1 Björck orthonormalization with beta = 1/2, the paper code's step
+    ``A <- 1.5 A - 0.5 A (A^T A)``, written the usual PyTorch way: scale, iterate on the tall
+    orientation (the smaller Gram matrix), transpose back. Autograd differentiates the
+    iterations, which is reflip's ``backward="unrolled"``. ``detach_from=k`` plants a popular
+    port's memory saving: the cubic term of every step from the k-th on is detached (a bug)."""
+    wide = w.shape[-2] < w.shape[-1]
+    a = w.mT if wide else w
+    if scaling == "frobenius":
+        squares = (a * a).sum(dim=(-2, -1), keepdim=True)
+        nonzero = squares > 0
+        ones = torch.ones_like(squares)
+        # The inner where keeps sqrt's derivative finite at the zero matrix (which stays zero).
+        a = a / torch.where(nonzero, torch.sqrt(torch.where(nonzero, squares, ones)), ones)
+    elif scaling == "sqrt_mn":
+        a = a / math.sqrt(a.shape[-2] * a.shape[-1])
+    for k in range(n_iter):
+        cubic = a @ (a.mT @ a)
+        a = 1.5 * a - 0.5 * (cubic.detach() if detach_from is not None and k >= detach_from else cubic)
+    return a.mT if wide else a
+
+
+def bjorck_adapter():
+    """The Björck port: order 1 and beta = 1/2 are the port's constants, declared fixed; it
+    takes reflip's ``n_iter`` and ``scaling``."""
+    return TorchAdapter(name="torch Björck port", bjorck=bjorck,
+                        conventions={"bjorck.params": {"order": 1, "beta": 0.5}})
