@@ -55,11 +55,8 @@ def _audit(args) -> int:
 
 
 def _reproduce(args, argv) -> int:
-    try:
-        from .reproduce import run_experiments
-    except ImportError as exc:  # the reproduce extra is missing
-        print(f"reflip reproduce: {exc}; install it with pip install 'reflip[reproduce]'", file=sys.stderr)
-        return 2
+    from .reproduce import run_experiments
+
     try:
         folders = run_experiments(args.experiment, mode=args.mode, seed=args.seed, backend=args.backend,
                                   out=args.out, dtype=args.dtype, threads=args.threads, tasks=args.tasks,
