@@ -49,6 +49,15 @@ def group_sort_bwd(perm, y_bar, group_size, axis, xp):
     import numpy as np
 
     ym = np.moveaxis(y_bar, axis, -1)
+    if group_size == 2:
+        # A pair's permutation is the identity or the swap: selecting is a pure copy of
+        # entries (bit for bit the scatter) and avoids put_along_axis's int64 indexing.
+        swap = perm[..., 0] == 1
+        g_min, g_max = ym[..., 0::2], ym[..., 1::2]
+        x_bar = np.empty(ym.shape, dtype=ym.dtype)
+        x_bar[..., 0::2] = np.where(swap, g_max, g_min)
+        x_bar[..., 1::2] = np.where(swap, g_min, g_max)
+        return np.moveaxis(x_bar, -1, axis)
     yg = ym.reshape(*ym.shape[:-1], ym.shape[-1] // group_size, group_size)
     x_bar = np.empty(yg.shape, dtype=yg.dtype)
     np.put_along_axis(x_bar, perm, yg, axis=-1)
@@ -139,7 +148,9 @@ def _numpy_max_min_fwd(xm, axis):
     y = np.empty(xm.shape, dtype=xm.dtype)
     y[..., 0::2] = np.where(swap, b, a)
     y[..., 1::2] = np.where(swap, a, b)
-    perm = np.empty((*swap.shape, 2), dtype=np.int64)
+    # uint8 indices, as the CuPy path stores them: an int64 permutation would write 8x the
+    # bytes of the output's own pair.
+    perm = np.empty((*swap.shape, 2), dtype=np.uint8)
     perm[..., 0] = swap
     perm[..., 1] = ~swap
     return np.moveaxis(y, -1, axis), perm
