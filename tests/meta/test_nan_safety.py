@@ -67,9 +67,15 @@ def nan_mutant(record, role, calls):
     return dataclasses.replace(record, jvp=jvp)
 
 
-# The paper's primitives (proofs/groupsort.md, bjorck.md, projections.md); a module that
-# registers another primitive adds it here once its checks compare with `exceeds`.
-PRIMITIVES = ("group_sort", "bjorck", "linf_project", "pinf_project", "row_scale", "spectral_normalize")
+# Claims that evaluate none of the functions, with the reason.
+NO_READ = {
+    "refuses": "checks that the construction refuses data that are not 1-Lipschitz; evaluates nothing",
+}
+
+# The paper's primitives (proofs/groupsort.md, bjorck.md, projections.md, universality.md); a
+# module that registers another primitive adds it here once its checks compare with `exceeds`.
+PRIMITIVES = ("group_sort", "bjorck", "linf_project", "pinf_project", "row_scale", "spectral_normalize",
+              "max_min_network")
 ALL = [c for name in PRIMITIVES for c in claims_for(name)]
 
 
@@ -92,10 +98,10 @@ def test_nan_is_caught(claim):
             continue
         assert result.status == "fail", f"{claim.id} passed with a NaN {role}: NaN slips through a comparison"
         assert result.error.startswith("ClaimFailure"), f"{claim.id} with a NaN {role} crashed: {result.error}"
-    assert read, f"{claim.id} called none of fwd, bwd, jvp in {FAST.max_examples} cases"
+    assert read or short in NO_READ, f"{claim.id} called none of fwd, bwd, jvp in {FAST.max_examples} cases"
 
 
 def test_exemptions_are_used():
     """Each exemption names an existing check (a renamed check must not keep a stale pass)."""
     names = {c.split(".", 1)[1] for c in CLAIMS}
-    assert {short for short, _ in EXEMPT} <= names
+    assert {short for short, _ in EXEMPT} | set(NO_READ) <= names
