@@ -33,21 +33,21 @@ CLASSIFIERS = (
 
 def activity(model, params, x):
     """Per activation layer, on the examples ``x``: for ReLU the fractions of units never
-    active (pre-activation <= 0 on every example) and always active (> 0 on every example);
-    for GroupSort/MaxMin/FullSort the fraction of groups sorted by the same permutation on
-    every example (the group then acts as a fixed linear map). Pre-activations are recomputed
-    layer by layer from the frozen weights, on the host in float64."""
+    active and always active (:func:`reflip.nn.lipschitz.unit_activity`); for
+    GroupSort/MaxMin/FullSort the fraction of groups sorted by the same permutation on every
+    example (the group then acts as a fixed linear map), from pre-activations recomputed layer
+    by layer from the frozen weights, on the host in float64."""
+    relu = {e["layer"]: e for e in lipschitz.unit_activity(model, params, x)}
     frozen, fp = model.freeze(params)
     xp = get_namespace(x)
     out = []
     for i, (layer, p) in enumerate(zip(frozen.layers, fp)):
         if isinstance(layer, Activation):
-            z = host(x)
-            entry = {"layer": i, "activation": layer.name, "width": z.shape[1]}
+            entry = {"layer": i, "activation": layer.name, "width": x.shape[1]}
             if layer.name == "relu":
-                entry["never_active"] = float(np.mean(np.all(z <= 0, axis=0)))
-                entry["always_active"] = float(np.mean(np.all(z > 0, axis=0)))
+                entry["never_active"], entry["always_active"] = relu[i]["never"], relu[i]["always"]
             else:
+                z = host(x)
                 k = {"max_min": 2, "full_sort": z.shape[1]}.get(layer.name, layer.group_size)
                 perm = np.argsort(z.reshape(z.shape[0], -1, k), axis=-1, kind="stable")
                 entry["fixed_permutation"] = float(np.mean(np.all(perm == perm[:1], axis=(0, 2))))
