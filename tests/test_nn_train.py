@@ -272,3 +272,13 @@ def test_fit_errors():
         run(steps=1, loss="mse")
     with pytest.raises(FloatingPointError, match="step 0: loss = nan"):
         run(steps=1, loss=lambda p, b: (math.nan, p))
+
+
+def test_global_norm_is_the_norm_of_all_leaves():
+    """[NN-9] against NumPy's norm of every leaf concatenated (float64), mixed dtypes included."""
+    rng = np.random.default_rng(5)
+    tree = [{"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(3).astype(np.float32)}, {},
+            {"W": rng.standard_normal((2, 3)).astype(np.float32)}]
+    flat = np.concatenate([np.asarray(a, np.float64).ravel() for d in tree for a in d.values()])
+    assert math.isclose(optim.global_norm(tree), float(np.linalg.norm(flat)), rel_tol=1e-6)
+    assert optim.global_norm([{}, {}]) == 0.0

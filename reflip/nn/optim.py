@@ -32,12 +32,14 @@ def tree_map(fn, tree, *rest):
 
 def global_norm(tree):
     """``sqrt(sum of squares of every leaf)`` as a Python float (one host read) [NN-9]."""
-    total = 0.0
+    # Summed on the device, read once: a read per leaf would synchronise a GPU once per
+    # parameter array at every training step.
+    total = None
     for d in tree:
         for a in d.values():
-            xp = get_namespace(a)
-            total += float(xp.sum(a * a))
-    return math.sqrt(total)
+            s = get_namespace(a).sum(a * a)
+            total = s if total is None else total + s
+    return 0.0 if total is None else math.sqrt(float(total))
 
 
 def _check_positive(value, name, allow_zero=False):
