@@ -3,6 +3,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from reflip import _fast
 from reflip.groupsort import _group_sort_bwd_core, _group_sort_fwd_core
@@ -32,6 +33,166 @@ def test_numpy_fast_paths_are_core_bit_for_bit(kind, dtype):
                    _group_sort_bwd_core(res_core, y_bar, xp))
 
     check()
+
+
+_SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, np.nan]
+
+
+@pytest.mark.parametrize("block", [2, 4, 6, 64])
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_blocks_are_core_bit_for_bit(k, block, dtype, monkeypatch):
+    """[GS-7, GS-8, GS-12] the block paths (k = 2: contiguous shifted views and bit selects for the
+    backward; k = 4: the min/max network; k = 8: NumPy's sort per block; each with the exact
+    rule for the groups that need it) are the core bit for bit: values, permutation and VJP,
+    across block boundaries (blocks of 2 to 64 entries, a last block cut short), on inputs
+    dense in ties, signed zeros, infinities and NaN payloads."""
+    monkeypatch.setattr(_fast, "BLOCK", block)
+    nan_payload = np.array([0x7FC00001 if dtype == "float32" else 0x7FF8000000000001],
+                           dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
+
+    @given(st.integers(1, 3), st.integers(1, 9), st.integers(0, 2**32 - 1), st.floats(0, 1))
+    def check(rows, groups, seed, p_special):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((rows, k * groups)).astype(dtype)
+        pool = np.array([*_SPECIAL, nan_payload], dtype=dtype)
+        special = rng.random(x.shape) < p_special
+        x[special] = rng.choice(pool, size=int(special.sum()))
+        x0 = x.copy()
+        y_core, res_core = _group_sort_fwd_core(x, k, 1, xp)
+        y_fast, perm_fast = _fast.group_sort_fwd(x, k, 1, xp)
+        _same_bits(y_fast, y_core)
+        np.testing.assert_array_equal(perm_fast, res_core.perm)
+        y_bar = rng.standard_normal(x.shape).astype(dtype)
+        y_bar[rng.random(x.shape) < p_special] = nan_payload
+        _same_bits(_fast.group_sort_bwd(perm_fast, y_bar, k, 1, xp),
+                   _group_sort_bwd_core(res_core, y_bar, xp))
+        y_vals = _fast.group_sort(x, k, 1, xp)
+        if k > 2:
+            _same_bits(y_vals, y_core)
+        else:  # values only: pairs holding NaN become (NaN, NaN) [GS-8], the others are the core's
+            clean = ~np.isnan(x.reshape(rows, groups, 2)).any(axis=-1).repeat(2, axis=-1)
+            _same_bits(y_vals[clean], y_core[clean])
+            assert np.isnan(y_vals[~clean]).all()
+        _same_bits(x, x0)  # the input is not written to
+
+    check()
+
+
+@pytest.mark.parametrize("k", [2, 4, 8, 16])
+def test_network_sorts_every_zero_one_input(k):
+    """[GS-12] the odd-even merge network of the fast paths sorts all 2^k inputs in {1, 2}^k,
+    hence (0-1 principle) every input; run through both network paths: the slice path (the
+    groups down the columns of a (k, 2^k) matrix) and the k = 4 block path (groups in rows)."""
+    bits = (np.arange(2**k)[None, :] >> np.arange(k)[:, None]) & 1
+    # 1 and 2 rather than 0 and 1: a group holding +0 is re-sorted by np.sort [GS-12], which
+    # would hide the network.
+    x = 1.0 + bits
+    np.testing.assert_array_equal(_fast.group_sort(x, k, 0, xp), np.sort(x, axis=0))
+    if k in _fast._NETWORK_K:
+        rows = np.ascontiguousarray(x.T)
+        np.testing.assert_array_equal(_fast.group_sort(rows, k, 1, xp), np.sort(rows, axis=1))
+
+
+@pytest.mark.meta
+def test_zero_one_check_catches_a_wrong_network(monkeypatch):
+    """Meta: a network whose comparator (0, 1) of the second merge is dropped (it still sorts
+    many random inputs) fails the 0-1 check."""
+    real = _fast._odd_even_merge_layers
+
+    def wrong(k):
+        layers = list(real(k))
+        d, lows = layers[-1]
+        layers[-1] = (d, lows[1:])
+        return layers
+
+    test_network_sorts_every_zero_one_input(8)
+    monkeypatch.setattr(_fast, "_odd_even_merge_layers", wrong)
+    with pytest.raises(AssertionError):
+        test_network_sorts_every_zero_one_input(8)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("k", [2, 4, 8, 32])
+def test_groups_across_rows_are_core_bit_for_bit(k, order, dtype):
+    """[GS-7, GS-8, GS-12] groups along an axis that is not innermost in memory (the middle axis of a
+    C- or F-order 3-d array; axis 0 of a C-order matrix) run the network on whole slices: the
+    core's values bit for bit (k = 2: pairs holding NaN become (NaN, NaN), as on the last
+    axis), with special values dense."""
+    nan_payload = np.array([0x7FC00001 if dtype == "float32" else 0x7FF8000000000001],
+                           dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
+
+    @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**32 - 1),
+           st.floats(0, 1))
+    def check(outer, groups, inner, seed, p_special):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((outer, k * groups, inner)).astype(dtype)
+        special = rng.random(x.shape) < p_special
+        x[special] = rng.choice(np.array([*_SPECIAL, nan_payload], dtype=dtype), size=int(special.sum()))
+        x = np.asarray(x, order=order)
+        x0 = x.copy()
+        y_core, _ = _group_sort_fwd_core(x, k, 1, xp)
+        y = _fast.group_sort(x, k, 1, xp)
+        assert y.flags.f_contiguous if order == "F" else y.flags.c_contiguous  # layout kept
+        if k > 2:
+            _same_bits(y, y_core)
+        else:
+            pair_nan = np.isnan(x.reshape(outer, groups, 2, inner)).any(axis=2, keepdims=True)
+            clean = ~np.broadcast_to(pair_nan, (outer, groups, 2, inner)).reshape(x.shape)
+            _same_bits(y[clean], y_core[clean])
+            assert np.isnan(y[~clean]).all()
+        _same_bits(x, x0)
+
+    check()
+
+
+@pytest.mark.meta
+def test_block_check_catches_a_block_boundary_bug(monkeypatch):
+    """Meta: a block loop whose blocks hold an odd number of entries (an off-by-one that cuts
+    pairs in two at the boundaries) fails the comparison above."""
+    monkeypatch.setattr(_fast, "BLOCK", 4)
+    x = np.arange(12, dtype=np.float64)[::-1].copy().reshape(1, 12)
+    y_core, _ = _group_sort_fwd_core(x, 2, 1, xp)
+    _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
+
+    def short_blocks(n):
+        for start in range(0, n, _fast.BLOCK - 1):
+            yield start, min(start + _fast.BLOCK - 1, n)
+
+    monkeypatch.setattr(_fast, "_blocks", short_blocks)
+    with pytest.raises(AssertionError):
+        _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
+
+
+@pytest.mark.meta
+def test_block_check_catches_a_network_without_its_last_layer(monkeypatch):
+    """Meta: the k = 4 network with its last comparator layer missing (the classic slip: the
+    middle pair of a 4-sorter) leaves groups unsorted, which the bit comparison catches."""
+    x = np.array([[1.0, 3.0, 2.0, 4.0]])
+    y_core, _ = _group_sort_fwd_core(x, 4, 1, xp)
+    _same_bits(_fast.group_sort(x, 4, 1, xp), y_core)
+    layers = _fast._odd_even_merge_layers(4)
+    monkeypatch.setattr(_fast, "_odd_even_merge_layers", lambda k: layers[:-1])
+    with pytest.raises(AssertionError):
+        _same_bits(_fast.group_sort(x, 4, 1, xp), y_core)
+
+
+@pytest.mark.meta
+@pytest.mark.parametrize("x", [[0.0, -0.0, 1.0, -1.0], [0.0] + [-0.0] * 8], ids=["network", "sort"])
+def test_block_check_catches_skipped_zero_detection(x, monkeypatch):
+    """Meta: without the search for groups holding a +0 (e.g. looking in the sorted output, where
+    NumPy's SIMD sort may have turned the +0 of mixed zeros into -0), the network (k = 4) and
+    the unstable sort (k = 9) return mixed zeros out of the stable order: the bit comparison
+    catches both."""
+    x = np.array([x])
+    k = x.shape[-1]
+    y_core, _ = _group_sort_fwd_core(x, k, 1, xp)
+    _same_bits(_fast.group_sort(x, k, 1, xp), y_core)
+    real_count = np.count_nonzero
+    monkeypatch.setattr(np, "count_nonzero", lambda a, *args, **kw: a.size)
+    y = _fast.group_sort(x, k, 1, xp)
+    monkeypatch.setattr(np, "count_nonzero", real_count)
+    with pytest.raises(AssertionError):
+        _same_bits(y, y_core)
 
 
 def test_fallback_on_ties_and_nan():

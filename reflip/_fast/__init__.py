@@ -8,6 +8,9 @@ for GroupSort. NumPy paths are in this module; CuPy kernels in :mod:`.cupy_group
 """
 from __future__ import annotations
 
+import functools
+import math
+
 from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 __all__ = ["group_sort", "group_sort_fwd", "group_sort_bwd", "group_sort_jvp", "matmul_precision"]
@@ -25,6 +28,9 @@ def group_sort(x, group_size, axis, xp):
         return _cupy_groupsort().group_sort(x, group_size, axis)
     if not is_numpy_namespace(xp):
         return None
+    across = _groups_across_rows(x, group_size, axis)
+    if across is not None:
+        return across
     if group_size == 2:
         return _numpy_max_min(x, axis)
     return _numpy_sorted(x, group_size, axis, argsort=False)[0]
@@ -48,6 +54,9 @@ def group_sort_bwd(perm, y_bar, group_size, axis, xp):
         return None
     import numpy as np
 
+    if (group_size == 2 and _pairs_in_blocks(y_bar, axis) and perm.dtype == np.uint8
+            and perm.flags.c_contiguous):
+        return _max_min_bwd_blocks(perm, y_bar)
     ym = np.moveaxis(y_bar, axis, -1)
     if group_size == 2:
         # A pair's permutation is the identity or the swap: selecting is a pure copy of
@@ -89,6 +98,8 @@ def matmul_precision(xp, dtype, precision):
 def _numpy_max_min(x, axis):
     import numpy as np
 
+    if _pairs_in_blocks(x, axis):
+        return _max_min_blocks(x)
     x = np.moveaxis(x, axis, -1)
     a, b = x[..., 0::2], x[..., 1::2]
     out = np.empty(x.shape, dtype=x.dtype)
@@ -124,20 +135,23 @@ def _numpy_sorted(x, group_size, axis, argsort):
             perm[redo] = np.argsort(xg[redo], axis=-1, kind="stable")
             y[redo] = np.take_along_axis(xg[redo], perm[redo], axis=-1)
     else:
-        y = np.sort(xg, axis=-1)
-        # Values only: equal floats have equal bits except zeros of opposite sign (and NaN
-        # payloads), so the unstable result is bitwise the stable one unless a group holds a
-        # zero or a NaN; counting non-zeros is one fast pass.
-        nan_last = np.isnan(y[..., -1])
-        if np.count_nonzero(xg) != xg.size or nan_last.any():
-            redo = np.any(xg == 0, axis=-1) | nan_last
-            y[redo] = np.sort(xg[redo], axis=-1, kind="stable")
+        y = _sorted_values_blocks(np.ascontiguousarray(xg).reshape(-1, group_size))
     return np.moveaxis(y.reshape(xm.shape), -1, axis), perm
 
 
 def _numpy_max_min_fwd(xm, axis):
     """k = 2 with residuals: one comparison per pair gives the stable permutation (swap iff
     b < a, or a is NaN and b is not: NaN goes last like the sorts put it)."""
+    import numpy as np
+
+    if _pairs_in_blocks(xm, xm.ndim - 1):
+        y, perm = _max_min_fwd_blocks(xm)
+    else:
+        y, perm = _numpy_max_min_fwd_strided(xm)
+    return np.moveaxis(y, -1, axis), perm
+
+
+def _numpy_max_min_fwd_strided(xm):
     import numpy as np
 
     a, b = xm[..., 0::2], xm[..., 1::2]
@@ -153,4 +167,258 @@ def _numpy_max_min_fwd(xm, axis):
     perm = np.empty((*swap.shape, 2), dtype=np.uint8)
     perm[..., 0] = swap
     perm[..., 1] = ~swap
-    return np.moveaxis(y, -1, axis), perm
+    return y, perm
+
+
+# k = 2 on C-contiguous pairs, block by block. NumPy's minimum/maximum run without SIMD on the
+# stride-2 halves of a pair array (about 8x slower than on contiguous data), so every pass
+# below is on contiguous, shifted views of one block: ``minimum(z[1:], z[:-1])`` holds each
+# pair's minimum at the pair's first slot (and a junk value at the second), ``maximum(z[:-1],
+# z[1:])`` written one slot to the right holds its maximum at the second slot. A block (its
+# input, output and one scratch array) stays in the L2 cache, so only the input's read and the
+# output's write reach memory. Every value is the one the strided formulation computes, with
+# the same argument order at ties [GS-7]: the results are bit for bit the same.
+BLOCK = 1 << 16  # entries per block (even); tests shrink it to cross block boundaries
+_UINT = {2: "uint16", 4: "uint32", 8: "uint64"}
+_INT = {2: "int16", 4: "int32", 8: "int64"}
+
+
+def _pairs_in_blocks(a, axis):
+    """True when ``a``'s pairs along ``axis`` are adjacent entries of its flat C-order buffer
+    (the last axis of a C-contiguous array) and the bit tricks below apply."""
+    import sys
+
+    return (axis % a.ndim == a.ndim - 1 and a.flags.c_contiguous and a.dtype.itemsize in _UINT
+            and sys.byteorder == "little")
+
+
+def _blocks(n):
+    for start in range(0, n, BLOCK):
+        yield start, min(start + BLOCK, n)
+
+
+def _max_min_blocks(x):
+    import numpy as np
+
+    flat, out = x.reshape(-1), np.empty(x.size, dtype=x.dtype)
+    high = np.empty(BLOCK, dtype=x.dtype)
+    for s, e in _blocks(flat.size):
+        _max_min_block(flat[s:e], out[s:e], high)
+    return out.reshape(x.shape)
+
+
+def _max_min_block(z, out, high):
+    import numpy as np
+
+    m = z.size
+    np.minimum(z[1:], z[:-1], out=out[:-1])  # = minimum(b, a) at each pair's first slot
+    np.maximum(z[:-1], z[1:], out=high[1:m])  # = maximum(a, b) at each pair's second slot
+    np.copyto(out[1::2], high[1:m:2])
+
+
+def _max_min_fwd_blocks(x):
+    """``(y, perm)`` of :func:`_numpy_max_min_fwd`, block by block. ``perm`` (uint8, a pair's
+    ``(0, 1)`` or ``(1, 0)``) comes from ``less(b, a)`` written at the pair's first byte and
+    completed in the 16-bit view of each pair: ``(s + 256 * junk) & 0xFF`` keeps ``s``, and
+    ``s * 0xFF01 + 0x0100`` modulo ``2^16`` is ``0x0001`` (bytes ``1, 0``) for ``s = 1`` and
+    ``0x0100`` (bytes ``0, 1``) for ``s = 0``. A block whose sum is NaN may hold a NaN, which
+    the min/max formulation would spread to both entries of its pair: that block takes the
+    exact strided rule (false alarms, e.g. ``inf - inf``, only cost time)."""
+    import numpy as np
+
+    flat, y = x.reshape(-1), np.empty(x.size, dtype=x.dtype)
+    perm = np.empty(x.size, dtype=np.uint8)
+    high = np.empty(BLOCK, dtype=x.dtype)
+    for s, e in _blocks(flat.size):
+        z, ys, ps = flat[s:e], y[s:e], perm[s:e]
+        _max_min_block(z, ys, high)
+        with np.errstate(invalid="ignore", over="ignore"):
+            maybe_nan = np.isnan(np.add.reduce(ys))
+        if maybe_nan:
+            yb, pb = _numpy_max_min_fwd_strided(z[None, :])
+            ys[...], ps[...] = yb.reshape(-1), pb.reshape(-1)
+            continue
+        np.less(z[1:], z[:-1], out=ps[:-1].view(bool))
+        p16 = ps.view(np.uint16)
+        np.bitwise_and(p16, 0x00FF, out=p16)
+        np.multiply(p16, 0xFF01, out=p16)
+        np.add(p16, 0x0100, out=p16)
+    return y.reshape(x.shape), perm.reshape(*x.shape[:-1], x.shape[-1] // 2, 2)
+
+
+def _max_min_bwd_blocks(perm, y_bar):
+    """``P^T y_bar`` for pair permutations, block by block, as bit selects. With ``t_j = g_j
+    xor g_{j+1}`` and ``M_j`` all ones where ``perm_j = 1``: the first slot of a pair receives
+    ``g_j xor (t_j & M_j)`` (``g_{j+1}`` when swapped), the second ``g_{j-1} xor (t_{j-1} &
+    M_j)`` (``perm = 0`` there when swapped, giving ``g_{j-1}``). Copies of bits, so exactly
+    the scatter's result."""
+    import numpy as np
+
+    size = y_bar.dtype.itemsize
+    g = y_bar.reshape(-1).view(_UINT[size])
+    p = perm.reshape(-1).view(np.int8)
+    out = np.empty(g.size, dtype=g.dtype)
+    t, u, mask = (np.empty(BLOCK, dtype=g.dtype) for _ in range(3))
+    for s, e in _blocks(g.size):
+        m, gs, xs = e - s, g[s:e], out[s:e]
+        # -1 in the signed view is all ones in the unsigned one.
+        np.negative(p[s:e], out=mask[:m].view(_INT[size]), casting="unsafe")
+        np.bitwise_xor(gs[1:], gs[:-1], out=t[:m - 1])
+        np.bitwise_and(t[:m - 1], mask[:m - 1], out=u[:m - 1])
+        np.bitwise_xor(u[:m - 1], gs[:-1], out=xs[:-1])
+        np.bitwise_and(t[:m - 1], mask[1:m], out=t[:m - 1])
+        np.bitwise_xor(t[:m - 1], gs[:-1], out=u[1:m])
+        np.copyto(xs[1::2], u[1:m:2])
+    return out.view(y_bar.dtype).reshape(y_bar.shape)
+
+
+# Values only, k > 2: blocks of whole groups, each sorted while it sits in the cache, then
+# checked there for the groups that need the stable order [GS-7, GS-12]: equal floats have equal bits
+# except zeros of opposite sign (and NaN payloads), so an unstable sort (or a min/max network)
+# gives the stable result bit for bit unless a group holds both zeros, which implies a +0 (all
+# bits clear: counted in the integer view of the block just read, several times faster than
+# counting float zeros), or a NaN. Those groups are re-sorted stably from the input.
+def _sorted_values_blocks(groups):
+    import numpy as np
+
+    k, bits = groups.shape[-1], _INT.get(groups.dtype.itemsize)
+    out = np.empty_like(groups)
+    rows = max(1, min(BLOCK // k, groups.shape[0]))
+    network = k in _NETWORK_K and bits is not None
+    scratch = [np.empty(rows * k, dtype=groups.dtype) for _ in range(3)] if network else None
+    for r0 in range(0, groups.shape[0], rows):
+        xb, yb = groups[r0:r0 + rows], out[r0:r0 + rows]
+        if network:
+            _network_sort_block(xb.reshape(-1), yb.reshape(-1), k, scratch)
+            # The network spreads NaN within its group: a NaN anywhere makes the sum NaN.
+            with np.errstate(invalid="ignore", over="ignore"):
+                nan = np.isnan(np.add.reduce(yb, axis=None))
+        else:
+            np.copyto(yb, xb)
+            yb.sort(axis=-1)
+            nan = np.isnan(yb[:, -1]).any()  # NaN sorts last
+        # In the input: NumPy's SIMD sort itself does not keep the signs of mixed zeros.
+        plus_zero = (np.count_nonzero(xb.view(bits)) if bits else np.count_nonzero(xb)) != xb.size
+        if nan or plus_zero:
+            redo = np.any(xb == 0, axis=-1) | np.any(np.isnan(xb), axis=-1)
+            yb[redo] = np.sort(xb[redo], axis=-1, kind="stable")
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _odd_even_merge_layers(k):
+    """Batcher's odd-even merge sort network [GS-12] on ``k`` (a power of 2) inputs as layers
+    ``(d, lows)``: comparators ``(i, i + d)`` for ``i`` in ``lows``; every comparator of a layer
+    has the same distance, which is what lets a layer run as whole-array shifted passes."""
+    layers, p = [], 1
+    while p < k:
+        d = p
+        while d >= 1:
+            lows = tuple(i + j for j in range(d % p, k - d, 2 * d) for i in range(min(d, k - j - d))
+                         if (i + j) // (2 * p) == (i + j + d) // (2 * p))
+            layers.append((d, lows))
+            d //= 2
+        p *= 2
+    return layers
+
+
+# Group sizes sorted by the network: at k = 4 NumPy's sort of rows of 4 is its slowest case and
+# the 3-layer network is 4x faster; at k = 8 they tie and from k = 16 on the sort is faster
+# (benchmarks/README.md).
+_NETWORK_K = (4,)
+
+
+@functools.lru_cache(maxsize=32)
+def _layer_masks(k, d, lows, size, utype):
+    """Bit masks of one layer for blocks of ``size`` entries (period ``k``): all ones at the
+    lower / upper comparator slots; and whether the layer touches every slot."""
+    import numpy as np
+
+    low = np.zeros(k, dtype=bool)
+    low[list(lows)] = True
+    high = np.roll(low, d)
+    ones = np.iinfo(utype).max
+    masks = tuple(np.where(np.tile(sel, size // k), ones, 0).astype(utype) for sel in (low, high))
+    for mask in masks:
+        mask.flags.writeable = False
+    return (*masks, bool((low | high).all()))
+
+
+def _network_sort_block(z, out, k, scratch):
+    """Sort consecutive groups of ``k`` entries of the flat block ``z`` into ``out`` with the
+    min/max network: per layer, ``minimum(z[d:], z[:-d])`` holds each comparator's minimum at
+    its lower slot and ``maximum(z[:-d], z[d:])`` written ``d`` slots on holds its maximum at
+    the upper one; bit selects with periodic masks merge them (and, in a partial layer, the
+    untouched slots of ``z``). Values only: NaN spreads (the caller re-sorts those groups)."""
+    import numpy as np
+
+    m, utype = z.size, np.dtype(_UINT[z.dtype.itemsize]).type
+    low_vals, high_vals = scratch[0][:m], scratch[1][:m]
+    lo, hi, sel = (buf[:m].view(utype) for buf in scratch)
+    dst = out.view(utype)
+    cur = z
+    for d, lows in _odd_even_merge_layers(k):
+        mask_low, mask_high, full = _layer_masks(k, d, lows, scratch[0].size, utype)
+        np.minimum(cur[d:], cur[:-d], out=low_vals[:m - d])
+        np.maximum(cur[:-d], cur[d:], out=high_vals[d:])
+        if full:  # every slot is a comparator's: lower ones from lo, upper ones from hi
+            base = lo
+        else:  # untouched slots keep cur: sel = cur with the lower slots taken from lo
+            c = cur.view(utype)
+            np.bitwise_xor(c, lo, out=lo)
+            np.bitwise_and(lo, mask_low[:m], out=lo)
+            np.bitwise_xor(c, lo, out=sel)
+            base = sel
+        np.bitwise_xor(base, hi, out=hi)
+        np.bitwise_and(hi, mask_high[:m], out=hi)
+        np.bitwise_xor(base, hi, out=dst)
+        cur = out
+
+
+# Groups along an axis that is not the innermost in memory (axis 0 of a C-order matrix, the
+# last axis of an F-order one): moving the axis last would leave every pass strided by a whole
+# row (about 15x slower). Instead the comparators of the network run on whole slices: with the
+# array seen as (outer, n / k, k, inner) in memory order, comparator (i, j) is a minimum and a
+# maximum of the contiguous (outer, n / k, inner) slices i and j.
+_SLICE_NETWORK_K = (2, 4, 8, 16, 32)
+
+
+def _groups_across_rows(x, group_size, axis):
+    """Values-only GroupSort for groups that run across the innermost memory axis of a C- or
+    F-contiguous array (power-of-2 ``k`` <= 32); ``None`` for every other case."""
+    import numpy as np
+
+    axis %= x.ndim
+    if x.flags.c_contiguous:
+        c, c_axis, flip = x, axis, False
+    elif x.flags.f_contiguous:
+        c, c_axis, flip = x.T, x.ndim - 1 - axis, True
+    else:
+        return None
+    if c_axis == c.ndim - 1 or group_size not in _SLICE_NETWORK_K or c.size == 0:
+        return None
+    shape = c.shape
+    outer, n, inner = math.prod(shape[:c_axis]), shape[c_axis], math.prod(shape[c_axis + 1:])
+    src = c.reshape(outer, n // group_size, group_size, inner)
+    y = src.copy()
+    tmp = np.empty_like(y[:, :, 0])
+    for d, lows in _odd_even_merge_layers(group_size):
+        for i in lows:
+            # Arguments in the order of the k = 2 path: at a tie the lower slot keeps its entry,
+            # the stable order for k = 2 [GS-7]; for k > 2 the tie groups are redone below.
+            np.minimum(y[:, :, i + d], y[:, :, i], out=tmp)
+            np.maximum(y[:, :, i], y[:, :, i + d], out=y[:, :, i + d])
+            np.copyto(y[:, :, i], tmp)
+    if group_size > 2:
+        # As in _sorted_values_blocks: groups holding a +0 or a NaN take the stable sort (for
+        # k = 2, NaN spreads to both entries of its pair as in the other k = 2 path [GS-8]).
+        with np.errstate(invalid="ignore", over="ignore"):
+            nan = np.isnan(np.add.reduce(y, axis=None))
+        bits = _INT.get(c.dtype.itemsize)
+        plus_zero = (np.count_nonzero(c.view(bits)) if bits else np.count_nonzero(c)) != c.size
+        if nan or plus_zero:
+            redo = np.any(src == 0, axis=2) | np.any(np.isnan(src), axis=2)
+            by_group = np.moveaxis(y, 2, -1)
+            by_group[redo] = np.sort(np.moveaxis(src, 2, -1)[redo], axis=-1, kind="stable")
+    y = y.reshape(shape)
+    return y.T if flip else y
