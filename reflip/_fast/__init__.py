@@ -123,6 +123,9 @@ def _numpy_sorted(x, group_size, axis, argsort):
     if argsort and group_size == 2:
         return _numpy_max_min_fwd(xm, axis)
     perm = None
+    if argsort and group_size in _NETWORK_K and _INT.get(x.dtype.itemsize):
+        y, perm = _network_argsort_blocks(np.ascontiguousarray(xg).reshape(-1, group_size))
+        return np.moveaxis(y.reshape(xm.shape), -1, axis), perm.reshape(xg.shape)
     if argsort:
         perm = np.argsort(xg, axis=-1)
         y = np.take_along_axis(xg, perm, axis=-1)
@@ -328,6 +331,28 @@ def _odd_even_merge_layers(k):
 _NETWORK_K = (4,)
 
 
+def _carry_indices(cur, d, lows, k, carry):
+    """Apply one layer's swaps (``cur[i + d] < cur[i]`` at the lower slots) to the indices."""
+    import numpy as np
+
+    idx, swap, low, high, sel = carry
+    m = idx.size
+    mask_low, mask_high, _ = _layer_masks(k, d, lows, m, np.uint8)
+    np.less(cur[d:], cur[:-d], out=swap[:m - d].view(bool))
+    np.negative(swap[:m - d].view(np.int8), out=swap[:m - d].view(np.int8))  # 1 -> 0xFF
+    t = sel[:m - d]
+    np.bitwise_xor(idx[d:], idx[:-d], out=t)  # t_i = idx_i ^ idx_{i+d}, where swapped
+    np.bitwise_and(t, swap[:m - d], out=t)
+    np.bitwise_xor(idx[:-d], t, out=low[:m - d])  # lower slot: idx_{i+d} if swapped
+    np.bitwise_xor(idx[d:], t, out=high[d:])  # upper slot (shifted by d): idx_i if swapped
+    np.bitwise_xor(idx, low, out=low)  # sel = idx with the lower slots from low
+    np.bitwise_and(low, mask_low, out=low)
+    np.bitwise_xor(idx, low, out=sel)
+    np.bitwise_xor(sel, high, out=high)  # idx = sel with the upper slots from high
+    np.bitwise_and(high, mask_high, out=high)
+    np.bitwise_xor(sel, high, out=idx)
+
+
 @functools.lru_cache(maxsize=32)
 def _layer_masks(k, d, lows, size, utype):
     """Bit masks of one layer for blocks of ``size`` entries (period ``k``): all ones at the
@@ -344,12 +369,13 @@ def _layer_masks(k, d, lows, size, utype):
     return (*masks, bool((low | high).all()))
 
 
-def _network_sort_block(z, out, k, scratch):
+def _network_sort_block(z, out, k, scratch, carry=None):
     """Sort consecutive groups of ``k`` entries of the flat block ``z`` into ``out`` with the
     min/max network: per layer, ``minimum(z[d:], z[:-d])`` holds each comparator's minimum at
     its lower slot and ``maximum(z[:-d], z[d:])`` written ``d`` slots on holds its maximum at
     the upper one; bit selects with periodic masks merge them (and, in a partial layer, the
-    untouched slots of ``z``). Values only: NaN spreads (the caller re-sorts those groups)."""
+    untouched slots of ``z``). NaN spreads (the caller re-sorts those groups). ``carry``: the
+    uint8 indices (permuted in place with the same decisions) and four uint8 scratch arrays."""
     import numpy as np
 
     m, utype = z.size, np.dtype(_UINT[z.dtype.itemsize]).type
@@ -359,6 +385,8 @@ def _network_sort_block(z, out, k, scratch):
     cur = z
     for d, lows in _odd_even_merge_layers(k):
         mask_low, mask_high, full = _layer_masks(k, d, lows, scratch[0].size, utype)
+        if carry is not None:
+            _carry_indices(cur, d, lows, k, carry)
         np.minimum(cur[d:], cur[:-d], out=low_vals[:m - d])
         np.maximum(cur[:-d], cur[d:], out=high_vals[d:])
         if full:  # every slot is a comparator's: lower ones from lo, upper ones from hi
@@ -422,3 +450,35 @@ def _groups_across_rows(x, group_size, axis):
             by_group[redo] = np.sort(np.moveaxis(src, 2, -1)[redo], axis=-1, kind="stable")
     y = y.reshape(shape)
     return y.T if flip else y
+
+
+def _network_argsort_blocks(groups):
+    """``(y, perm)`` of the stable order for groups of ``k`` in ``_NETWORK_K`` [GS-12]: the
+    values from the min/max network, the permutation (uint8) carried through the same
+    comparators, which swap exactly when ``z[i + d] < z[i]``, i.e. when ``minimum(z[i + d],
+    z[i])`` takes the upper entry. A network is not stable at ties, and NaN compares false while
+    ``minimum`` spreads it, so groups with a tie or a NaN take NumPy's stable argsort."""
+    import numpy as np
+
+    k, utype = groups.shape[-1], np.dtype(_UINT[groups.dtype.itemsize]).type
+    y, perm = np.empty_like(groups), np.empty(groups.shape, dtype=np.uint8)
+    rows = max(1, min(BLOCK // k, groups.shape[0]))
+    size = rows * k
+    scratch = [np.empty(size, dtype=groups.dtype) for _ in range(3)]
+    swap, low_idx, high_idx, sel_idx = (np.empty(size, dtype=np.uint8) for _ in range(4))
+    start = np.tile(np.arange(k, dtype=np.uint8), rows)
+    for r0 in range(0, groups.shape[0], rows):
+        xb, yb, pb = groups[r0:r0 + rows], y[r0:r0 + rows], perm[r0:r0 + rows]
+        z, out, idx = xb.reshape(-1), yb.reshape(-1), pb.reshape(-1)
+        m = z.size
+        np.copyto(idx, start[:m])
+        _network_sort_block(z, out, k, scratch, carry=(idx, swap[:m], low_idx[:m], high_idx[:m],
+                                                         sel_idx[:m]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            nan = np.isnan(np.add.reduce(out))
+        ties = yb[:, 1:] == yb[:, :-1]
+        if nan or ties.any():
+            redo = np.any(ties, axis=-1) | np.any(np.isnan(xb), axis=-1)
+            pb[redo] = np.argsort(xb[redo], axis=-1, kind="stable")
+            yb[redo] = np.take_along_axis(xb[redo], pb[redo].astype(np.intp), axis=-1)
+    return y, perm
