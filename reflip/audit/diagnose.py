@@ -188,7 +188,7 @@ def vjp_detached_from(residuals, y_bar, first):
     """reflip's unrolled Björck VJP with the polynomial part ``A (P(X) - c_0 I)`` of every step
     ``k >= first`` treated as a constant (a port that detaches late iterations to save memory):
     those steps pass ``c_0 A_bar`` back instead of their VJP [BJ-8]."""
-    from ..bjorck import _recomputed_pairs, _scale_vjp, _step_vjp, _tall
+    from ..bjorck import _recomputed_pairs, _scale_vjp, _scaled_eyes, _step_vjp, _tall
 
     xp = get_namespace(y_bar)
     cfg = residuals.config
@@ -196,7 +196,8 @@ def vjp_detached_from(residuals, y_bar, first):
     pairs = list(_recomputed_pairs(residuals, xp))  # k = K-1, ..., 0
     for i, (a, x) in enumerate(pairs):
         k = len(pairs) - 1 - i
-        a_bar = cfg.coeffs[0] * a_bar if k >= first else _step_vjp(a, x, a_bar, cfg.coeffs, xp)
+        eyes = _scaled_eyes(cfg.coeffs, a, xp)
+        a_bar = cfg.coeffs[0] * a_bar if k >= first else _step_vjp(a, x, a_bar, cfg.coeffs, eyes)
     return _tall(_scale_vjp(residuals, a_bar, xp), cfg.transposed)
 
 

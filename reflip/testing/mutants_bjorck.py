@@ -23,6 +23,7 @@ from ..bjorck import (
     _recomputed_pairs,
     _report_convergence,
     _scale,
+    _scaled_eyes,
     _step,
     _step_vjp,
     _tall,
@@ -91,7 +92,8 @@ def _bwd_constant_scale(residuals, y_bar):
     xp = get_namespace(y_bar)
     a_bar = _tall(y_bar, residuals.config.transposed)
     for a, x in _recomputed_pairs(residuals, xp):
-        a_bar = _step_vjp(a, x, a_bar, residuals.config.coeffs, xp)
+        a_bar = _step_vjp(a, x, a_bar, residuals.config.coeffs,
+                          _scaled_eyes(residuals.config.coeffs, a, xp))
     return _tall(a_bar / residuals.scale, residuals.config.transposed)
 
 
@@ -107,7 +109,8 @@ def _bwd_detached_late(residuals, y_bar):
     k_run = len(pairs)
     for i, (a, x) in enumerate(pairs):
         k = k_run - 1 - i
-        a_bar = cfg.coeffs[0] * a_bar if k >= 4 else _step_vjp(a, x, a_bar, cfg.coeffs, xp)
+        eyes = _scaled_eyes(cfg.coeffs, a, xp)
+        a_bar = cfg.coeffs[0] * a_bar if k >= 4 else _step_vjp(a, x, a_bar, cfg.coeffs, eyes)
     a0, _ = _scale(residuals.w, cfg.scaling, xp)
     if cfg.scaling == "frobenius":
         a_bar = a_bar - xp.sum(a_bar * a0, axis=(-2, -1), keepdims=True) * a0
@@ -120,7 +123,7 @@ def _core_step_size(w, cfg, xp):
     if cfg.tol is not None:
         a, scale = _scale(_tall(w, cfg.transposed), cfg.scaling, xp)
         for k in range(cfg.n_iter):
-            nxt = _step(a, a.mT @ a, cfg.coeffs, xp)
+            nxt = _step(a, a.mT @ a, cfg.coeffs, _scaled_eyes(cfg.coeffs, a, xp))
             step = xp.linalg.matrix_norm(nxt - a, ord="fro")
             if float(xp.max(step)) <= cfg.tol:  # "converged"
                 info = BjorckInfo(k + 1, step, cfg.tol, True)
