@@ -39,11 +39,13 @@ _SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, np.nan]
 
 
 @pytest.mark.parametrize("block", [2, 4, 6, 64])
-@pytest.mark.parametrize("k", [2, 4, 8])
+@pytest.mark.parametrize("k", [2, 3, 4, 8])
 def test_blocks_are_core_bit_for_bit(k, block, dtype, monkeypatch):
     """[GS-7, GS-8, GS-12] the block paths (k = 2: contiguous shifted views and bit selects for the
-    backward; k = 4: the min/max network; k = 8: NumPy's sort per block; each with the exact
-    rule for the groups that need it) are the core bit for bit: values, permutation and VJP,
+    backward; k = 4: the min/max network; k = 3, 8: NumPy's sort and, with residuals, the
+    packed-key integer sort (float32) or argsort (float64) per block, flat gathers and
+    scatters; each with the exact rule for the groups that need it) are the core bit for
+    bit: values, permutation and VJP,
     across block boundaries (blocks of 2 to 64 entries, a last block cut short), on inputs
     dense in ties, signed zeros, infinities and NaN payloads."""
     monkeypatch.setattr(_fast, "BLOCK", block)
@@ -161,6 +163,25 @@ def test_block_check_catches_a_block_boundary_bug(monkeypatch):
     monkeypatch.setattr(_fast, "_blocks", short_blocks)
     with pytest.raises(AssertionError):
         _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
+
+
+@pytest.mark.meta
+def test_block_check_catches_a_key_that_does_not_flip_negatives(monkeypatch):
+    """Meta: packing the raw float32 bits as the sort key (negatives then sort descending, and
+    after the positives) is caught by the bit comparison of the permutation."""
+    x = np.array([[-1.0, -2.0, 3.0, 0.5, -0.25, 2.0, -3.0, 1.0]], dtype=np.float32)
+    y_core, res_core = _group_sort_fwd_core(x, 8, 1, xp)
+    np.testing.assert_array_equal(_fast.group_sort_fwd(x, 8, 1, xp)[1], res_core.perm)
+    real_or = np.bitwise_or
+
+    def no_flip(a, b, out=None, **kw):
+        if isinstance(b, int) and b == 0x80000000:  # the sign-flip mask: leave the key raw
+            return np.bitwise_and(a, 0, out=out)
+        return real_or(a, b, out=out, **kw)
+
+    monkeypatch.setattr(np, "bitwise_or", no_flip)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(_fast.group_sort_fwd(x, 8, 1, xp)[1], res_core.perm)
 
 
 @pytest.mark.meta
