@@ -10,9 +10,10 @@ with the lower index goes to the lower output position. The Jacobian used at a t
 permutation matrix of that stable order, so the VJP is a permutation of the cotangent at
 every input, ties included (never a sum of two cotangents sent to one entry).
 
-NaN [GS-8]: a group containing NaN is output as some permutation of itself (NumPy's and CuPy's
-sorts place NaN last; the k = 2 fast path leaves a pair containing NaN unswapped). ``inf`` is
-an ordinary value. The VJP is a permutation of the cotangent in both cases.
+NaN [GS-8]: with residuals, a group containing NaN is output as some permutation of itself
+(NaN last, where NumPy's and CuPy's sorts place it); NumPy's values-only ``group_sort`` for
+k = 2 spreads NaN to both entries of its pair (it skips the NaN test to stay at memory speed).
+``inf`` is an ordinary value. The VJP is a permutation of the cotangent in every case.
 
 Types (one group axis, moved last and split into ``(..., n // k, k)``)::
 
