@@ -38,34 +38,43 @@ def test_numpy_fast_paths_are_core_bit_for_bit(kind, dtype):
 _SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, np.nan]
 
 
+def _nan_payload(dtype):
+    """A quiet NaN with a payload other than the default one."""
+    bits = 0x7FC00001 if dtype == "float32" else 0x7FF8000000000001
+    return np.array([bits], dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
+
+
+def _with_specials(rng, shape, dtype, p_special):
+    """Standard normal entries, each replaced with probability ``p_special`` by a signed zero,
+    +-1, 2.5, an infinity or a NaN (two payloads): dense in ties and in every special case."""
+    x = rng.standard_normal(shape).astype(dtype)
+    special = rng.random(shape) < p_special
+    pool = np.array([*_SPECIAL, _nan_payload(dtype)], dtype=dtype)
+    x[special] = rng.choice(pool, size=int(special.sum()))
+    return x
+
+
 @pytest.mark.parametrize("block", [2, 4, 6, 64])
 @pytest.mark.parametrize("k", [2, 3, 4, 8])
 def test_blocks_are_core_bit_for_bit(k, block, dtype, monkeypatch):
-    """[GS-7, GS-8, GS-12] the block paths (k = 2: contiguous shifted views and bit selects for the
-    backward; k = 4: the min/max network; k = 3, 8: NumPy's sort and, with residuals, the
-    packed-key integer sort (float32) or argsort (float64) per block, flat gathers and
-    scatters; each with the exact rule for the groups that need it) are the core bit for
-    bit: values, permutation and VJP,
-    across block boundaries (blocks of 2 to 64 entries, a last block cut short), on inputs
-    dense in ties, signed zeros, infinities and NaN payloads."""
+    """[GS-7, GS-8, GS-12] the block paths (k = 2: contiguous shifted views and bit selects for
+    the backward; k = 4: the min/max network; k = 3, 8: NumPy's sort and, with residuals, the
+    packed-key integer sort (float32) or argsort (float64), flat gathers and scatters; each
+    with the exact rule for the groups that need it) are the core bit for bit: values,
+    permutation and VJP, across block boundaries (blocks of 2 to 64 entries, a last block cut
+    short), on inputs dense in ties, signed zeros, infinities and NaN payloads."""
     monkeypatch.setattr(_fast, "BLOCK", block)
-    nan_payload = np.array([0x7FC00001 if dtype == "float32" else 0x7FF8000000000001],
-                           dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
 
     @given(st.integers(1, 3), st.integers(1, 9), st.integers(0, 2**32 - 1), st.floats(0, 1))
     def check(rows, groups, seed, p_special):
         rng = np.random.default_rng(seed)
-        x = rng.standard_normal((rows, k * groups)).astype(dtype)
-        pool = np.array([*_SPECIAL, nan_payload], dtype=dtype)
-        special = rng.random(x.shape) < p_special
-        x[special] = rng.choice(pool, size=int(special.sum()))
+        x = _with_specials(rng, (rows, k * groups), dtype, p_special)
         x0 = x.copy()
         y_core, res_core = _group_sort_fwd_core(x, k, 1, xp)
         y_fast, perm_fast = _fast.group_sort_fwd(x, k, 1, xp)
         _same_bits(y_fast, y_core)
         np.testing.assert_array_equal(perm_fast, res_core.perm)
-        y_bar = rng.standard_normal(x.shape).astype(dtype)
-        y_bar[rng.random(x.shape) < p_special] = nan_payload
+        y_bar = _with_specials(rng, x.shape, dtype, p_special)
         _same_bits(_fast.group_sort_bwd(perm_fast, y_bar, k, 1, xp),
                    _group_sort_bwd_core(res_core, y_bar, xp))
         y_vals = _fast.group_sort(x, k, 1, xp)
@@ -97,8 +106,8 @@ def test_network_sorts_every_zero_one_input(k):
 
 @pytest.mark.meta
 def test_zero_one_check_catches_a_wrong_network(monkeypatch):
-    """Meta: a network whose comparator (0, 1) of the second merge is dropped (it still sorts
-    many random inputs) fails the 0-1 check."""
+    """Meta: a network missing the first comparator of its last layer ((1, 2) at k = 8; it
+    still sorts most random inputs) fails the 0-1 check."""
     real = _fast._odd_even_merge_layers
 
     def wrong(k):
@@ -116,20 +125,16 @@ def test_zero_one_check_catches_a_wrong_network(monkeypatch):
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("k", [2, 4, 8, 32])
 def test_groups_across_rows_are_core_bit_for_bit(k, order, dtype):
-    """[GS-7, GS-8, GS-12] groups along an axis that is not innermost in memory (the middle axis of a
-    C- or F-order 3-d array; axis 0 of a C-order matrix) run the network on whole slices: the
-    core's values bit for bit (k = 2: pairs holding NaN become (NaN, NaN), as on the last
-    axis), with special values dense."""
-    nan_payload = np.array([0x7FC00001 if dtype == "float32" else 0x7FF8000000000001],
-                           dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
+    """[GS-7, GS-8, GS-12] groups along an axis that is not innermost in memory (the middle
+    axis of a C- or F-order 3-d array) run the network on whole slices: the core's values bit
+    for bit (k = 2: pairs holding NaN become (NaN, NaN), as on the last axis), with special
+    values dense."""
 
     @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**32 - 1),
            st.floats(0, 1))
     def check(outer, groups, inner, seed, p_special):
         rng = np.random.default_rng(seed)
-        x = rng.standard_normal((outer, k * groups, inner)).astype(dtype)
-        special = rng.random(x.shape) < p_special
-        x[special] = rng.choice(np.array([*_SPECIAL, nan_payload], dtype=dtype), size=int(special.sum()))
+        x = _with_specials(rng, (outer, k * groups, inner), dtype, p_special)
         x = np.asarray(x, order=order)
         x0 = x.copy()
         y_core, _ = _group_sort_fwd_core(x, k, 1, xp)
