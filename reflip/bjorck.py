@@ -400,8 +400,9 @@ def _scale(w, scaling, xp):
 
 def _scaled_eyes(coeffs, a, xp):
     """``[a_0 I, ..., a_{p-1} I]`` for the ``N x N`` Gram matrices of ``a`` (``M x N``): built
-    once per call rather than once per step (an identity and a scaling per step and
-    coefficient: at N = 1024 a tenth of a step's time on a 2-core CPU)."""
+    once per call rather than once per step and coefficient (on a 2-core CPU, float64, that
+    saved 9 of ~55 microseconds per order-1 step at N = 64 and 13 of ~260 at N = 128; nothing
+    measurable at 1024)."""
     eye = xp.eye(a.shape[-1], dtype=a.dtype)
     return [c * eye for c in coeffs[:-1]]
 
