@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _fast
 from ._backend import check_floating, get_namespace
 from ._registry import Primitive, register
 from .tolerances import _numpy_dtype
@@ -214,6 +215,12 @@ def _l1_ball_fwd(w, radius, threshold, xp, residuals=True):
     return y, LinfProjectResiduals(support, signed_support, weight, theta, inside, threshold)
 
 
+def _l1_ball(w, radius, threshold, xp, residuals=True):
+    """:func:`_l1_ball_fwd`, through NumPy's row-block fast path when it applies."""
+    fast = _fast.row_blocks(lambda rows: _l1_ball_fwd(rows, radius, threshold, xp, residuals), w, xp)
+    return fast if fast is not None else _l1_ball_fwd(w, radius, threshold, xp, residuals)
+
+
 def _l1_ball_jacobian(residuals, t, xp):
     """``J t`` for the l1-ball projection; ``J`` is symmetric, so this is the VJP too [PR-4]:
     ``(J t)_i = t_i - s_i mean_{j in S} s_j t_j`` on S, 0 off S, ``t`` on rows inside."""
@@ -247,7 +254,7 @@ def linf_project_fwd(w, *, radius=1.0, threshold="exact"):
     _check_rows(w, xp)
     radius = check_radius(radius, w.dtype)
     threshold = _check_threshold(threshold)
-    return _l1_ball_fwd(w, radius, threshold, xp)
+    return _l1_ball(w, radius, threshold, xp)
 
 
 def linf_project_bwd(residuals, y_bar):
@@ -290,7 +297,7 @@ def linf_project(w, *, radius=1.0, threshold="exact"):
     radius = check_radius(radius, w.dtype)
     _check_threshold(threshold)
     # The same forward pass as linf_project_fwd, bit for bit, without building residuals.
-    return _l1_ball_fwd(w, radius, threshold, xp, residuals=False)[0]
+    return _l1_ball(w, radius, threshold, xp, residuals=False)[0]
 
 
 LINF_PROJECT = register(

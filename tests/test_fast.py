@@ -14,6 +14,13 @@ def _same_bits(a, b):
     np.testing.assert_array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
 
 
+def _same_bits_up_to_nan(a, b):
+    """Bit for bit where ``b`` is not NaN, NaN where it is (any payload)."""
+    nan = np.isnan(b) if b.dtype.kind == "f" else np.zeros(b.shape, dtype=bool)
+    np.testing.assert_array_equal(np.isnan(a) if a.dtype.kind == "f" else False, nan)
+    _same_bits(a[~nan], b[~nan])
+
+
 @pytest.mark.parametrize("kind", ["general", "ties", "differentiable"])
 def test_numpy_fast_paths_are_core_bit_for_bit(kind, dtype):
     """[GS-7] the NumPy fast paths (min/max for k = 2, SIMD sort with a stable fallback at
@@ -302,3 +309,61 @@ def test_bit_for_bit_check_catches_swapped_min_arguments(monkeypatch):
     monkeypatch.setattr(_fast, "_numpy_max_min", swapped)
     with pytest.raises(AssertionError):
         _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
+
+
+@pytest.mark.parametrize("block", [8, 24])
+@pytest.mark.parametrize("threshold", ["exact", "detached"])
+def test_linf_row_blocks_are_core_bit_for_bit(block, threshold, dtype, monkeypatch):
+    """[PR-3, PR-4, PR-13] the l_inf projection run on blocks of rows is the single-call core
+    bit for bit (NaN where the core has NaN: which NaN a product returns depends on whether
+    NumPy's SIMD body or its scalar tail computed it, and [PR-13] promises NaN, not a payload):
+    output and every residual, on stacks of rows that are projected, left inside (small rows)
+    or non-finite, with a last block cut short."""
+    from reflip.projections import _l1_ball_fwd
+
+    monkeypatch.setattr(_fast, "BLOCK", block)
+
+    @given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 6), st.integers(0, 2**32 - 1),
+           st.floats(0, 0.3))
+    def check(stack, rows, n, seed, p_special):
+        rng = np.random.default_rng(seed)
+        w = _with_specials(rng, (stack, rows, n), dtype, p_special)
+        w[:, ::3] *= 0.05  # every third row inside the unit l1 ball
+        w0 = w.copy()
+        y_core, res_core = _l1_ball_fwd(w, 1.0, threshold, xp)
+        y, res = reflip.linf_project_fwd(w, threshold=threshold)
+        _same_bits_up_to_nan(y, y_core)
+        for name, core_value in res_core._asdict().items():
+            if isinstance(core_value, np.ndarray):
+                _same_bits_up_to_nan(getattr(res, name), core_value)
+            else:
+                assert getattr(res, name) == core_value
+        _same_bits_up_to_nan(reflip.linf_project(w, threshold=threshold), y_core)
+        _same_bits(w, w0)
+
+    import reflip
+
+    check()
+
+
+@pytest.mark.meta
+def test_linf_row_block_check_catches_a_dropped_last_block(monkeypatch):
+    """Meta: a row-block loop that leaves a short last block out (its rows are never written)
+    fails the comparison above."""
+    from reflip.projections import _l1_ball_fwd
+
+    monkeypatch.setattr(_fast, "BLOCK", 8)
+    w = np.random.default_rng(0).standard_normal((5, 4))
+    y_core, _ = _l1_ball_fwd(w, 1.0, "exact", xp)
+    import reflip
+
+    _same_bits_up_to_nan(reflip.linf_project(w), y_core)
+    real = _fast.row_blocks
+
+    def drop_last(fn, w, xp_):
+        out = real(fn, w[:4], xp_)
+        return None if out is None else (np.concatenate([out[0], np.zeros_like(w[4:])]), out[1])
+
+    monkeypatch.setattr(_fast, "row_blocks", drop_last)
+    with pytest.raises(AssertionError):
+        _same_bits_up_to_nan(reflip.linf_project(w), y_core)
