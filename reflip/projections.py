@@ -376,7 +376,7 @@ def _clip_fwd(w, radius, xp):
 
 def _pinf_fwd(w, p, radius, xp):
     if p == math.inf:
-        y, inner = _l1_ball_fwd(w, radius, "exact", xp)
+        y, inner = _l1_ball(w, radius, "exact", xp)
     elif p == 2:
         y, inner = _l2_ball_fwd(w, radius, xp)
     else:
