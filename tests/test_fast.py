@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reflip import _fast
+from reflip._fast import numpy_groupsort as npgs
+from reflip._fast import numpy_rows
 from reflip.groupsort import _group_sort_bwd_core, _group_sort_fwd_core
 from reflip.testing.strategies import group_sort_cases
 
@@ -70,7 +72,7 @@ def test_blocks_are_core_bit_for_bit(k, block, dtype, monkeypatch):
     with the exact rule for the groups that need it) are the core bit for bit: values,
     permutation and VJP, across block boundaries (blocks of 2 to 64 entries, a last block cut
     short), on inputs dense in ties, signed zeros, infinities and NaN payloads."""
-    monkeypatch.setattr(_fast, "BLOCK", block)
+    monkeypatch.setattr(npgs, "BLOCK", block)
 
     @given(st.integers(1, 3), st.integers(1, 9), st.integers(0, 2**32 - 1), st.floats(0, 1))
     def check(rows, groups, seed, p_special):
@@ -106,7 +108,7 @@ def test_network_sorts_every_zero_one_input(k):
     # would hide the network.
     x = 1.0 + bits
     np.testing.assert_array_equal(_fast.group_sort(x, k, 0, xp), np.sort(x, axis=0))
-    if k in _fast._NETWORK_K:
+    if k in npgs._NETWORK_K:
         rows = np.ascontiguousarray(x.T)
         np.testing.assert_array_equal(_fast.group_sort(rows, k, 1, xp), np.sort(rows, axis=1))
 
@@ -115,7 +117,7 @@ def test_network_sorts_every_zero_one_input(k):
 def test_zero_one_check_catches_a_wrong_network(monkeypatch):
     """Meta: a network missing the first comparator of its last layer ((1, 2) at k = 8; it
     still sorts most random inputs) fails the 0-1 check."""
-    real = _fast._odd_even_merge_layers
+    real = npgs._odd_even_merge_layers
 
     def wrong(k):
         layers = list(real(k))
@@ -124,7 +126,7 @@ def test_zero_one_check_catches_a_wrong_network(monkeypatch):
         return layers
 
     test_network_sorts_every_zero_one_input(8)
-    monkeypatch.setattr(_fast, "_odd_even_merge_layers", wrong)
+    monkeypatch.setattr(npgs, "_odd_even_merge_layers", wrong)
     with pytest.raises(AssertionError):
         test_network_sorts_every_zero_one_input(8)
 
@@ -163,16 +165,16 @@ def test_groups_across_rows_are_core_bit_for_bit(k, order, dtype):
 def test_block_check_catches_a_block_boundary_bug(monkeypatch):
     """Meta: a block loop whose blocks hold an odd number of entries (an off-by-one that cuts
     pairs in two at the boundaries) fails the comparison above."""
-    monkeypatch.setattr(_fast, "BLOCK", 4)
+    monkeypatch.setattr(npgs, "BLOCK", 4)
     x = np.arange(12, dtype=np.float64)[::-1].copy().reshape(1, 12)
     y_core, _ = _group_sort_fwd_core(x, 2, 1, xp)
     _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
 
     def short_blocks(n):
-        for start in range(0, n, _fast.BLOCK - 1):
-            yield start, min(start + _fast.BLOCK - 1, n)
+        for start in range(0, n, npgs.BLOCK - 1):
+            yield start, min(start + npgs.BLOCK - 1, n)
 
-    monkeypatch.setattr(_fast, "_blocks", short_blocks)
+    monkeypatch.setattr(npgs, "_blocks", short_blocks)
     with pytest.raises(AssertionError):
         _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
 
@@ -203,8 +205,8 @@ def test_block_check_catches_a_network_without_its_last_layer(monkeypatch):
     x = np.array([[1.0, 3.0, 2.0, 4.0]])
     y_core, _ = _group_sort_fwd_core(x, 4, 1, xp)
     _same_bits(_fast.group_sort(x, 4, 1, xp), y_core)
-    layers = _fast._odd_even_merge_layers(4)
-    monkeypatch.setattr(_fast, "_odd_even_merge_layers", lambda k: layers[:-1])
+    layers = npgs._odd_even_merge_layers(4)
+    monkeypatch.setattr(npgs, "_odd_even_merge_layers", lambda k: layers[:-1])
     with pytest.raises(AssertionError):
         _same_bits(_fast.group_sort(x, 4, 1, xp), y_core)
 
@@ -220,7 +222,7 @@ def test_block_check_catches_skipped_zero_detection(x, monkeypatch):
     k = x.shape[-1]
     y_core, _ = _group_sort_fwd_core(x, k, 1, xp)
     _same_bits(_fast.group_sort(x, k, 1, xp), y_core)
-    monkeypatch.setattr(_fast, "_holds_plus_zero", lambda a: False)
+    monkeypatch.setattr(npgs, "_holds_plus_zero", lambda a: False)
     y = _fast.group_sort(x, k, 1, xp)
     with pytest.raises(AssertionError):
         _same_bits(y, y_core)
@@ -306,7 +308,7 @@ def test_bit_for_bit_check_catches_swapped_min_arguments(monkeypatch):
     x = np.array([[0.0, -0.0, -0.0, 0.0]])
     y_core, _ = _group_sort_fwd_core(x, 2, 1, xp)
     _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
-    monkeypatch.setattr(_fast, "_numpy_max_min", swapped)
+    monkeypatch.setattr(npgs, "_numpy_max_min", swapped)
     with pytest.raises(AssertionError):
         _same_bits(_fast.group_sort(x, 2, 1, xp), y_core)
 
@@ -321,7 +323,7 @@ def test_linf_row_blocks_are_core_bit_for_bit(block, threshold, dtype, monkeypat
     or non-finite, with a last block cut short."""
     from reflip.projections import _l1_ball_fwd
 
-    monkeypatch.setattr(_fast, "BLOCK", block)
+    monkeypatch.setattr(numpy_rows, "BLOCK", block)
 
     @given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 6), st.integers(0, 2**32 - 1),
            st.floats(0, 0.3))
@@ -352,18 +354,18 @@ def test_linf_row_block_check_catches_a_dropped_last_block(monkeypatch):
     fails the comparison above."""
     from reflip.projections import _l1_ball_fwd
 
-    monkeypatch.setattr(_fast, "BLOCK", 8)
+    monkeypatch.setattr(numpy_rows, "BLOCK", 8)
     w = np.random.default_rng(0).standard_normal((5, 4))
     y_core, _ = _l1_ball_fwd(w, 1.0, "exact", xp)
     import reflip
 
     _same_bits_up_to_nan(reflip.linf_project(w), y_core)
-    real = _fast.row_blocks
+    real = numpy_rows.row_blocks
 
-    def drop_last(fn, w, xp_):
-        out = real(fn, w[:4], xp_)
+    def drop_last(fn, w):
+        out = real(fn, w[:4])
         return None if out is None else (np.concatenate([out[0], np.zeros_like(w[4:])]), out[1])
 
-    monkeypatch.setattr(_fast, "row_blocks", drop_last)
+    monkeypatch.setattr(numpy_rows, "row_blocks", drop_last)
     with pytest.raises(AssertionError):
         _same_bits_up_to_nan(reflip.linf_project(w), y_core)
