@@ -98,6 +98,33 @@ def test_blocks_are_core_bit_for_bit(k, block, dtype, monkeypatch):
     check()
 
 
+@pytest.mark.parametrize("k", [257, 1024])
+def test_wide_groups_are_core_bit_for_bit(k, dtype):
+    """[GS-7, GS-12] groups wider than 256 (16-bit permutation; for float32 the position is
+    read back from the low bits of the packed sort key) match the core: values, permutation,
+    VJP, with ties, signed zeros and NaN among the entries."""
+    rng = np.random.default_rng(k)
+    x = _with_specials(rng, (3, 2 * k), dtype, 0.02)
+    x[0] = np.round(x[0])  # many ties
+    y_core, res_core = _group_sort_fwd_core(x, k, 1, xp)
+    y, perm = _fast.group_sort_fwd(x, k, 1, xp)
+    _same_bits(y, y_core)
+    np.testing.assert_array_equal(perm, res_core.perm)
+    y_bar = rng.standard_normal(x.shape).astype(dtype)
+    _same_bits(_fast.group_sort_bwd(perm, y_bar, k, 1, xp), _group_sort_bwd_core(res_core, y_bar, xp))
+    _same_bits(_fast.group_sort(x, k, 1, xp), y_core)
+
+
+@pytest.mark.meta
+def test_wide_group_check_catches_an_index_dtype_too_small(monkeypatch):
+    """Meta: 8-bit permutation entries for groups of 257 (positions wrap modulo 256) fail the
+    check above."""
+    test_wide_groups_are_core_bit_for_bit(257, "float32")
+    monkeypatch.setattr(npgs, "_index_dtype", lambda k: np.uint8)
+    with pytest.raises(AssertionError):
+        test_wide_groups_are_core_bit_for_bit(257, "float32")
+
+
 @pytest.mark.parametrize("k", [2, 4, 8, 16])
 def test_network_sorts_every_zero_one_input(k):
     """[GS-12] the odd-even merge network of the fast paths sorts all 2^k inputs in {1, 2}^k,

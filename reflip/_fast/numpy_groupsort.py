@@ -91,7 +91,7 @@ def _numpy_sorted(x, group_size, axis, argsort):
     perm = None
     if not argsort:
         y = _sorted_values_blocks(groups)
-    elif group_size in _NETWORK_K and x.dtype.itemsize in _INT:
+    elif group_size in _NETWORK_K and x.dtype.itemsize in _UINT:
         y, perm = _network_argsort_blocks(groups)
     elif x.dtype == np.float32:
         y, perm = _packed_argsort_blocks(groups)
@@ -455,8 +455,7 @@ def _packed_argsort_blocks(groups):
         np.left_shift(key, 32, out=pk, dtype=np.uint64)
         np.bitwise_or(pk, position[:n], out=pk)
         pk.sort(axis=-1)
-        np.bitwise_and(pk, 0xFFFFFFFF, out=pk)
-        np.copyto(pb, pk, casting="unsafe")
+        np.copyto(pb, pk, casting="unsafe")  # keeps the low bits: the position
         _permute_blocks(pb, xb, scatter=False, out=yb)
         nan = np.isnan(yb[:, 0]).any() or np.isnan(yb[:, -1]).any()
         if nan or _holds_plus_zero(xb):
