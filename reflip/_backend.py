@@ -6,12 +6,10 @@ standard through ``xp``; NumPy/CuPy specific code lives in :mod:`reflip._fast`.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array
 
-__all__ = ["get_namespace", "to_numpy", "check_floating", "check_axis", "check_int"]
+__all__ = ["get_namespace", "to_numpy"]
 
 
 def get_namespace(*arrays):
@@ -35,27 +33,3 @@ def to_numpy(x):
     if is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)
-
-
-def check_floating(x, xp, name="x"):
-    """Raise ``TypeError`` unless ``x`` has a real floating dtype."""
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"{name} must have a real floating dtype (float32 or float64), got {x.dtype}")
-
-
-def check_int(value, name, minimum=None):
-    """Return ``value`` as an int; ``TypeError`` for non-integers (and bools), ``ValueError`` below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_axis(axis, ndim, name="axis"):
-    """Normalise ``axis`` to ``[0, ndim)``, raising ``ValueError`` when it is out of range."""
-    axis = check_int(axis, name)
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis} is out of range for an array with {ndim} dimension(s); expected {-ndim} <= {name} < {ndim}")
-    return axis % ndim

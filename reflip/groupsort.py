@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from . import _fast
-from ._backend import check_axis, check_floating, check_int, get_namespace
+from ._backend import get_namespace
+from ._validate import check_axis, check_floating, check_int
 from ._registry import Primitive, register
 
 __all__ = [
@@ -57,7 +58,7 @@ class GroupSortResiduals(NamedTuple):
 
 def _check_args(x, group_size, axis, xp):
     """Validate ``(x, group_size, axis)`` [GS-1]; return ``(group_size, axis)`` normalised."""
-    check_floating(x, xp)
+    check_floating(x, xp, exact=True)
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension (the feature axis), got a 0-d array")
     axis = check_axis(axis, x.ndim)
@@ -74,7 +75,7 @@ def _check_args(x, group_size, axis, xp):
 
 
 def _check_cotangent(name, a, residuals, xp):
-    check_floating(a, xp, name)
+    check_floating(a, xp, name, exact=True)
     shape = _input_shape(residuals)
     if tuple(a.shape) != shape:
         raise ValueError(f"{name} must have the input's shape {shape}, got {tuple(a.shape)}")

@@ -23,7 +23,8 @@ is not a permutation of MaxMin: no layout here describes it.
 """
 from __future__ import annotations
 
-from ._backend import check_axis, check_floating, check_int, get_namespace
+from ._backend import get_namespace
+from ._validate import check_axis, check_floating, check_int
 from .groupsort import max_min
 
 __all__ = [
@@ -101,7 +102,7 @@ def max_min_layout(x, layout, *, axis=-1):
     Use it to compare a port against reflip, or to reproduce another library's outputs.
     """
     xp = get_namespace(x)
-    check_floating(x, xp)
+    check_floating(x, xp, exact=True)
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension (the feature axis), got a 0-d array")
     axis = check_axis(axis, x.ndim)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import numbers
 
-from ._backend import check_floating, get_namespace
+from ._backend import get_namespace
+from ._validate import check_floating
 
 __all__ = ["op_norm_2", "op_norm_inf", "norm_p_inf"]
 

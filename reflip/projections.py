@@ -41,7 +41,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _fast
-from ._backend import check_floating, get_namespace
+from ._backend import get_namespace
+from ._validate import check_floating
 from ._registry import Primitive, register
 from .tolerances import _numpy_dtype
 

@@ -37,7 +37,8 @@ import math
 import numbers
 from typing import NamedTuple
 
-from ._backend import check_floating, check_int, get_namespace
+from ._backend import get_namespace
+from ._validate import check_floating, check_int
 from ._registry import Primitive, register
 from .tolerances import eps
 

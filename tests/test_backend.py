@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from reflip import to_numpy
-from reflip._backend import check_axis, check_int, get_namespace
+from reflip._backend import get_namespace
+from reflip._validate import check_axis, check_int
 
 
 def test_to_numpy_roundtrip(backend):

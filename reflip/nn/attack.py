@@ -13,7 +13,8 @@ import numbers
 
 import numpy as np
 
-from .._backend import check_floating, get_namespace
+from .._backend import get_namespace
+from .._validate import check_floating
 from ..projections import check_p
 from .losses import _check_logits_labels, _one_hot
 

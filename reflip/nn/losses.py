@@ -18,7 +18,8 @@ import math
 import numbers
 from typing import NamedTuple
 
-from .._backend import check_floating, get_namespace
+from .._backend import get_namespace
+from .._validate import check_floating
 
 __all__ = [
     "kr_dual_fwd", "kr_dual_bwd", "kr_dual",

@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._backend import check_floating, get_namespace
+from .._backend import get_namespace
+from .._validate import check_floating
 from .layers import Dense, Layer
 
 __all__ = ["Sequential", "SequentialResiduals"]

@@ -31,7 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._backend import check_floating, get_namespace, to_numpy
+from .._backend import get_namespace, to_numpy
+from .._validate import check_floating
 from .._registry import Primitive, register
 from ..groupsort import group_sort_bwd, group_sort_fwd, group_sort_jvp, max_min
 
