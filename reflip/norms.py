@@ -7,6 +7,9 @@ array is one row, i.e. a ``1 x n`` matrix). Written to the array API standard.
 - :func:`op_norm_inf`: ``||W||_inf = max ||Wx||_inf / ||x||_inf = max_i sum_j |w_ij|`` [PR-1].
 - :func:`norm_p_inf`: ``||W||_{p,inf} = max ||Wx||_inf / ||x||_p = max_i ||w_i||_q``,
   ``1/p + 1/q = 1`` [PR-7].
+
+It also holds the one copy of the exponent helpers every module uses: :func:`check_p`
+(``p`` in ``{1, 2, inf}`` as ``1.0``, ``2.0``, ``math.inf``) and :func:`dual_exponent`.
 """
 from __future__ import annotations
 
@@ -14,9 +17,36 @@ import math
 import numbers
 
 from ._backend import get_namespace
-from ._validate import check_floating
+from ._validate import check_floating, check_real
 
-__all__ = ["op_norm_2", "op_norm_inf", "norm_p_inf"]
+__all__ = ["op_norm_2", "op_norm_inf", "norm_p_inf", "check_p", "dual_exponent"]
+
+#: The exponents of the paper's norms, and their duals (``1/p + 1/q = 1``) [PR-7].
+_DUAL = {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}
+
+
+def check_p(p, name="p"):
+    """Return the exponent ``p`` of an l_p norm as ``1.0``, ``2.0`` or ``math.inf``.
+
+    ``TypeError`` unless ``p`` is a real number (Python or NumPy; bools and strings such as
+    ``"inf"`` are refused: pass ``math.inf``), ``ValueError`` for any other value. One return
+    type (``float``) so that ``p`` compares, hashes and prints the same everywhere.
+    """
+    try:
+        p = check_real(p, name, finite=False)
+    except ValueError:  # NaN, the one value check_real refuses here: reported like any other
+        p = math.nan
+    if p not in _DUAL:
+        raise ValueError(f"{name} must be 1, 2 or inf (math.inf), got {p!r}")
+    return p
+
+
+def dual_exponent(p, name="p"):
+    """The dual exponent ``q`` of ``p`` (``1/p + 1/q = 1``) for ``p`` in ``{1, 2, inf}``
+    [PR-7]: ``1 -> math.inf``, ``2 -> 2.0``, ``inf -> 1.0`` (always a ``float``).
+
+    ``p`` is checked by :func:`check_p` (``name`` names it in the error)."""
+    return _DUAL[check_p(p, name)]
 
 
 def _as_matrix(w, xp):

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import _fast
 from ._backend import get_namespace
+from .norms import check_p, dual_exponent  # noqa: F401  (re-exported until the importers move to reflip.norms)
 from ._validate import check_floating
 from ._registry import Primitive, register
 from .tolerances import _numpy_dtype
@@ -67,7 +68,6 @@ __all__ = [
 ]
 
 THRESHOLDS = ("exact", "detached")
-_PS = (1, 2, math.inf)
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -98,20 +98,6 @@ def check_radius(radius, dtype, name="radius"):
         raise ValueError(f"{name}={radius!r} is not representable in {_numpy_dtype(dtype)} "
                          f"(rounds to {rounded!r}); expected a finite number > 0 in that dtype")
     return radius
-
-
-def check_p(p, name="p"):
-    """Return ``p`` normalised to one of ``1, 2, math.inf``."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or float(p) not in _PS:
-        raise ValueError(f"{name} must be 1, 2 or inf (math.inf), got {p!r}")
-    p = float(p)
-    return math.inf if p == math.inf else int(p)
-
-
-def dual_exponent(p):
-    """The dual exponent ``q`` of ``p`` (``1/p + 1/q = 1``) for ``p`` in ``{1, 2, inf}`` [PR-7]."""
-    p = check_p(p)
-    return {1: math.inf, 2: 2, math.inf: 1}[p]
 
 
 def _check_threshold(threshold):

@@ -7,6 +7,7 @@ import pytest
 
 import reflip
 from reflip import norm_p_inf, op_norm_2, op_norm_inf
+from reflip.norms import check_p, dual_exponent
 from reflip.testing.backends import available_backends
 
 
@@ -68,7 +69,7 @@ def test_bad_p(p):
 
 @pytest.mark.parametrize("fn", [op_norm_2, op_norm_inf, lambda w: norm_p_inf(w, 2)])
 def test_bad_input(fn):
-    with pytest.raises(TypeError, match="w must have a real floating dtype"):
+    with pytest.raises(TypeError, match="w must have dtype float32 or float64"):
         fn(np.ones((2, 2), dtype=np.int64))
     with pytest.raises(ValueError, match="w must have at least one dimension"):
         fn(np.ones(()))
@@ -87,3 +88,29 @@ def test_array_api_strict():
     want = [op_norm_2(w), op_norm_inf(w), norm_p_inf(w, 2)]
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=1e-14)
+
+
+@pytest.mark.parametrize("p, q", [(1, math.inf), (2, 2.0), (math.inf, 1.0), (np.int64(1), math.inf),
+                                  (np.float32(2), 2.0), (np.inf, 1.0), (float("inf"), 1.0),
+                                  (np.float32(np.inf), 1.0), (1.0, math.inf)])
+def test_dual_exponent(p, q):
+    """[PR-7] q with 1/p + 1/q = 1, one return type (float) whatever the type of p: checked
+    against the defining relation, not a table."""
+    got = dual_exponent(p)
+    assert type(got) is float and got == q
+    assert 1 / float(p) + 1 / got == 1
+    assert type(check_p(p)) is float and check_p(p) == float(p)
+
+
+@pytest.mark.parametrize("p", ["inf", "2", None, True, np.ones(1), 1j])
+def test_check_p_refuses_non_numbers_with_type_error(p):
+    for fn in (check_p, dual_exponent):
+        with pytest.raises(TypeError, match=r"^q must be a real number, got"):
+            fn(p, name="q")
+
+
+@pytest.mark.parametrize("p", [0, 3, 1.5, -1, -math.inf, math.nan, 0.5])
+def test_check_p_refuses_other_numbers_with_value_error(p):
+    for fn in (check_p, dual_exponent):
+        with pytest.raises(ValueError, match=r"^ord must be 1, 2 or inf \(math.inf\), got"):
+            fn(p, name="ord")

@@ -45,9 +45,9 @@ OPS = {
 @pytest.mark.parametrize(
     "w, kwargs, exc, words",
     [
-        (np.zeros((2, 3), dtype=np.int64), {}, TypeError, "w must have a real floating dtype"),
-        (np.zeros((2, 3), dtype=np.complex128), {}, TypeError, "w must have a real floating dtype"),
-        (np.zeros((2, 3), dtype=bool), {}, TypeError, "w must have a real floating dtype"),
+        (np.zeros((2, 3), dtype=np.int64), {}, TypeError, "w must have dtype float32 or float64"),
+        (np.zeros((2, 3), dtype=np.complex128), {}, TypeError, "w must have dtype float32 or float64"),
+        (np.zeros((2, 3), dtype=bool), {}, TypeError, "w must have dtype float32 or float64"),
         (np.ones(()), {}, ValueError, "w must have at least one dimension"),
         (np.zeros((0, 3)), {}, ValueError, "w must not be empty"),
         (np.zeros((2, 0)), {}, ValueError, "w must not be empty"),
@@ -71,11 +71,19 @@ def test_bad_input(op, w, kwargs, exc, words):
         OPS[op](w, **kwargs)
 
 
-@pytest.mark.parametrize("p", [3, 0, -1, 1.5, "inf", "2", True, None, math.nan])
+@pytest.mark.parametrize("p", [3, 0, -1, 1.5, -math.inf, math.nan])
 @pytest.mark.parametrize("op", [pinf_project, pinf_project_fwd, row_scale, row_scale_fwd])
-def test_bad_p(op, p):
-    """[PR-7] p must be one of 1, 2, inf."""
+def test_bad_p_value(op, p):
+    """[PR-7] p must be one of 1, 2, inf: another number is a wrong value."""
     with pytest.raises(ValueError, match=r"p must be 1, 2 or inf \(math.inf\), got"):
+        op(np.zeros((2, 3)), p)
+
+
+@pytest.mark.parametrize("p", ["inf", "2", "a", True, None, np.ones(1)])
+@pytest.mark.parametrize("op", [pinf_project, pinf_project_fwd, row_scale, row_scale_fwd])
+def test_bad_p_type(op, p):
+    """[PR-7] a p that is not a number is a wrong type, as ``radius="a"`` is (issue 15)."""
+    with pytest.raises(TypeError, match=r"p must be a real number, got"):
         op(np.zeros((2, 3)), p)
 
 
@@ -96,7 +104,7 @@ def test_cotangent_checked():
         linf_project_bwd(res, np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"w_dot must have the input's shape \(2, 3\)"):
         linf_project_jvp(res, np.zeros(3))
-    with pytest.raises(TypeError, match="y_bar must have a real floating dtype"):
+    with pytest.raises(TypeError, match="y_bar must have dtype float32 or float64"):
         linf_project_bwd(res, np.zeros((2, 3), dtype=np.int32))
     for p in (1, 2, math.inf):
         _, res = pinf_project_fwd(np.zeros((2, 3)), p)
