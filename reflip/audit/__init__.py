@@ -6,10 +6,20 @@ A claim checks an *implementation*: any object with the registry record's attrib
 (``fun``, ``fwd``, ``bwd``, ``jvp``), so reflip's own primitives, mutants and users' adapters
 go through the same checks.
 """
+from . import claims  # noqa: F401  (registers every claim; first, so that claims_for sees them all)
 from .adapter import CONVENTIONS, PROTOCOL_PARAMS, AdapterImpl, ReflipAdapter, load_impl
 from .api import Report, check_implementation, iter_checks, parametrize_with_checks, read_xfails
-from .engine import CLAIMS, Claim, ClaimFailure, ClaimResult, NotSupported, claims_for, register_claim, run_claim
+from .engine import (
+    CLAIMS,
+    Claim,
+    ClaimFailure,
+    ClaimResult,
+    NotSupported,
+    claims_for,
+    register_claim,
+    run_claim,
+)
 
-__all__ = ["CLAIMS", "CONVENTIONS", "PROTOCOL_PARAMS", "AdapterImpl", "Claim", "ClaimFailure", "ClaimResult", "NotSupported",
-           "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks", "load_impl",
-           "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]
+__all__ = ["CLAIMS", "CONVENTIONS", "PROTOCOL_PARAMS", "AdapterImpl", "Claim", "ClaimFailure", "ClaimResult",
+           "NotSupported", "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks",
+           "load_impl", "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]

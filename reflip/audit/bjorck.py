@@ -15,8 +15,9 @@ import warnings
 import numpy as np
 
 from .._registry import REGISTRY
+from ..testing.random import haar_orthogonal
 from ..tolerances import eps
-from .engine import Claim, ClaimFailure, device_array, exceeds, host, register_claim, rng_for
+from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import generic_claims
 
 PRIMITIVE = "bjorck"
@@ -138,9 +139,15 @@ def _compare(got, want, bound, what):
 # Checks
 
 
+# Every check below calls the forward only: an adapter without VJP or JVP is checked all the same.
+
+
+@claim("bjorck.spectral_ties", "BJ-3", "ties", cases="matrices with repeated singular values")
+@claim("bjorck.spectral", "BJ-3", "general")
 def _check_spectral(impl, case, backend, dtype):
-    """[BJ-3] B(W) = U diag(phi^K(s / c)) V^T with phi the scalar series map iterated K times:
-    the iteration acts on the singular values alone, zero ones included."""
+    """[BJ-3] B(W) = U diag(phi^K(s / c)) V^T: the iteration acts on singular values only.
+
+    phi is the scalar series map, iterated K times on each singular value, zero ones included."""
     params = _fixed_k(case.params)
     got = _run(impl, case.x, params, backend, dtype)
     want, _, amp = spectral_oracle(case.x, params)
@@ -149,9 +156,12 @@ def _check_spectral(impl, case, backend, dtype):
     return {"error_over_bound": ratio, "amplification": amp}
 
 
+@claim("bjorck.polar", "BJ-5", "converged")
 def _check_polar(impl, case, backend, dtype):
-    """[BJ-5] from singular values inside the basin the result converges to the polar factor
-    U V^T of numpy's SVD and is semi-orthonormal (Y^T Y = I or Y Y^T = I)."""
+    """[BJ-5] Inside the basin the result converges to the polar factor U V^T and is semi-orthonormal.
+
+    From singular values inside the basin, the result is the polar factor U V^T of numpy's SVD
+    and Y^T Y = I or Y Y^T = I."""
     params = _fixed_k(case.params)
     got = _run(impl, case.x, params, backend, dtype)
     _, t, amp = spectral_oracle(case.x, params)
@@ -170,8 +180,11 @@ def _check_polar(impl, case, backend, dtype):
     return {"error_over_bound": ratio, "orthonormality_residual": residual}
 
 
+@claim("bjorck.transpose", "BJ-4", "general")
 def _check_transpose(impl, case, backend, dtype):
-    """[BJ-4] B(W^T) = B(W)^T (a wide matrix is the transpose of a tall one)."""
+    """[BJ-4] B(W^T) = B(W)^T.
+
+    A wide matrix is the transpose of a tall one."""
     params = _fixed_k(case.params)
     got = _run(impl, case.x, params, backend, dtype)
     got_t = _run(impl, np.swapaxes(case.x, -1, -2).copy(), params, backend, dtype)
@@ -180,18 +193,14 @@ def _check_transpose(impl, case, backend, dtype):
     return {"error_over_bound": _compare(got_t, np.swapaxes(got, -1, -2), bound, "B(W^T) != B(W)^T")}
 
 
-def _haar(rng, batch, k):
-    q, r = np.linalg.qr(rng.standard_normal((*batch, k, k)))
-    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
-
-
+@claim("bjorck.orthogonal_equivariance", "BJ-4", "general")
 def _check_orthogonal_equivariance(impl, case, backend, dtype):
     """[BJ-4] B(P W R) = P B(W) R for orthogonal P, R."""
     params = _fixed_k(case.params)
     x = np.asarray(case.x, np.float64)
     *batch, m, n = x.shape
     rng = rng_for(case.x)
-    p, r = _haar(rng, batch, m), _haar(rng, batch, n)
+    p, r = haar_orthogonal(rng, m, batch=batch), haar_orthogonal(rng, n, batch=batch)
     rotated = (p @ x @ r).astype(dtype)
     got = _run(impl, rotated, params, backend, dtype)
     want = p @ _run(impl, case.x, params, backend, dtype) @ r
@@ -201,8 +210,29 @@ def _check_orthogonal_equivariance(impl, case, backend, dtype):
     return {"error_over_bound": _compare(got, want, bound, "B(P W R) != P B(W) R")}
 
 
+@claim("bjorck.batch", "BJ-4", "general")
+def _check_batch(impl, case, backend, dtype):
+    """[BJ-4] A stack equals its matrices one at a time."""
+    x = np.asarray(case.x)
+    if x.ndim == 2:
+        return {}
+    params = _fixed_k(case.params)
+    got = _run(impl, x, params, backend, dtype)
+    flat_x, flat_y = x.reshape(-1, *x.shape[-2:]), got.reshape(-1, *x.shape[-2:])
+    worst = 0.0
+    for i in range(flat_x.shape[0]):
+        alone = _run(impl, flat_x[i].copy(), params, backend, dtype)
+        _, _, amp = spectral_oracle(flat_x[i], params)
+        bound = 2 * forward_error_bound(dtype, params, x.shape, amp)
+        worst = max(worst, _compare(alone, flat_y[i], bound, f"matrix {i} of the stack differs from it alone"))
+    return {"error_over_bound": worst}
+
+
+@claim("bjorck.fixed_points", "BJ-5", "ties")
 def _check_fixed_points(impl, case, backend, dtype):
-    """[BJ-5] (semi-)orthonormal matrices are fixed points: B(Q) = Q with scaling="none"."""
+    """[BJ-5] Orthonormal matrices are fixed points.
+
+    (Semi-)orthonormal Q: B(Q) = Q with scaling="none"."""
     params = {**_fixed_k(case.params), "scaling": "none"}
     u, _, vt = np.linalg.svd(np.asarray(case.x, np.float64), full_matrices=False)
     q = (u @ vt).astype(dtype)
@@ -212,9 +242,12 @@ def _check_fixed_points(impl, case, backend, dtype):
     return {"error_over_bound": _compare(got, q, bound, "an orthonormal Q is not a fixed point")}
 
 
+@claim("bjorck.scale_invariance", "BJ-6", "converged")
 def _check_scale_invariance(impl, case, backend, dtype):
-    """[BJ-6] the limit does not depend on the scale of W; with the Frobenius scaling every
-    iterate does not either, so B(2^j W) = B(W) bit for bit."""
+    """[BJ-6] The limit is scale invariant; with the Frobenius scaling every iterate is.
+
+    The limit does not depend on the scale of W; with the Frobenius scaling every iterate does
+    not either, so B(2^j W) = B(W) bit for bit."""
     params = _fixed_k(case.params)
     x = np.asarray(case.x)
     base = _run(impl, x, params, backend, dtype)
@@ -238,23 +271,6 @@ def _check_scale_invariance(impl, case, backend, dtype):
         figures[f"error_over_bound_x{a}"] = _compare(_run(impl, xa, params, backend, dtype), base, b,
                                                      f"B({a} W) != B(W) at convergence")
     return figures
-
-
-def _check_batch(impl, case, backend, dtype):
-    """[BJ-4] a stack gives the same result as each of its matrices alone."""
-    x = np.asarray(case.x)
-    if x.ndim == 2:
-        return {}
-    params = _fixed_k(case.params)
-    got = _run(impl, x, params, backend, dtype)
-    flat_x, flat_y = x.reshape(-1, *x.shape[-2:]), got.reshape(-1, *x.shape[-2:])
-    worst = 0.0
-    for i in range(flat_x.shape[0]):
-        alone = _run(impl, flat_x[i].copy(), params, backend, dtype)
-        _, _, amp = spectral_oracle(flat_x[i], params)
-        bound = 2 * forward_error_bound(dtype, params, x.shape, amp)
-        worst = max(worst, _compare(alone, flat_y[i], bound, f"matrix {i} of the stack differs from it alone"))
-    return {"error_over_bound": worst}
 
 
 def _measured_residual(y):
@@ -295,11 +311,26 @@ def _is_convergence_error(exc):
     return any(isinstance(e, BjorckConvergenceError) for e in (exc, exc.__cause__, exc.__context__))
 
 
+def _report_applies(impl):
+    """The report claim checks reflip's ``tol`` / ``on_nonconvergence`` interface, which an
+    adapter is not passed: it applies to one whose library stops at a fixed tolerance, declared
+    in ``conventions["bjorck.params"]``, and reports a miss as reflip does (a
+    :class:`~reflip.bjorck.BjorckConvergenceWarning`, or the error with ``on_nonconvergence``
+    declared ``"raise"``)."""
+    if getattr(impl, "takes", lambda param: True)("tol") or impl.declared_params(PRIMITIVE).get("tol") is not None:
+        return ""
+    return ("checks reflip's tol / on_nonconvergence interface, which an adapter is not passed; a library "
+            "that stops at a fixed tolerance declares conventions['bjorck.params'] = {'tol': ..., "
+            "'on_nonconvergence': 'warn' or 'raise'}")
+
+
+@claim("bjorck.report", "BJ-7", "convergence", applicable=_report_applies)
 def _check_report(impl, case, backend, dtype):
-    """[BJ-7] a result that missed ``tol`` never comes back silently (a BjorckConvergenceWarning
-    or, with ``on_nonconvergence="raise"``, an error) and one that met it comes back without
-    either; where the implementation returns reflip's report (``residuals.info``), the reported
-    residual is ||Y^T Y - I||_F of the returned Y and ``converged`` says whether it met ``tol``.
+    """[BJ-7] The convergence report is truthful and a missed tol is never silent.
+
+    A result that missed ``tol`` never comes back silently (a BjorckConvergenceWarning or, with
+    ``on_nonconvergence="raise"``, an error) and one that met it comes back without either;
+    where the implementation returns reflip's report (``residuals.info``), the reported residual is ||Y^T Y - I||_F of the returned Y and ``converged`` says whether it met ``tol``.
     Only the forward is needed, so adapters are checked too."""
     from ..bjorck import BjorckConvergenceWarning
 
@@ -351,38 +382,5 @@ def _check_report(impl, case, backend, dtype):
     return {"report_error": abs(reported - measured) / slack}
 
 
-SPECIFIC = [
-    ("spectral", "BJ-3", "B(W) = U diag(phi^K(s / c)) V^T: the iteration acts on singular values only",
-     "general", _check_spectral),
-    ("spectral_ties", "BJ-3", "the same with repeated singular values", "ties", _check_spectral),
-    ("polar", "BJ-5", "inside the basin the result converges to the polar factor U V^T and is "
-     "semi-orthonormal", "converged", _check_polar),
-    ("transpose", "BJ-4", "B(W^T) = B(W)^T", "general", _check_transpose),
-    ("orthogonal_equivariance", "BJ-4", "B(P W R) = P B(W) R for orthogonal P, R", "general",
-     _check_orthogonal_equivariance),
-    ("batch", "BJ-4", "a stack equals its matrices one at a time", "general", _check_batch),
-    ("fixed_points", "BJ-5", "orthonormal matrices are fixed points", "ties", _check_fixed_points),
-    ("scale_invariance", "BJ-6", "the limit is scale invariant; with the Frobenius scaling every "
-     "iterate is", "converged", _check_scale_invariance),
-    ("report", "BJ-7", "the convergence report is truthful and a missed tol is never silent",
-     "convergence", _check_report),
-]
-
-def _report_applies(impl):
-    """The report claim checks reflip's ``tol`` / ``on_nonconvergence`` interface, which an
-    adapter is not passed: it applies to one whose library stops at a fixed tolerance, declared
-    in ``conventions["bjorck.params"]``, and reports a miss as reflip does (a
-    :class:`~reflip.bjorck.BjorckConvergenceWarning`, or the error with ``on_nonconvergence``
-    declared ``"raise"``)."""
-    if getattr(impl, "takes", lambda param: True)("tol") or impl.declared_params(PRIMITIVE).get("tol") is not None:
-        return ""
-    return ("checks reflip's tol / on_nonconvergence interface, which an adapter is not passed; a library "
-            "that stops at a fixed tolerance declares conventions['bjorck.params'] = {'tol': ..., "
-            "'on_nonconvergence': 'warn' or 'raise'}")
-
-
-# Every check calls the forward only: an adapter without VJP or JVP is checked all the same.
-CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=("fwd",),
-                               applicable=_report_applies if name == "report" else None))
-          for name, label, text, kind, check in SPECIFIC]
-CLAIMS += generic_claims(PRIMITIVE, "BJ-8")
+generic_claims(PRIMITIVE, "BJ-8")
+CLAIMS = claims_for(PRIMITIVE)

@@ -1,5 +1,10 @@
-"""Imports every module that registers claims (one per primitive)."""
-from . import groupsort  # noqa: F401
-from . import bjorck  # noqa: F401
-from . import projections  # noqa: F401
-from . import universality  # noqa: F401
+"""The modules that declare claims, one per primitive (and one for the universality
+constructions): importing this module registers every claim. :mod:`reflip.audit` imports it
+first, so that :func:`~reflip.audit.engine.claims_for` sees them all."""
+from . import (
+    bjorck,  # noqa: F401
+    groupsort,  # noqa: F401
+    projections,  # noqa: F401
+    spectral,  # noqa: F401
+    universality,  # noqa: F401
+)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import signal
 import threading
 import time
@@ -15,8 +16,8 @@ import numpy as np
 from .._backend import to_numpy
 from .._registry import get as get_primitive
 
-__all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "register_claim", "claims_for",
-           "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
+__all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "claim", "claims_for", "register_claim",
+           "statement_of", "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
            "CheckTimeout", "STATUSES", "exceeds"]
 
 STATUSES = ("pass", "fail", "xfail", "xpass", "not provided", "not applicable")
@@ -104,9 +105,54 @@ def register_claim(claim: Claim) -> Claim:
 
 
 def claims_for(primitive: str):
-    from . import claims  # noqa: F401  (registers the claims of every primitive)
+    """The registered claims of ``primitive``, in the order they were declared.
 
+    Importing :mod:`reflip.audit` registers every claim (its ``__init__`` imports
+    :mod:`reflip.audit.claims` first), so this is a plain lookup: the engine imports no claim
+    module (they import the engine).
+    """
     return [c for c in CLAIMS.values() if c.primitive == primitive]
+
+
+_CITATION = re.compile(r"^(\[[A-Z]{2,4}-\d+\]\s*)+")
+
+
+def statement_of(check, cases=None) -> str:
+    """The statement of the claim ``check`` checks: the first line of its docstring, without
+    the leading proof citations and the final period; ``cases`` (a claim running the same check
+    on other cases, e.g. ties) is appended as ``", on <cases>"``."""
+    doc = inspect.getdoc(check) or ""
+    first = _CITATION.sub("", doc.split("\n", 1)[0]).strip().rstrip(".")
+    if not first:
+        raise ValueError(f"check {check.__qualname__} has no docstring (its first line is the claim's "
+                         "statement)")
+    return f"{first}, on {cases}" if cases else first
+
+
+def claim(id: str, label: str, kind: str, *, needs=("fwd",), cases=None, convention=None, applicable=None,
+          backends=None, reference=False):
+    """Declare the decorated check as claim ``id`` (``"<primitive>.<name>"``) and register it.
+
+    ``label`` is the proof label the claim states, ``kind`` the kind of case the primitive's
+    strategy draws for it, ``needs`` the implementation's functions the check calls. The
+    statement is the first line of the check's docstring (see :func:`statement_of`); ``cases``
+    names the cases of a claim that runs the same check again on other ones. ``convention``
+    (key, value) and ``applicable`` say when the claim does not apply to an implementation,
+    ``backends`` restricts it to named backends, ``reference=True`` marks a comparison with
+    reflip's own primitive (see :class:`Claim`). Decorators stack: one check may state several
+    claims, which are registered bottom-up, as Python applies them.
+    """
+    primitive, dot, name = id.partition(".")
+    if not dot or not name:
+        raise ValueError(f"claim id must be '<primitive>.<name>', got {id!r}")
+
+    def declare(check):
+        register_claim(Claim(id, primitive, label, statement_of(check, cases), kind, check,
+                             backends=None if backends is None else tuple(backends), needs=tuple(needs),
+                             reference=reference, convention=convention, applicable=applicable))
+        return check
+
+    return declare
 
 
 def exceeds(value, limit):

@@ -1,4 +1,6 @@
-"""Claims every registry primitive must satisfy, built for a primitive by :func:`generic_claims`.
+"""Claims every registry primitive must satisfy: each check below is marked :func:`generic` and
+declared for a primitive by :func:`generic_claims` (``<primitive>.<name>``, with the proof label
+of that primitive's derivative).
 
 The oracles are central finite differences in float64 and linear algebra identities; none of
 these checks knows a primitive's derivative formula.
@@ -8,10 +10,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerances import eps, exact_rtol, fd_rtol, fd_step
-from .engine import Claim, ClaimFailure, device_array, exceeds, host, register_claim, rng_for
+from .engine import CLAIMS, ClaimFailure, claim, device_array, exceeds, host, rng_for
 
-__all__ = ["generic_claims", "derivative_rtol", "derivative_scale", "default_fd_step",
+__all__ = ["generic", "generic_claims", "GENERIC", "derivative_rtol", "derivative_scale", "default_fd_step",
            "finite_difference_jvp", "dot"]
+
+
+# (name, kind, check, options of :func:`~reflip.audit.engine.claim`), in declaration order.
+GENERIC: list = []
+
+
+def generic(name, kind, **options):
+    """Mark the decorated check as a claim of every primitive, ``<primitive>.<name>``, declared
+    by :func:`generic_claims` (``options``: those of :func:`~reflip.audit.engine.claim`)."""
+    def mark(check):
+        GENERIC.append((name, kind, check, options))
+        return check
+
+    return mark
 
 
 def derivative_rtol(dtype):
@@ -89,7 +105,12 @@ def fd_check(impl, backend, dtype, x_eval, x_fd, params, x_dot, y_bar, step):
     return figures
 
 
+@generic("fd", "differentiable", needs=("fwd", "bwd"))
 def _check_fd(impl, case, backend, dtype):
+    """VJP and JVP agree with float64 central differences.
+
+    The step is relative to the input's scale [AU-2]; on a piecewise-linear function the
+    largest step the case allows (``case.max_step``), where central differences are exact."""
     x64 = np.asarray(case.x, np.float64)
     y_shape = np.shape(host(impl.fun(backend.asarray(x64), **case.params)))
     x_dot, y_bar = _directions(case, y_shape)
@@ -105,9 +126,12 @@ def impl_piecewise_linear(impl):
     return bool(getattr(impl, "piecewise_linear", False))
 
 
+@generic("adjoint", "general", needs=("fwd", "bwd", "jvp"))
 def _check_adjoint(impl, case, backend, dtype):
-    """[AU-3] <y_bar, J v> = <J^T y_bar, v> up to the rounding of both products, relative to
-    their sizes plus the floor ``||y_bar|| ||v|| ||f(x)|| / ||x||``."""
+    """[AU-3] The JVP and the VJP are adjoint (dot-product test).
+
+    <y_bar, J v> = <J^T y_bar, v> up to the rounding of both products, relative to their sizes
+    plus the floor ``||y_bar|| ||v|| ||f(x)|| / ||x||``."""
     if impl.jvp is None:
         return {}
     x = device_array(backend, case.x, dtype)
@@ -126,7 +150,9 @@ def _check_adjoint(impl, case, backend, dtype):
     return {"adjoint_gap": err}
 
 
+@generic("no_mutation", "general")
 def _check_no_mutation(impl, case, backend, dtype):
+    """Inputs and cotangents are never modified."""
     # device_array makes NumPy inputs read-only (a write raises); the comparison below covers
     # the other backends.
     x = device_array(backend, case.x, dtype)
@@ -146,7 +172,9 @@ def _check_no_mutation(impl, case, backend, dtype):
     return {}
 
 
+@generic("fun_is_fwd", "general")
 def _check_fun_is_fwd(impl, case, backend, dtype):
+    """The plain function equals the forward pass bit for bit, in the input's dtype."""
     x = device_array(backend, case.x, dtype)
     raw_fun, raw_fwd = impl.fun(x, **case.params), impl.fwd(x, **case.params)[0]
     for what, raw in (("fun(x)", raw_fun), ("fwd(x)[0]", raw_fwd)):
@@ -165,8 +193,11 @@ def _failure(impl, case, backend, dtype, message):
     return ClaimFailure(message + (f"; {diagnosis}" if diagnosis else ""))
 
 
+@generic("matches_reflip", "differentiable", reference=True)
 def _check_matches_reflip(impl, case, backend, dtype):
-    """The implementation against reflip's own primitive, on inputs where both are
+    """Forward, VJP and JVP equal reflip's under the declared conventions.
+
+    The implementation against reflip's own primitive, on inputs where both are
     differentiable: forward values, then VJP and JVP where provided (relative to reflip's,
     with the floor of [AU-2] for Jacobians that vanish)."""
     from .._registry import get
@@ -208,24 +239,9 @@ def _check_matches_reflip(impl, case, backend, dtype):
     return figures
 
 
-def generic_claims(primitive, label, *, differentiable_kind="differentiable", general_kind="general"):
-    """Register the claims every primitive must satisfy; ``label`` is the proof label of its
-    derivative (VJP/JVP)."""
-    specs = [
-        ("fd", label, "VJP and JVP agree with float64 central differences", differentiable_kind, _check_fd,
-         ("fwd", "bwd")),
-        ("adjoint", label, "the JVP and the VJP are adjoint (dot-product test)", general_kind, _check_adjoint,
-         ("fwd", "bwd", "jvp")),
-        ("no_mutation", label, "inputs and cotangents are never modified", general_kind, _check_no_mutation,
-         ("fwd",)),
-        ("fun_is_fwd", label, "the plain function equals the forward pass bit for bit, in the input's dtype",
-         general_kind,
-         _check_fun_is_fwd, ("fwd",)),
-    ]
-    claims = [register_claim(Claim(f"{primitive}.{name}", primitive, lab, text, kind, check, needs=needs))
-              for name, lab, text, kind, check, needs in specs]
-    claims.append(register_claim(Claim(
-        f"{primitive}.matches_reflip", primitive, label,
-        "forward, VJP and JVP equal reflip's under the declared conventions", differentiable_kind,
-        _check_matches_reflip, needs=("fwd",), reference=True)))
-    return claims
+def generic_claims(primitive, label):
+    """Declare the :func:`generic` claims for ``primitive``; ``label`` is the proof label of its
+    derivative (VJP/JVP). Returns the claims, in :data:`GENERIC` order."""
+    for name, kind, check, options in GENERIC:
+        claim(f"{primitive}.{name}", label, kind, **options)(check)
+    return [CLAIMS[f"{primitive}.{name}"] for name, *_ in GENERIC]

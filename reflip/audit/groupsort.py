@@ -6,10 +6,11 @@ import itertools
 
 import numpy as np
 
-from .engine import Claim, ClaimFailure, device_array, exceeds, host, register_claim, rng_for
+from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import fd_check, generic_claims
 
 PRIMITIVE = "group_sort"
+FWD, BWD = ("fwd",), ("fwd", "bwd")
 
 
 def _groups(a, params):
@@ -25,8 +26,10 @@ def _run(impl, case, backend, dtype, x=None):
     return x, y, residuals
 
 
+@claim("group_sort.sorted_permutation_ties", "GS-1", "ties", cases="inputs full of ties and signed zeros")
+@claim("group_sort.sorted_permutation", "GS-1", "general")
 def _check_sorted_permutation(impl, case, backend, dtype):
-    """[GS-1] every group of the output is sorted ascending and a permutation of its input."""
+    """[GS-1] Each group is sorted ascending and is a permutation of its input."""
     _, y, _ = _run(impl, case, backend, dtype)
     xg, yg = _groups(host(case.x, dtype), case.params), _groups(host(y, dtype), case.params)
     if xg.shape != yg.shape:
@@ -39,8 +42,11 @@ def _check_sorted_permutation(impl, case, backend, dtype):
     return {}
 
 
+@claim("group_sort.lipschitz", "GS-2", "pair")
 def _check_lipschitz(impl, case, backend, dtype):
-    """[GS-2] ||f(x) - f(x')||_p <= ||x - x'||_p for p in {1, 2, inf}."""
+    """[GS-2] 1-Lipschitz in l1, l2 and l_inf.
+
+    ||f(x) - f(x')||_p <= ||x - x'||_p for p in {1, 2, inf}."""
     fx = host(impl.fun(device_array(backend, case.x, dtype), **case.params))
     fx2 = host(impl.fun(device_array(backend, case.x2, dtype), **case.params))
     # Differences of float32/float64 values are exact in float64 (up to one rounding for
@@ -55,9 +61,12 @@ def _check_lipschitz(impl, case, backend, dtype):
     return figures
 
 
+@claim("group_sort.homogeneous_shift", "GS-3", "general")
 def _check_homogeneous_shift(impl, case, backend, dtype):
-    """[GS-3] f(a x) = a f(x) for a > 0 and f(x + c 1_g) = f(x) + c 1_g, exactly in floating
-    point (rounding is monotone, so the order is kept)."""
+    """[GS-3] Positively homogeneous and equivariant to per-group shifts.
+
+    f(a x) = a f(x) for a > 0 and f(x + c 1_g) = f(x) + c 1_g, exactly in floating point
+    (rounding is monotone, so the order is kept)."""
     params = case.params
     x = np.asarray(case.x, dtype)
     fx = host(impl.fun(device_array(backend, x, dtype), **params), dtype)
@@ -75,8 +84,13 @@ def _check_homogeneous_shift(impl, case, backend, dtype):
     return {}
 
 
+@claim("group_sort.isometry_ties", "GS-5", "ties", needs=BWD, cases="inputs full of ties")
+@claim("group_sort.isometry", "GS-5", "general", needs=BWD)
 def _check_isometry(impl, case, backend, dtype):
-    """[GS-5] the VJP permutes the cotangent within each group: every l_p norm is preserved."""
+    """[GS-5] The VJP permutes the cotangent within each group (every l_p norm kept).
+
+    The isometry holds for any permutation, so the claim at ties stays in force whatever tie
+    policy an implementation declares."""
     _, y, residuals = _run(impl, case, backend, dtype)
     y_bar = rng_for(case.x).standard_normal(case.x.shape).astype(dtype)
     x_bar = host(impl.bwd(residuals, device_array(backend, y_bar, dtype)), dtype)
@@ -116,9 +130,14 @@ def _tie_trap(x, gx, gy, params):
     return ""
 
 
+# Only this claim states reflip's tie policy (the stable order): it does not apply to an
+# implementation declaring another.
+@claim("group_sort.ties", "GS-7", "ties", needs=BWD, convention=("group_sort.ties", "stable"))
 def _check_ties(impl, case, backend, dtype):
-    """[GS-7] at ties, VJP and JVP are the derivative at the input perturbed by +delta * index
-    within each group (the stable order), computed by central differences."""
+    """[GS-7] At ties, derivatives follow the stable order (finite differences of the index-perturbed input).
+
+    VJP and JVP are the derivative at the input perturbed by +delta * index within each group,
+    computed by central differences."""
     params = case.params
     k = params["group_size"]
     delta = 0.125  # tie values differ by >= 0.5, so this only breaks the ties, by index.
@@ -135,9 +154,12 @@ def _moved(a, src, dst):
     return np.ascontiguousarray(np.moveaxis(np.asarray(a), src, dst))
 
 
+@claim("group_sort.batch_axis", "GS-10", "general", needs=BWD)
 def _check_batch_axis(impl, case, backend, dtype):
-    """[GS-10] any axis equals the last axis after moving it there, and a batch equals its
-    slices, for the forward and the VJP."""
+    """[GS-10] Any axis and any batch give the same result as the last axis and one slice.
+
+    Any axis equals the last axis after moving it there, and a batch equals its slices, for the
+    forward and the VJP."""
     params = case.params
     x = np.asarray(case.x, dtype)
     axis = params["axis"] % x.ndim
@@ -164,27 +186,5 @@ def _check_batch_axis(impl, case, backend, dtype):
     return {}
 
 
-FWD, BWD = ("fwd",), ("fwd", "bwd")
-SPECIFIC = [
-    ("sorted_permutation", "GS-1", "each group is sorted ascending and is a permutation of its input",
-     "general", _check_sorted_permutation, FWD),
-    ("sorted_permutation_ties", "GS-1", "the same on inputs full of ties and signed zeros", "ties",
-     _check_sorted_permutation, FWD),
-    ("lipschitz", "GS-2", "1-Lipschitz in l1, l2 and l_inf", "pair", _check_lipschitz, FWD),
-    ("homogeneous_shift", "GS-3", "positively homogeneous and equivariant to per-group shifts",
-     "general", _check_homogeneous_shift, FWD),
-    ("isometry", "GS-5", "the VJP permutes the cotangent within each group (every l_p norm kept)",
-     "general", _check_isometry, BWD),
-    ("isometry_ties", "GS-5", "the same at ties", "ties", _check_isometry, BWD),
-    ("ties", "GS-7", "at ties, derivatives follow the stable order (finite differences of the "
-     "index-perturbed input)", "ties", _check_ties, BWD),
-    ("batch_axis", "GS-10", "any axis and any batch give the same result as the last axis and "
-     "one slice", "general", _check_batch_axis, BWD),
-]
-
-# Only the `ties` claim states reflip's tie policy; the isometry at ties holds for any
-# permutation and stays in force whatever is declared.
-CLAIMS = [register_claim(Claim(f"{PRIMITIVE}.{name}", PRIMITIVE, label, text, kind, check, needs=needs,
-                               convention=("group_sort.ties", "stable") if name == "ties" else None))
-          for name, label, text, kind, check, needs in SPECIFIC]
-CLAIMS += generic_claims(PRIMITIVE, "GS-4")
+generic_claims(PRIMITIVE, "GS-4")
+CLAIMS = claims_for(PRIMITIVE)
