@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array
 
-__all__ = ["get_namespace", "to_numpy"]
+__all__ = ["get_namespace", "to_numpy", "safe_divisor"]
 
 
 def get_namespace(*arrays):
@@ -33,3 +33,11 @@ def to_numpy(x):
     if is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)
+
+
+def safe_divisor(d, xp, use=None):
+    """``d`` where ``use`` holds (default ``d > 0``), 1 elsewhere: the divisor of a division
+    whose result ``xp.where`` later discards (or defines) at those entries. They must still not
+    divide by zero: NumPy would warn, and ``0/0`` or ``x/0`` would reach the residuals and the
+    derivatives. The one copy of this guard for every primitive."""
+    return xp.where(d > 0 if use is None else use, d, 1.0)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from . import _fast
 from ._backend import get_namespace
-from ._validate import check_axis, check_floating, check_int
+from ._validate import check_array, check_axis, check_cotangent, check_int
 from ._registry import Primitive, register
 
 __all__ = [
@@ -55,15 +55,21 @@ class GroupSortResiduals(NamedTuple):
     group_size: int
     axis: int
 
+    @property
+    def shape(self):
+        """Shape of the input (and output), which every cotangent and tangent must have."""
+        perm, k, axis = self
+        moved = (*perm.shape[:-2], perm.shape[-2] * k)
+        return (*moved[:-1][:axis], moved[-1], *moved[:-1][axis:])
+
 
 def _check_args(x, group_size, axis, xp):
-    """Validate ``(x, group_size, axis)`` [GS-1]; return ``(group_size, axis)`` normalised."""
-    check_floating(x, xp, exact=True)
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension (the feature axis), got a 0-d array")
+    """Validate ``(x, group_size, axis)`` [GS-1]; return ``(group_size, axis)`` normalised.
+
+    Any real floating dtype (float16 and longdouble included): GroupSort only moves entries, so
+    its result is exact in every dtype [GS-1]."""
+    check_array(x, xp, "x", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, x.ndim)
-    if any(d == 0 for d in x.shape):
-        raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
     group_size = check_int(group_size, "group_size", minimum=1)
     n = x.shape[axis]
     if n % group_size:
@@ -72,19 +78,6 @@ def _check_args(x, group_size, axis, xp):
             f"divisors of {n}: {[d for d in range(1, n + 1) if n % d == 0]}"
         )
     return group_size, axis
-
-
-def _check_cotangent(name, a, residuals, xp):
-    check_floating(a, xp, name, exact=True)
-    shape = _input_shape(residuals)
-    if tuple(a.shape) != shape:
-        raise ValueError(f"{name} must have the input's shape {shape}, got {tuple(a.shape)}")
-
-
-def _input_shape(residuals):
-    perm, k, axis = residuals
-    moved = (*perm.shape[:-2], perm.shape[-2] * k)
-    return (*moved[:-1][:axis], moved[-1], *moved[:-1][axis:])
 
 
 def _grouped(x, group_size, axis, xp):
@@ -183,7 +176,7 @@ def group_sort_bwd(residuals, y_bar):
         Cotangent, shaped like the input.
     """
     xp = get_namespace(y_bar)
-    _check_cotangent("y_bar", y_bar, residuals, xp)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp, exact=True)
     return _group_sort_bwd(residuals, y_bar, xp)
 
 
@@ -194,7 +187,7 @@ def group_sort_jvp(residuals, x_dot):
     directional derivative (which would sort the tied entries of ``x_dot``).
     """
     xp = get_namespace(x_dot)
-    _check_cotangent("x_dot", x_dot, residuals, xp)
+    check_cotangent("x_dot", x_dot, residuals.shape, xp, exact=True)
     return _group_sort_jvp(residuals, x_dot, xp)
 
 
@@ -229,8 +222,7 @@ def max_min(x, *, axis=-1):
 def full_sort(x, *, axis=-1):
     """FullSort: GroupSort with one group spanning the whole axis [GS-6]."""
     xp = get_namespace(x)
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension (the feature axis), got a 0-d array")
+    check_array(x, xp, "x", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, x.ndim)
     return group_sort(x, x.shape[axis], axis=axis)
 

@@ -14,10 +14,9 @@ It also holds the one copy of the exponent helpers every module uses: :func:`che
 from __future__ import annotations
 
 import math
-import numbers
 
 from ._backend import get_namespace
-from ._validate import check_floating, check_real
+from ._validate import check_array, check_real
 
 __all__ = ["op_norm_2", "op_norm_inf", "norm_p_inf", "check_p", "dual_exponent"]
 
@@ -50,11 +49,7 @@ def dual_exponent(p, name="p"):
 
 
 def _as_matrix(w, xp):
-    check_floating(w, xp, "w")
-    if w.ndim == 0:
-        raise ValueError("w must have at least one dimension (rows along the last axis), got a 0-d array")
-    if any(d == 0 for d in w.shape):
-        raise ValueError(f"w must not be empty, got shape {tuple(w.shape)}")
+    check_array(w, xp, "w", min_ndim=1, what=" (rows along the last axis)")
     return w[None, :] if w.ndim == 1 else w
 
 
@@ -87,9 +82,10 @@ def norm_p_inf(w, p):
     p : float in [1, inf]
         ``p = inf`` gives :func:`op_norm_inf`; ``p = 1`` the largest ``|w_ij|``.
     """
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (float(p) >= 1):
-        raise ValueError(f"p must be a number in [1, inf], got {p!r}")
-    p = float(p)
+    try:
+        p = check_real(p, "p", minimum=1.0, finite=False)
+    except ValueError:  # NaN or below 1: one message for every wrong value
+        raise ValueError(f"p must be a number in [1, inf], got {float(p)!r}") from None
     q = 1.0 if p == math.inf else (math.inf if p == 1.0 else p / (p - 1.0))
     xp = get_namespace(w)
     w = _as_matrix(w, xp)

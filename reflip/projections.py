@@ -35,15 +35,14 @@ Types (rows along the last axis)::
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _fast
-from ._backend import get_namespace
+from ._backend import get_namespace, safe_divisor
 from .norms import check_p, dual_exponent  # noqa: F401  (re-exported until the importers move to reflip.norms)
-from ._validate import check_floating
+from ._validate import check_array, check_choice, check_cotangent, check_real
 from ._registry import Primitive, register
 from .tolerances import _numpy_dtype
 
@@ -74,24 +73,17 @@ THRESHOLDS = ("exact", "detached")
 
 
 def _check_rows(w, xp, name="w"):
-    """``w`` is a non-empty real floating array of rows (last axis), 1-d or more."""
-    check_floating(w, xp, name)
-    if w.ndim == 0:
-        raise ValueError(f"{name} must have at least one dimension (rows along the last axis), "
-                         "got a 0-d array")
-    if any(d == 0 for d in w.shape):
-        raise ValueError(f"{name} must not be empty, got shape {tuple(w.shape)}")
+    """``w`` is a non-empty float32/float64 array of rows (last axis), 1-d or more."""
+    check_array(w, xp, name, min_ndim=1, what=" (rows along the last axis)")
 
 
 def check_radius(radius, dtype, name="radius"):
     """Return ``radius`` as a float after checking it is a finite real number > 0 that stays
     finite and non-zero when rounded to ``dtype`` (the radius is applied in the array's dtype)."""
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
-        raise TypeError(f"{name} must be a real number (a Python or NumPy scalar), "
-                        f"got {radius!r} ({type(radius).__name__})")
-    radius = float(radius)
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {radius!r}")
+    try:
+        radius = check_real(radius, name, minimum=0.0, strict=True)
+    except ValueError:  # NaN, inf or <= 0: one message for every wrong value
+        raise ValueError(f"{name} must be a finite number > 0, got {float(radius)!r}") from None
     with np.errstate(over="ignore"):  # overflow to inf is what is being checked
         rounded = float(np.asarray(radius, dtype=_numpy_dtype(dtype)))
     if not (math.isfinite(rounded) and rounded > 0):
@@ -100,29 +92,11 @@ def check_radius(radius, dtype, name="radius"):
     return radius
 
 
-def _check_threshold(threshold):
-    if threshold not in THRESHOLDS:
-        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-    return threshold
-
-
-def _check_cotangent(name, a, shape, xp):
-    check_floating(a, xp, name)
-    if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{name} must have the input's shape {tuple(shape)}, got {tuple(a.shape)}")
-
-
 def _finite_rows(w, xp):
     """``(finite, w_safe)``: the rows without NaN/inf, and ``w`` with the other rows zeroed so
     that the core never computes ``inf - inf`` (no warnings, no garbage in the residuals)."""
     finite = xp.all(xp.isfinite(w), axis=-1, keepdims=True)
     return finite, xp.where(finite, w, 0.0)
-
-
-def _safe(denominator, use, xp):
-    """``denominator`` where ``use`` holds, 1 elsewhere: divisions that ``xp.where`` discards
-    must still not divide by zero (NumPy would warn, and 0/0 would reach the residuals)."""
-    return xp.where(use, denominator, 1.0)
 
 
 # --------------------------------------------------------------------------- l_inf: l1 ball
@@ -146,6 +120,11 @@ class LinfProjectResiduals(NamedTuple):
     theta: object
     inside: object
     threshold: str
+
+    @property
+    def shape(self):
+        """Shape of the input, which every cotangent and tangent must have."""
+        return tuple(self.support.shape)
 
 
 def _l1_ball_fwd(w, radius, threshold, xp, residuals=True):
@@ -240,7 +219,7 @@ def linf_project_fwd(w, *, radius=1.0, threshold="exact"):
     xp = get_namespace(w)
     _check_rows(w, xp)
     radius = check_radius(radius, w.dtype)
-    threshold = _check_threshold(threshold)
+    threshold = check_choice(threshold, "threshold", THRESHOLDS)
     return _l1_ball(w, radius, threshold, xp)
 
 
@@ -256,14 +235,14 @@ def linf_project_bwd(residuals, y_bar):
     ``w_bar = y_bar``.
     """
     xp = get_namespace(y_bar)
-    _check_cotangent("y_bar", y_bar, residuals.support.shape, xp)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
     return _l1_ball_jacobian(residuals, y_bar, xp)
 
 
 def linf_project_jvp(residuals, w_dot):
     """JVP of :func:`linf_project`; the Jacobian is symmetric, so it equals the VJP [PR-4]."""
     xp = get_namespace(w_dot)
-    _check_cotangent("w_dot", w_dot, residuals.support.shape, xp)
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _l1_ball_jacobian(residuals, w_dot, xp)
 
 
@@ -282,7 +261,7 @@ def linf_project(w, *, radius=1.0, threshold="exact"):
     xp = get_namespace(w)
     _check_rows(w, xp)
     radius = check_radius(radius, w.dtype)
-    _check_threshold(threshold)
+    check_choice(threshold, "threshold", THRESHOLDS)
     # The same forward pass as linf_project_fwd, bit for bit, without building residuals.
     return _l1_ball(w, radius, threshold, xp, residuals=False)[0]
 
@@ -320,6 +299,12 @@ class PinfProjectResiduals(NamedTuple):
     p: float
     inner: tuple
 
+    @property
+    def shape(self):
+        """Shape of the input, which every cotangent and tangent must have."""
+        inner = self.inner
+        return tuple(inner.shape if self.p == math.inf else inner[-1].shape)
+
 
 class _L2Residuals(NamedTuple):
     scale: object
@@ -336,7 +321,7 @@ def _l2_ball_fwd(w, radius, xp):
     norm = xp.linalg.vector_norm(v, axis=-1, keepdims=True)
     r = xp.asarray(radius, dtype=w.dtype)
     inside = norm <= r
-    denominator = _safe(norm, ~inside, xp)
+    denominator = safe_divisor(norm, xp, ~inside)
     scale = xp.where(inside, 1.0, r / denominator)
     y = xp.where(inside, w, v * scale)
     y = xp.where(finite, y, xp.nan)
@@ -380,11 +365,6 @@ def _pinf_jacobian(residuals, t, xp):
     return inner.mask * t  # diagonal [PR-9]
 
 
-def _pinf_shape(residuals):
-    inner = residuals.inner
-    return inner[1].shape if residuals.p == 2 else inner[0].shape
-
-
 def pinf_project_fwd(w, p, *, radius=1.0):
     """Projection onto ``{W : ||W||_{p,inf} <= radius}``, returning the residuals of the VJP.
 
@@ -415,14 +395,14 @@ def pinf_project_bwd(residuals, y_bar):
     [PR-8]; ``p = 1``: ``y_bar`` where ``|w_ij| <= r``, 0 elsewhere [PR-9]. Identity on rows
     inside. Every Jacobian here is symmetric, so the JVP is the same map."""
     xp = get_namespace(y_bar)
-    _check_cotangent("y_bar", y_bar, _pinf_shape(residuals), xp)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
     return _pinf_jacobian(residuals, y_bar, xp)
 
 
 def pinf_project_jvp(residuals, w_dot):
     """JVP of :func:`pinf_project` (equal to its VJP: symmetric Jacobians) [PR-8] [PR-9]."""
     xp = get_namespace(w_dot)
-    _check_cotangent("w_dot", w_dot, _pinf_shape(residuals), xp)
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _pinf_jacobian(residuals, w_dot, xp)
 
 
@@ -462,6 +442,11 @@ class RowScaleResiduals(NamedTuple):
     a: object
     b: object
 
+    @property
+    def shape(self):
+        """Shape of the input, which every cotangent and tangent must have."""
+        return tuple(self.a.shape)
+
 
 def _row_scale_fwd(w, p, radius, xp):
     q = dual_exponent(p)
@@ -469,7 +454,7 @@ def _row_scale_fwd(w, p, radius, xp):
     norm = xp.linalg.vector_norm(v, axis=-1, keepdims=True, ord=q)
     r = xp.asarray(radius, dtype=w.dtype)
     inside = norm <= r
-    denominator = _safe(norm, ~inside, xp)
+    denominator = safe_divisor(norm, xp, ~inside)
     scale = xp.where(inside, 1.0, r / denominator)
     y = xp.where(inside, w, v * scale)
     y = xp.where(finite, y, xp.nan)
@@ -516,7 +501,7 @@ def row_scale_bwd(residuals, y_bar):
     """VJP of :func:`row_scale`: ``w_bar = c (y_bar - b <a, y_bar>)`` on scaled rows
     (``J^T`` of ``J = c (I - a b^T)``), ``y_bar`` on rows inside [PR-10]."""
     xp = get_namespace(y_bar)
-    _check_cotangent("y_bar", y_bar, residuals.a.shape, xp)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
     scale, a, b = residuals
     return scale * (y_bar - b * xp.sum(a * y_bar, axis=-1, keepdims=True))
 
@@ -524,7 +509,7 @@ def row_scale_bwd(residuals, y_bar):
 def row_scale_jvp(residuals, w_dot):
     """JVP of :func:`row_scale`: ``y_dot = c (w_dot - a <b, w_dot>)`` [PR-10]."""
     xp = get_namespace(w_dot)
-    _check_cotangent("w_dot", w_dot, residuals.a.shape, xp)
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
     scale, a, b = residuals
     return scale * (w_dot - a * xp.sum(b * w_dot, axis=-1, keepdims=True))
 

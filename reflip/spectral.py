@@ -34,11 +34,11 @@ Types::
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
-from ._backend import get_namespace
-from ._validate import check_floating, check_int
+from ._backend import get_namespace, safe_divisor
+from ._validate import (MAX_ITERATIONS, check_array, check_choice, check_cotangent, check_floating,
+                        check_int, check_real)
 from ._registry import Primitive, register
 from .tolerances import eps
 
@@ -78,6 +78,11 @@ class SpectralNormResiduals(NamedTuple):
     scale: object
 
     @property
+    def shape(self):
+        """Shape of the input, which every cotangent and tangent must have."""
+        return tuple(self.w.shape)
+
+    @property
     def sigma_max(self):
         """The estimate of the input's largest singular value, shape (..., 1, 1)."""
         return self.sigma * self.scale
@@ -102,22 +107,16 @@ def _matvec(w, x, xp):
 def _normalize(x, xp):
     """``(x / ||x||, ||x||)`` along the last axis, with 0 for a zero vector."""
     norm = xp.linalg.vector_norm(x, axis=-1, keepdims=True)
-    return x / xp.where(norm > 0, norm, 1.0), norm
+    return x / safe_divisor(norm, xp), norm
 
 
 def _check_args(w, u, n_iter, tol, convention, xp):
-    check_floating(w, xp, "w")
-    if w.ndim < 2:
-        raise ValueError(f"w must have at least 2 dimensions (..., m, n), got shape {tuple(w.shape)}")
-    if any(d == 0 for d in w.shape):
-        raise ValueError(f"w must not be empty, got shape {tuple(w.shape)}")
-    n_iter = check_int(n_iter, "n_iter", minimum=1)
+    check_array(w, xp, "w", min_ndim=2, what=" (..., m, n)")
+    n_iter = check_int(n_iter, "n_iter", minimum=1, maximum=MAX_ITERATIONS)
+    tol = check_real(tol, "tol", minimum=0.0, allow_none=True)
     if tol is None:
         tol = math.sqrt(eps(w.dtype))
-    elif isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be None or a finite number >= 0, got {tol!r}")
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    convention = check_choice(convention, "convention", CONVENTIONS)
     if u is not None:
         check_floating(u, xp, "u")
         expected = (*w.shape[:-2], w.shape[-2])
@@ -141,8 +140,7 @@ def _spectral_fwd(w, u, n_iter, tol, convention, xp):
     # A matrix holding NaN or +-inf is zeroed here and comes out NaN below [PR-13].
     finite = xp.all(xp.isfinite(w), axis=(-2, -1), keepdims=True)
     w = xp.where(finite, w, 0.0)
-    scale = xp.max(xp.abs(w), axis=(-2, -1), keepdims=True)
-    scale = xp.where(scale > 0, scale, 1.0)
+    scale = safe_divisor(xp.max(xp.abs(w), axis=(-2, -1), keepdims=True), xp)  # 1 for W = 0
     w = w / scale
     us, vs, a_norms, b_norms = [u], [], [], []
     wt = w.mT
@@ -163,21 +161,17 @@ def _spectral_fwd(w, u, n_iter, tol, convention, xp):
         if done:
             break
     sigma = b_norm[..., None]
-    y = xp.where(finite, w / xp.where(sigma > 0, sigma, 1.0), xp.nan)
+    y = xp.where(finite, w / safe_divisor(sigma, xp), xp.nan)
     scale = xp.where(finite, scale, xp.nan)  # NaN derivatives for those matrices too
     trace = (tuple(us), tuple(vs), tuple(a_norms), tuple(b_norms)) if keep else ()
     return y, SpectralNormResiduals(w, sigma, u, v, iterations, convention, trace, scale)
 
 
-def _safe_div(x, d, xp):
-    return x / xp.where(d > 0, d, 1.0)
-
-
 def _spectral_bwd(res, y_bar, xp):
     w, sigma = res.w, res.sigma
     # y = W / sigma: W_bar = y_bar / sigma + sigma_bar * d sigma / dW, sigma_bar = -<y_bar, W>/sigma^2.
-    sigma_bar = -xp.sum(y_bar * w, axis=(-2, -1), keepdims=True) / xp.where(sigma > 0, sigma * sigma, 1.0)
-    w_bar = _safe_div(y_bar, sigma, xp)
+    sigma_bar = -xp.sum(y_bar * w, axis=(-2, -1), keepdims=True) / safe_divisor(sigma * sigma, xp)
+    w_bar = y_bar / safe_divisor(sigma, xp)
     if res.convention == "constant_uv":
         # d sigma = u^T dW v with u, v constants [PR-11].
         return w_bar + sigma_bar * (res.u[..., :, None] * res.v[..., None, :])
@@ -189,14 +183,14 @@ def _spectral_bwd(res, y_bar, xp):
     for k in range(len(vs) - 1, -1, -1):
         u_k, v_k = us[k + 1], vs[k]
         # u = b/||b||: b_bar = (I - u u^T) u_bar / ||b||; sigma = ||b_K|| adds sigma_bar u_K.
-        b_bar = _safe_div(u_bar - u_k * xp.sum(u_k * u_bar, axis=-1, keepdims=True), b_norms[k], xp)
+        b_bar = (u_bar - u_k * xp.sum(u_k * u_bar, axis=-1, keepdims=True)) / safe_divisor(b_norms[k], xp)
         if k == len(vs) - 1:
             b_bar = b_bar + sigma_bar * u_k
         # b = W v: W_bar += b_bar v^T, v_bar = W^T b_bar.
         w_bar = w_bar + b_bar[..., :, None] * v_k[..., None, :]
         v_bar = _matvec(w.mT, b_bar, xp)
         # v = a/||a||: a_bar = (I - v v^T) v_bar / ||a||.
-        a_bar = _safe_div(v_bar - v_k * xp.sum(v_k * v_bar, axis=-1, keepdims=True), a_norms[k], xp)
+        a_bar = (v_bar - v_k * xp.sum(v_k * v_bar, axis=-1, keepdims=True)) / safe_divisor(a_norms[k], xp)
         # a = W^T u_{k-1}: W_bar += u_{k-1} a_bar^T, u_bar_{k-1} = W a_bar.
         w_bar = w_bar + us[k][..., :, None] * a_bar[..., None, :]
         u_bar = _matvec(w, a_bar, xp)
@@ -213,13 +207,14 @@ def _spectral_jvp(res, w_dot, xp):
         for k in range(len(vs)):
             u_prev, u_k, v_k = us[k], us[k + 1], vs[k]
             a_dot = _matvec(w_dot.mT, u_prev, xp) + _matvec(w.mT, u_dot, xp)
-            v_dot = _safe_div(a_dot - v_k * xp.sum(v_k * a_dot, axis=-1, keepdims=True), a_norms[k], xp)
+            v_dot = (a_dot - v_k * xp.sum(v_k * a_dot, axis=-1, keepdims=True)) / safe_divisor(a_norms[k], xp)
             b_dot = _matvec(w_dot, v_k, xp) + _matvec(w, v_dot, xp)
             if k == len(vs) - 1:
                 sigma_dot = xp.sum(u_k * b_dot, axis=-1, keepdims=True)[..., None]
-            u_dot = _safe_div(b_dot - u_k * xp.sum(u_k * b_dot, axis=-1, keepdims=True), b_norms[k], xp)
+            u_dot = (b_dot - u_k * xp.sum(u_k * b_dot, axis=-1, keepdims=True)) / safe_divisor(b_norms[k], xp)
     # y = W / sigma: y_dot = (W_dot - y sigma_dot) / sigma.
-    return _safe_div(w_dot - _safe_div(w, sigma, xp) * sigma_dot, sigma, xp)
+    divisor = safe_divisor(sigma, xp)
+    return (w_dot - w / divisor * sigma_dot) / divisor
 
 
 def spectral_normalize_fwd(w, u=None, *, n_iter=50, tol=None, convention="constant_uv"):
@@ -260,9 +255,7 @@ def spectral_normalize_bwd(residuals, y_bar):
     ``"constant_uv"``: ``w_bar = (y_bar - <y_bar, y> u v^T) / sigma``. ``"exact"``: reverse
     mode through the stored power iterations."""
     xp = get_namespace(y_bar)
-    check_floating(y_bar, xp, "y_bar")
-    if tuple(y_bar.shape) != tuple(residuals.w.shape):
-        raise ValueError(f"y_bar must have the input's shape {tuple(residuals.w.shape)}, got {tuple(y_bar.shape)}")
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
     # y depends on W only through W / scale, with scale a constant (see _spectral_fwd).
     return _spectral_bwd(residuals, y_bar, xp) / residuals.scale
 
@@ -270,9 +263,7 @@ def spectral_normalize_bwd(residuals, y_bar):
 def spectral_normalize_jvp(residuals, w_dot):
     """JVP of :func:`spectral_normalize` (the adjoint of :func:`spectral_normalize_bwd`) [PR-11]."""
     xp = get_namespace(w_dot)
-    check_floating(w_dot, xp, "w_dot")
-    if tuple(w_dot.shape) != tuple(residuals.w.shape):
-        raise ValueError(f"w_dot must have the input's shape {tuple(residuals.w.shape)}, got {tuple(w_dot.shape)}")
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _spectral_jvp(residuals, w_dot / residuals.scale, xp)
 
 

@@ -61,9 +61,16 @@ def test_norm_p_inf_special_cases():
     assert float(norm_p_inf(w, 1)) == float(np.max(np.abs(w)))
 
 
-@pytest.mark.parametrize("p", [0.5, 0, -1, math.nan, True, "2", None])
-def test_bad_p(p):
+@pytest.mark.parametrize("p", [0.5, 0, -1, math.nan, -math.inf])
+def test_bad_p_value(p):
     with pytest.raises(ValueError, match=r"p must be a number in \[1, inf\]"):
+        norm_p_inf(np.ones((2, 2)), p)
+
+
+@pytest.mark.parametrize("p", [True, "2", "inf", None, np.ones(1)])
+def test_bad_p_type(p):
+    """A p that is not a number is a wrong type (issue 15), as for the projections."""
+    with pytest.raises(TypeError, match=r"p must be a real number, got"):
         norm_p_inf(np.ones((2, 2)), p)
 
 
@@ -71,7 +78,7 @@ def test_bad_p(p):
 def test_bad_input(fn):
     with pytest.raises(TypeError, match="w must have dtype float32 or float64"):
         fn(np.ones((2, 2), dtype=np.int64))
-    with pytest.raises(ValueError, match="w must have at least one dimension"):
+    with pytest.raises(ValueError, match=r"w must have at least 1 dimension\(s\) \(rows along the last axis\)"):
         fn(np.ones(()))
     with pytest.raises(ValueError, match="w must not be empty"):
         fn(np.ones((0, 2)))
