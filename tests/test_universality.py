@@ -360,7 +360,7 @@ def test_inputs_are_not_modified_and_arguments_checked():
     vals.flags.writeable = False
     net = U.interpolate(pts, vals, 2)
     net(pts)
-    with pytest.raises(ValueError, match="p must be 1, 2 or math.inf"):
+    with pytest.raises(ValueError, match=r"p must be 1, 2 or inf \(math.inf\)"):
         U.interpolate(pts, vals, 3)
     with pytest.raises(ValueError, match=r"values must have shape \(5,\)"):
         U.interpolate(pts, vals[:4], 2)
@@ -368,9 +368,9 @@ def test_inputs_are_not_modified_and_arguments_checked():
         U.interpolate(pts, np.full(5, np.nan), 2)
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 2\)"):
         net(np.zeros((3, 3)))
-    with pytest.raises(TypeError, match="real floating"):
+    with pytest.raises(TypeError, match="x must have dtype float32 or float64"):
         net(np.zeros((3, 2), dtype=np.int64))
-    with pytest.raises(ValueError, match="delta must be a positive finite number"):
+    with pytest.raises(ValueError, match="delta must be > 0"):
         U.approximate(lambda x: x[:, 0], ([0.0], [1.0]), 0.0, 2)
     with pytest.raises(ValueError, match="max_points"):
         U.approximate(lambda x: x[:, 0], ([0.0, 0.0], [1.0, 1.0]), 0.01, 2)
@@ -386,3 +386,179 @@ def test_inputs_are_not_modified_and_arguments_checked():
         U.lattice_max(U.random_constrained_network(2, [2], 2, n_out=2), U.random_constrained_network(2, [2], 2))
     with pytest.raises(ValueError, match="ord must be 1 or inf"):
         U.norm_network(2, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hardening (issue 14): nets too large are refused before allocation, every argument checked
+
+
+def _peak_bytes(fn):
+    """Peak of the memory NumPy and Python allocate while ``fn`` runs (tracemalloc sees NumPy's
+    buffers), and the exception it raised."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+        raised = exc
+    else:
+        raised = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
+
+
+UNIT_SQUARE = ([0.0, 0.0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize("box, delta, p", [
+    (([0] * 10, [1] * 10), 0.1, 2),  # 17^10 points: MemoryError (14.7 TiB) before the fix
+    (UNIT_SQUARE, 1e-5, 2),  # 5e9 points: MemoryError (37 GiB)
+    (UNIT_SQUARE, 1e-4, 2),  # 5e7 points: refused only after allocating 1.5 GB
+    (UNIT_SQUARE, 5e-324, 2),  # OverflowError from a float count
+    (([0.0, 0.0], [1e300, 1e300]), 1.0, math.inf),  # NumPy's "Maximum allowed size exceeded"
+    (([0.0] * 1000, [1.0] * 1000), 1e-300, 1),  # a count of ~10^302699: never multiplied out in floats
+])
+def test_approximate_refuses_large_nets_before_allocating(box, delta, p):
+    """A net larger than max_points is refused with a ValueError naming delta and max_points,
+    within a megabyte of memory (the count comes from the per-axis counts, exactly)."""
+    peak, raised = _peak_bytes(lambda: U.approximate(lambda x: x[:, 0], box, delta, p))
+    assert isinstance(raised, ValueError), repr(raised)
+    assert "max_points=2500" in str(raised) and f"delta={delta!r}" in str(raised)
+    assert peak < 1 << 20, peak
+    peak, raised = _peak_bytes(lambda: U.delta_net(box, delta, p))
+    assert isinstance(raised, ValueError) and "max_points" in str(raised), repr(raised)
+    assert peak < 1 << 20, peak
+
+
+def test_delta_net_limit_is_the_size_of_the_net():
+    """The count in the refusal is the number of points the net has: the net of exactly
+    max_points points is built, one point fewer allowed is refused quoting that count."""
+    for box, delta, p in ((UNIT_SQUARE, 0.01, 2), (([-1.0, 0.0, 0.5], [1.0, 0.3, 0.5]), 0.05, 1),
+                          ((0.0, 1.0), 1e-3, math.inf)):
+        n_points = U.delta_net(box, delta, p, max_points=10**7).shape[0]
+        assert U.delta_net(box, delta, p, max_points=n_points).shape[0] == n_points
+        with pytest.raises(ValueError, match=f"has {n_points} points > max_points={n_points - 1}"):
+            U.delta_net(box, delta, p, max_points=n_points - 1)
+        if n_points <= 2500:
+            U.approximate(lambda x: np.zeros(len(x)), box, delta, p, max_points=n_points)
+
+
+def _net_3():
+    return U.random_constrained_network(3, (4,), 2, seed=1)
+
+
+# (call, exception, parameter named in the message)
+BAD_ARGUMENTS = [
+    (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol="a"), TypeError, "atol"),
+    (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol=True), TypeError, "atol"),
+    (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol=math.inf), ValueError, "atol"),
+    (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), "inf"), TypeError, "p"),
+    (lambda: U.interpolate(np.zeros((2, 1), dtype=complex), np.zeros(2), 2), TypeError, "points"),
+    (lambda: U.two_point_interpolant(np.zeros(2), 0.0, np.ones(2), 0.0, 2, atol="a"), TypeError, "atol"),
+    (lambda: U.two_point_interpolant(np.zeros(2), "a", np.ones(2), 0.0, 2), TypeError, "a"),
+    (lambda: U.two_point_interpolant(np.zeros(2), True, np.ones(2), 0.0, 2), TypeError, "a"),
+    (lambda: U.two_point_interpolant(np.zeros(2), 0.0, np.ones(2), math.nan, 2), ValueError, "b"),
+    (lambda: U.two_point_interpolant("xy", 0.0, np.ones(2), 0.0, 2), TypeError, "x"),
+    (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(2), 2, block=0), ValueError, "block"),
+    (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(2), 2, atol="a"), TypeError, "atol"),
+    (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(3), 2), ValueError, "values"),
+    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), "a", 2), TypeError, "delta"),
+    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), math.inf, 2), ValueError, "delta"),
+    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, max_points=2.5), TypeError, "max_points"),
+    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, max_points=0), ValueError, "max_points"),
+    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, atol="a"), TypeError, "atol"),
+    (lambda: U.approximate(lambda x: x[:, 0] * np.nan, (0.0, 1.0), 0.2, 2), ValueError, "f returned"),
+    (lambda: U.approximate(lambda x: ["a"] * len(x), (0.0, 1.0), 0.2, 2), TypeError, "f must return"),
+    (lambda: U.delta_net("box", 0.2, 2), TypeError, "box"),
+    (lambda: U.delta_net(None, 0.2, 2), TypeError, "box"),
+    (lambda: U.delta_net((0.0,), 0.2, 2), ValueError, "box"),
+    (lambda: U.delta_net((0.0, "a"), 0.2, 2), TypeError, "box high"),
+    (lambda: U.delta_net(([0.0, 0.0], [1.0]), 0.2, 2), ValueError, "box"),
+    (lambda: U.delta_net(([0.0, math.nan], [1.0, 1.0]), 0.2, 2), ValueError, "box"),
+    (lambda: U.delta_net((-1e308, 1e308), 0.2, 2), ValueError, "box widths"),
+    (lambda: U.delta_net((0.0, 1.0), 0.2, 2, max_points=-1), ValueError, "max_points"),
+    (lambda: U.interpolant_size(2.5, 2), TypeError, "n_points"),
+    (lambda: U.interpolant_size(3, 0), ValueError, "n"),
+    (lambda: U.dual_vector([1.0, 2.0], 2), TypeError, "d"),
+    (lambda: U.dual_vector(np.ones(2, dtype=np.float16), 2), TypeError, "d"),
+    (lambda: U.dual_vector(np.ones(0), 2), ValueError, "d"),
+    (lambda: U.dual_exponent("inf"), TypeError, "p"),
+    (lambda: U.norm_network(2.5, math.inf), TypeError, "n"),
+    (lambda: U.norm_network(10**9, math.inf), ValueError, "n"),
+    (lambda: U.norm_network(2, "inf"), TypeError, "ord"),
+    (lambda: U.deepen(_net_3(), 1.5), TypeError, "depth"),
+    (lambda: U.deepen(_net_3(), 10**30), ValueError, "depth"),
+    (lambda: U.random_constrained_network(2, [3], 2), ValueError, "even"),
+    (lambda: U.random_constrained_network(2, "a", 2), TypeError, "widths"),
+    (lambda: U.random_constrained_network(2, [2.0], 2), TypeError, "widths[0]"),
+    (lambda: U.random_constrained_network(2.5, [2], 2), TypeError, "n_in"),
+    (lambda: U.random_constrained_network(10**30, [2], 2), ValueError, "max_parameters"),
+    (lambda: U.random_constrained_network(2, [2], 2, seed=-1), ValueError, "seed"),
+    (lambda: U.random_constrained_network(2, [2], 2, bits=0), ValueError, "bits"),
+    (lambda: U.random_constrained_network(2, [2], 2, bias_scale="a"), TypeError, "bias_scale"),
+    (lambda: U.affine_network(np.ones(2), "c"), TypeError, "c"),
+    (lambda: U.affine_network("w", 0.0), TypeError, "w"),
+    (lambda: U.Select(np.array([0.5]), 2), TypeError, "index"),
+    (lambda: U.Select("a", 2), TypeError, "index"),
+    (lambda: U.Select(np.array([0]), 2.5), TypeError, "n_in"),
+    (lambda: U.Dense(np.ones((1, 2), dtype=bool), np.zeros(1)), TypeError, "W"),
+    (lambda: U.MaxMinNetwork(None), TypeError, "layers"),
+    (lambda: U.MaxMinNetwork("abc"), TypeError, "layers"),
+    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 1)], pad="x"), ValueError, "pad"),
+    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 1)], pad=1), TypeError, "pad"),
+    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), "min"), TypeError, "stages"),
+    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("avg", 1)]), ValueError, "op"),
+    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 0)]), ValueError, "n_groups"),
+    (lambda: U.reduction_layers("w", np.zeros(2), [("min", 1)]), TypeError, "w"),
+    (lambda: _net_3().to_sequential(max_parameters="a"), TypeError, "max_parameters"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD_ARGUMENTS, ids=[f"{i}-{c[2]}" for i, c in enumerate(BAD_ARGUMENTS)])
+def test_public_functions_name_bad_arguments(call, exc, name):
+    """Wrong type -> TypeError, wrong value -> ValueError, the message names the parameter
+    (reflip._validate's rule), for every public function of reflip.universality."""
+    with pytest.raises(exc) as info:
+        call()
+    assert type(info.value) is exc or exc is ValueError and isinstance(info.value, ValueError)
+    assert name in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("bad_dtype", [np.float16, np.longdouble, np.int64, np.bool_, np.complex128])
+def test_max_min_network_dtypes(bad_dtype):
+    """The primitive takes float32 and float64 only: the weights are converted to x's dtype, and
+    the rounding bounds of [UN-12] are derived for those two [UN-2]."""
+    import reflip
+
+    net = _net_3()
+    for fun in (lambda x: reflip.max_min_network(x, network=net),
+                lambda x: reflip.max_min_network_fwd(x, network=net)):
+        with pytest.raises(TypeError, match="x must have dtype float32 or float64"):
+            fun(np.ones((2, 3), dtype=bad_dtype))
+    _, res = reflip.max_min_network_fwd(np.ones((2, 3)), network=net)
+    with pytest.raises(TypeError, match="y_bar"):
+        reflip.max_min_network_bwd(res, np.ones((2, 1), dtype=bad_dtype))
+    with pytest.raises(TypeError, match="x_dot"):
+        reflip.max_min_network_jvp(res, np.ones((2, 3), dtype=bad_dtype))
+
+
+def test_max_min_network_cotangent_shapes():
+    """The residuals know the input and output shapes; a cotangent or tangent of another shape
+    is refused naming it, as for every primitive (reflip._validate.check_cotangent)."""
+    import reflip
+
+    net = _net_3()
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 2, 3))
+    y, res = reflip.max_min_network_fwd(x, network=net)
+    assert res.shape == x.shape and res.out_shape == y.shape == (4, 2, 1)
+    with pytest.raises(ValueError, match=r"y_bar must have the shape \(4, 2, 1\) of the primitive's output"):
+        reflip.max_min_network_bwd(res, np.ones((4, 2, 3)))
+    with pytest.raises(ValueError, match=r"x_dot must have the shape \(4, 2, 3\) of the primitive's input"):
+        reflip.max_min_network_jvp(res, np.ones((4, 2, 1)))
+    with pytest.raises(TypeError, match="residuals"):
+        reflip.max_min_network_bwd((), np.ones((4, 2, 1)))
+    with pytest.raises(TypeError, match="x must be an array"):
+        reflip.max_min_network([[1.0, 2.0, 3.0]], network=net)

@@ -2,7 +2,8 @@
 
 - :class:`MaxMinNetwork`: affine layers (:class:`Dense` or :class:`Select`) with MaxMin between
   them; evaluation with hand-written VJP/JVP is the registry primitive ``max_min_network``
-  [UN-2]; constrained networks are 1-Lipschitz [UN-1]; :meth:`MaxMinNetwork.to_sequential` gives the same network as a :mod:`reflip.nn` model.
+  [UN-2]; constrained networks are 1-Lipschitz [UN-1]; :meth:`MaxMinNetwork.to_sequential` gives
+  the same network as a :mod:`reflip.nn` model.
 - :func:`lattice_max`, :func:`lattice_min`: closure of the constrained networks under
   pointwise max and min [UN-3]; :func:`abs_network`, :func:`norm_network`: exact norms [UN-5].
 - :func:`dual_vector`, :func:`two_point_interpolant` [UN-4]; :func:`interpolate`: the network
@@ -12,6 +13,7 @@
 Proofs: ``proofs/universality.md``; why 2-norm-constrained networks with element-wise
 monotone activations cannot do the same: ``proofs/negative-result.md``.
 """
+from ..norms import check_p, dual_exponent  # re-exported: the l_p exponents of every result here
 from .interpolation import (
     Approximation,
     NotLipschitzError,
@@ -31,8 +33,6 @@ from .network import (
     NetworkSize,
     Select,
     affine_network,
-    check_p,
-    dual_exponent,
     max_min_network,
     max_min_network_bwd,
     max_min_network_fwd,

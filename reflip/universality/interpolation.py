@@ -8,14 +8,15 @@ evaluate on any array-API backend.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from .._backend import get_namespace
+from .._validate import check_array, check_int, check_real
+from ..norms import check_p
 from .lattice import reduction_layers
-from .network import MaxMinNetwork, NetworkSize, affine_network, check_p, host
+from .network import MaxMinNetwork, NetworkSize, _host_array, _is_real, _namespace, affine_network
 
 __all__ = [
     "dual_vector",
@@ -46,9 +47,10 @@ def dual_vector(d, p):
     - ``p = inf`` (``q = 1``): ``u = sign(d_k) e_k`` with ``k`` the first index of the largest
       ``|d_k|``.
 
-    Runs on any array-API backend.
+    Runs on any array-API backend; ``d`` must be float32 or float64, at least 1-d, non-empty.
     """
-    xp = get_namespace(d)
+    xp = _namespace(d, "d")
+    check_array(d, xp, "d", min_ndim=1)
     p = check_p(p)
     if p == 1.0:
         return xp.sign(d)
@@ -125,10 +127,13 @@ def two_point_interpolant(x, a, y, b, p, *, atol=None):
         ``a - w . x``.
     """
     p = check_p(p)
-    x, y = (host(v).astype(np.float64) for v in (x, y))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be vectors of the same length, got shapes {x.shape} and {y.shape}")
-    a, b = float(a), float(b)
+    x, y = _real_array(x, "x"), _real_array(y, "y")
+    if x.ndim != 1 or x.size == 0 or x.shape != y.shape:
+        raise ValueError(f"x and y must be non-empty vectors of the same length, got shapes {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite")
+    a, b = check_real(a, "a"), check_real(b, "b")
+    atol = check_real(atol, "atol", minimum=0.0, allow_none=True)
     dist = float(np.linalg.norm(y - x, ord=p))
     if atol is None:
         atol = _default_atol(np.stack([x, y]), np.array([a, b]))
@@ -159,7 +164,14 @@ def lipschitz_violation(points, values, p, atol=0.0, block=512):
     """The pairs with ``|values[i] - values[j]| > ||points[i] - points[j]||_p + atol``:
     ``(count, i, j, difference, distance)`` with ``(i, j)`` the pair of largest ratio
     ``difference / distance`` among them (infinite for a repeated point with two values), or
-    ``(0, None, None, None, None)``. Works in blocks of rows (memory ``block * N * n``)."""
+    ``(0, None, None, None, None)``. Works in blocks of rows (memory ``block * N * n``).
+
+    ``points`` (N, n) and ``values`` (N,) are checked as in :func:`interpolate`, ``atol >= 0``
+    finite, ``block >= 1`` an integer."""
+    points, values = _as_data(points, values)
+    p = check_p(p)
+    atol = check_real(atol, "atol", minimum=0.0)
+    block = check_int(block, "block", minimum=1)
     count, worst = 0, None
     n_pts = points.shape[0]
     for start in range(0, n_pts, block):
@@ -191,17 +203,17 @@ def _default_atol(points, values):
     return 16 * (n + 2) * _U * scale
 
 
-def _as_data(points, values):
-    def real(a, name):
-        try:
-            out = host(a)
-        except Exception as exc:  # noqa: BLE001 - the message says what was expected
-            raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-        if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer)):
-            raise TypeError(f"{name} must be real numbers, got dtype {out.dtype}")
-        return out.astype(np.float64)
+def _real_array(a, name):
+    """``a`` as a float64 NumPy array; ``TypeError`` naming ``name`` unless it holds real numbers
+    (integers or floats; bools, complex, strings and objects are refused)."""
+    out = _host_array(a, name)
+    if not _is_real(out):
+        raise TypeError(f"{name} must be real numbers, got dtype {out.dtype}")
+    return out.astype(np.float64)
 
-    points, values = real(points, "points"), real(values, "values")
+
+def _as_data(points, values):
+    points, values = _real_array(points, "points"), _real_array(values, "values")
     if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] == 0:
         raise ValueError(f"points must have shape (N, n) with N, n >= 1, got {points.shape}")
     if values.shape not in ((points.shape[0],), (points.shape[0], 1)):
@@ -260,9 +272,9 @@ def interpolate(points, values, p, *, atol=None):
     """
     points, values = _as_data(points, values)
     p = check_p(p)
-    atol = _default_atol(points, values) if atol is None else float(atol)
-    if not atol >= 0:
-        raise ValueError(f"atol must be a non-negative number, got {atol!r}")
+    atol = check_real(atol, "atol", minimum=0.0, allow_none=True)
+    if atol is None:
+        atol = _default_atol(points, values)
     _check_lipschitz(points, values, p, atol)
     n_pts, n = points.shape
     if n_pts == 1:
@@ -281,15 +293,11 @@ def _others(n_pts):
     return t + (t >= i)
 
 
-def _rounds(s):
-    return 0 if s <= 1 else math.ceil(math.log2(s))
-
-
 def interpolant_size(n_points, n):
     """The size of :func:`interpolate`'s network for ``N = n_points`` points in ``R^n``
     without building it [UN-11]: a :class:`NetworkSize` (``nonzero`` is ``None``: it depends
     on the data)."""
-    n_pts, n = int(n_points), int(n)
+    n_pts, n = check_int(n_points, "n_points", minimum=1), check_int(n, "n", minimum=1)
     if n_pts == 1:
         return NetworkSize(n, 1, (), 0, n + 1, n + 1, None)
     widths = []
@@ -300,7 +308,7 @@ def interpolant_size(n_points, n):
             size //= 2
     ins = [n, *widths]
     outs = [*widths, 1]
-    dense = sum(o * (i + 1) for i, o in zip(ins, outs))
+    dense = sum(o * (i + 1) for i, o in zip(ins, outs, strict=True))
     stored = widths[0] * (n + 1) + sum(widths[1:]) + 1
     return NetworkSize(n, len(outs), tuple(widths), max(widths), dense, stored, None)
 
@@ -310,26 +318,46 @@ def interpolant_size(n_points, n):
 
 
 def _as_box(box):
-    try:
-        low, high = box
-    except (TypeError, ValueError):
-        raise ValueError("box must be a pair (low, high) of numbers or of equal-length vectors") from None
-    low = np.atleast_1d(np.asarray(low, dtype=np.float64))
-    high = np.atleast_1d(np.asarray(high, dtype=np.float64))
-    if low.ndim != 1 or low.shape != high.shape:
-        raise ValueError(f"box = (low, high) must hold vectors of equal length, got shapes {low.shape}, {high.shape}")
+    """``box = (low, high)`` as two float64 vectors of one length ``n >= 1``, finite, with
+    ``low <= high`` and every width ``high - low`` finite in float64."""
+    if isinstance(box, (str, bytes)) or not hasattr(box, "__len__"):
+        raise TypeError(f"box must be a pair (low, high) of numbers or of equal-length vectors, got "
+                        f"{type(box).__name__}")
+    if len(box) != 2:
+        raise ValueError(f"box must be a pair (low, high), got {len(box)} item(s)")
+    low, high = (np.atleast_1d(_real_array(v, name)) for v, name in zip(box, ("box low", "box high"), strict=True))
+    if low.ndim != 1 or low.shape != high.shape or low.size == 0:
+        raise ValueError(f"box = (low, high) must hold non-empty vectors of equal length, got shapes "
+                         f"{low.shape}, {high.shape}")
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or np.any(low > high):
         raise ValueError(f"box must be finite with low <= high, got low={low}, high={high}")
+    with np.errstate(over="ignore"):
+        if not np.all(np.isfinite(high - low)):
+            raise ValueError(f"box widths high - low must be finite in float64, got low={low}, high={high}")
     return low, high
 
 
-def _check_delta(delta):
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not (0 < float(delta) < math.inf):
-        raise ValueError(f"delta must be a positive finite number, got {delta!r}")
-    return float(delta)
+def _net_axis_counts(low, high, delta, root):
+    """Points per axis of :func:`delta_net`, in exact rational arithmetic (Python integers, no
+    overflow whatever ``delta`` and the box): ``k = ceil(L root / (2 delta)) + 1`` for a width
+    ``L > 0`` (then the spacing ``L / (k - 1) <= 2 delta / root`` exactly), ``k = 1`` for
+    ``L = 0``. Nothing is allocated: the net's size is known before it is built."""
+    scale = Fraction(root) / (2 * Fraction(delta))
+    counts = []
+    for lo, hi in zip(low.tolist(), high.tolist(), strict=True):
+        width = Fraction(hi) - Fraction(lo)
+        counts.append(1 if width == 0 else math.ceil(width * scale) + 1)
+    return counts
 
 
-def delta_net(box, delta, p):
+def _describe_count(counts):
+    """The product of ``counts``: exact while short, as a power of ten otherwise (the exact
+    product of many large counts would itself take long to compute)."""
+    digits = sum(math.log10(k) for k in counts)
+    return str(math.prod(counts)) if digits < 30 else f"about 10^{digits:.1f}"
+
+
+def delta_net(box, delta, p, *, max_points=1_000_000):
     """A grid on ``box`` whose every point of the box lies within ``delta`` in ``l_p`` of a
     grid point [UN-9].
 
@@ -337,25 +365,57 @@ def delta_net(box, delta, p):
     ``L = 0``), ``h = 2 delta / n^{1/p}``: a point is within ``h/2`` of a grid coordinate on
     every axis, hence within ``(h/2) n^{1/p} = delta`` in ``l_p``.
 
+    Parameters
+    ----------
+    box : (low, high)
+        Numbers (n = 1) or vectors of length ``n``; finite, ``low <= high``.
+    delta : float > 0, finite
+    p : 1, 2 or inf
+    max_points : int >= 1, default 1,000,000
+        Refuse (``ValueError``) a net of more points. The count ``N = prod k`` is computed
+        exactly from the per-axis counts before anything is allocated, so a tiny ``delta`` or
+        a huge box is refused at once instead of exhausting the memory.
+
     Returns
     -------
     ndarray (N, n), float64, ``N = prod k``, row-major over the axes.
     """
     low, high = _as_box(box)
-    delta = _check_delta(delta)
+    delta = check_real(delta, "delta", minimum=0.0, strict=True)
     p = check_p(p)
+    max_points = check_int(max_points, "max_points", minimum=1)
     n = low.size
     root = 1.0 if p == math.inf else n ** (1.0 / p)
+    counts = _net_axis_counts(low, high, delta, root)
+    _check_net_size(counts, delta, max_points)
     axes = []
-    for lo, hi in zip(low, high):
+    for lo, hi, k in zip(low.tolist(), high.tolist(), counts, strict=True):
         width = hi - lo
-        k = 1 if width == 0 else math.ceil(width / (2 * delta / root)) + 1
-        # Guard the float rounding of the ratio: half a spacing times n^{1/p} must not exceed delta.
+        # The exact count bounds the spacing in exact arithmetic; the spacing linspace uses is
+        # rounded, so the float test may ask for a point more (a few at most, since k is small).
         while width > 0 and (width / (k - 1)) / 2 * root > delta:
             k += 1
-        axes.append(np.linspace(lo, hi, k))
-    grids = np.meshgrid(*axes, indexing="ij")
+        axes.append((lo, hi, k))
+    _check_net_size([k for _, _, k in axes], delta, max_points)
+    grids = np.meshgrid(*[np.linspace(lo, hi, k) for lo, hi, k in axes], indexing="ij")
     return np.stack([g.reshape(-1) for g in grids], axis=1)
+
+
+def _check_net_size(counts, delta, max_points):
+    # Early exit: the running product passes max_points long before a huge product is formed.
+    total = 1
+    for k in counts:
+        total *= k
+        if total > max_points:
+            raise ValueError(f"the delta-net of this box with delta={delta!r} has {_describe_count(counts)} "
+                             f"points > max_points={max_points} (per-axis counts {_describe_axes(counts)}); "
+                             f"increase delta or max_points")
+
+
+def _describe_axes(counts):
+    shown = counts if len(counts) <= 8 else [*counts[:8], "..."]
+    return "[" + ", ".join(str(k) if isinstance(k, str) or k < 10**12 else f"~10^{math.log10(k):.1f}"
+                           for k in shown) + "]"
 
 
 @dataclass(frozen=True)
@@ -409,9 +469,11 @@ def approximate(f, box, delta, p, *, max_points=2500, atol=None):
         Numbers (n = 1) or vectors of length ``n``.
     delta : float > 0
     p : 1, 2 or inf
-    max_points : int, default 2500
-        Refuse nets with more points (the network's width grows as ``N^2``).
-    atol : float, optional
+    max_points : int >= 1, default 2500
+        Refuse nets with more points (the network's width grows as ``N^2``): a ``ValueError``
+        naming ``delta`` and ``max_points``, raised before the net is allocated
+        (:func:`delta_net`).
+    atol : float >= 0, optional
         Passed to :func:`interpolate`.
 
     Returns
@@ -421,15 +483,20 @@ def approximate(f, box, delta, p, *, max_points=2500, atol=None):
     if not callable(f):
         raise TypeError(f"f must be callable (points (N, n) -> values (N,)), got {type(f).__name__}")
     p = check_p(p)
-    delta = _check_delta(delta)
-    points = delta_net(box, delta, p)
-    if points.shape[0] > max_points:
-        raise ValueError(f"the delta-net of this box has {points.shape[0]} points > max_points={max_points} "
-                         f"(the network's width grows as N^2); increase delta or max_points")
+    delta = check_real(delta, "delta", minimum=0.0, strict=True)
+    max_points = check_int(max_points, "max_points", minimum=1)
+    atol = check_real(atol, "atol", minimum=0.0, allow_none=True)
+    points = delta_net(box, delta, p, max_points=max_points)
     raw = f(points.copy())
-    values = host(raw).astype(np.float64)
+    try:
+        values = _real_array(raw, "f(points)")
+    except TypeError as exc:
+        raise TypeError(f"f must return real numbers: {exc}") from None
     if values.shape not in ((points.shape[0],), (points.shape[0], 1)):
         raise ValueError(f"f must return one value per point, shape ({points.shape[0]},), got {values.shape}")
     values = values.reshape(-1)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(f"f returned a non-finite value {values[bad]} at the net point {points[bad].tolist()}")
     network = interpolate(points, values, p, atol=atol)
     return Approximation(network, points, values, delta, p, 2 * delta, network.size())

@@ -13,9 +13,16 @@ import math
 
 import numpy as np
 
-from .network import Dense, MaxMinNetwork, Select, check_p
+from .._validate import check_choice, check_int
+from ..norms import check_p
+from .network import Dense, MaxMinNetwork, Select, _host_array, _is_real
 
 __all__ = ["lattice_max", "lattice_min", "deepen", "reduction_layers", "abs_network", "norm_network"]
+
+#: Deepest network :func:`deepen` builds: far beyond any construction of this package (their
+#: depth grows as ``log2`` of the number of data points), small enough that a typo such as
+#: ``10**30`` is refused instead of filling the memory with selection layers.
+MAX_DEPTH = 10_000
 
 
 # ----------------------------------------------------------------------------------------------
@@ -45,6 +52,7 @@ def deepen(net, depth):
     and the value is carried exactly.
     """
     _check_scalar(net, "net")
+    depth = check_int(depth, "depth", minimum=1, maximum=MAX_DEPTH)
     if depth < net.depth:
         raise ValueError(f"depth must be >= the network's depth {net.depth}, got {depth}")
     if depth == net.depth:
@@ -76,7 +84,7 @@ def _lattice2(a, b, pick):
     depth = max(a.depth, b.depth)
     a, b = deepen(a, depth), deepen(b, depth)
     layers = [_stack(a.layers[0], b.layers[0])]
-    layers += [_block_diagonal(la, lb) for la, lb in zip(a.layers[1:], b.layers[1:])]
+    layers += [_block_diagonal(la, lb) for la, lb in zip(a.layers[1:], b.layers[1:], strict=True)]
     # The last combined layer outputs (F_a, F_b); MaxMin sorts the pair to (min, max).
     layers.append(Select(np.array([pick]), 2))
     return MaxMinNetwork(tuple(layers))
@@ -139,10 +147,17 @@ def reduction_layers(w, b, stages, *, pad="duplicate"):
     by a selection: it is the balanced lattice tree of [UN-3] written level by level. A group of
     ``s`` values needs ``ceil(log2 s)`` rounds.
     """
-    w = np.asarray(w, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if pad not in ("duplicate", "zero"):
-        raise ValueError(f"pad must be 'duplicate' or 'zero', got {pad!r}")
+    w, b = _host_array(w, "w"), _host_array(b, "b")
+    for name, a in (("w", w), ("b", b)):
+        if not _is_real(a):
+            raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    if w.ndim != 2 or 0 in w.shape:
+        raise ValueError(f"w must be a non-empty (R, n) matrix, got shape {w.shape}")
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"b must have shape ({w.shape[0]},), one bias per row of w, got {b.shape}")
+    w, b = w.astype(np.float64), b.astype(np.float64)
+    pad = check_choice(pad, "pad", ("duplicate", "zero"))
+    stages = _check_stages(stages)
     layers = []
     pos = np.arange(w.shape[0])
     prev_width = None  # None: the next layer gathers rows of the first layer (w, b)
@@ -161,8 +176,6 @@ def reduction_layers(w, b, stages, *, pad="duplicate"):
         return Dense(rows, np.zeros(index.size))
 
     for op, n_groups in stages:
-        if op not in ("min", "max"):
-            raise ValueError(f"stage op must be 'min' or 'max', got {op!r}")
         if pos.size % n_groups:
             raise ValueError(f"{pos.size} values do not split into {n_groups} equal groups")
         groups = pos.reshape(n_groups, -1)
@@ -185,6 +198,19 @@ def reduction_layers(w, b, stages, *, pad="duplicate"):
         raise ValueError(f"the stages leave {pos.size} values; the last stage must have one group")
     layers.append(emit(pos))
     return MaxMinNetwork(tuple(layers))
+
+
+def _check_stages(stages):
+    """``stages`` as a list of ``(op, n_groups)``: ``op`` in {"min", "max"}, ``n_groups >= 1``."""
+    if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
+        raise TypeError(f"stages must be a sequence of (op, n_groups) pairs, got {type(stages).__name__}")
+    out = []
+    for k, stage in enumerate(stages):
+        if isinstance(stage, (str, bytes)) or not hasattr(stage, "__len__") or len(stage) != 2:
+            raise TypeError(f"stages[{k}] must be a pair (op, n_groups), got {stage!r}")
+        op = check_choice(stage[0], f"stages[{k}] op", ("min", "max"))
+        out.append((op, check_int(stage[1], f"stages[{k}] n_groups", minimum=1)))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -237,14 +263,13 @@ def norm_network(n, ord, *, p=None):
     point (negation, MaxMin and selections do not round). ``||x||_1 = max_{s in {-1,1}^n} s . x``
     needs first-layer rows ``s`` with ``||s||_q = n^{1/q}``: allowed for ``p = 1`` only (any
     ``p`` when ``n = 1``), which matches its Lipschitz constant ``n^{1 - 1/p}`` in ``l_p``.
-    ``2^n`` rows: ``n <= 16``.
+    ``2^n`` rows: ``n <= 16``; ``||x||_inf`` stores dense ``(2n, n)`` layers: ``n <= 2048``.
 
     Raises ``ValueError`` where the constraint does not allow the norm (its Lipschitz constant
     exceeds 1, and every constrained network is 1-Lipschitz [UN-1]).
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    # The first layer is a dense (2n, n) matrix, 2n^2 floats: 64 MiB at the bound.
+    n = check_int(n, "n", minimum=1, maximum=2048)
     ord = check_p(ord, "ord")
     if ord == 2.0:
         raise ValueError("ord must be 1 or inf: ||x||_2 is not piecewise linear, so no MaxMin network "

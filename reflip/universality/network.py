@@ -24,17 +24,16 @@ Types (``x`` has the input features on its last axis)::
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from .._backend import get_namespace, to_numpy
-from .._validate import check_floating
 from .._registry import Primitive, register
+from .._validate import check_cotangent, check_floating, check_int, check_real, check_seed
 from ..groupsort import group_sort_bwd, group_sort_fwd, group_sort_jvp, max_min
+from ..norms import check_p, dual_exponent
 
 __all__ = [
     "Dense",
@@ -54,25 +53,31 @@ __all__ = [
 ]
 
 
-def check_p(p, name="p"):
-    """Validate the input norm ``p`` of the universality results: 1, 2 or ``math.inf``
-    (``"inf"`` accepted); returns ``1.0``, ``2.0`` or ``math.inf``."""
-    if isinstance(p, str) and p.strip().lower() in ("inf", "infinity"):
-        return math.inf
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or float(p) not in (1.0, 2.0, math.inf):
-        raise ValueError(f"{name} must be 1, 2 or math.inf (an l_p norm), got {p!r}")
-    return float(p)
-
-
 def host(a):
     """Any array (NumPy, CuPy, array-API, DLPack) or nested sequence as a NumPy array."""
     return np.asarray(to_numpy(a) if hasattr(a, "__dlpack__") and not isinstance(a, np.ndarray) else a)
 
 
-def dual_exponent(p):
-    """``q`` with ``1/p + 1/q = 1`` for ``p`` in {1, 2, inf}."""
-    p = check_p(p)
-    return {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}[p]
+def _namespace(a, name):
+    """The array-API namespace of ``a``; ``TypeError`` naming ``name`` for a non-array."""
+    try:
+        return get_namespace(a)
+    except TypeError:
+        raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
+                        f"{type(a).__name__}") from None
+
+
+def _host_array(a, name):
+    """``host(a)``, with a ``TypeError`` naming ``name`` for what is not an array at all."""
+    try:
+        return host(a)
+    except Exception as exc:  # noqa: BLE001 - any failure to convert is a wrong type
+        raise TypeError(f"{name} must be an array of real numbers, got {type(a).__name__} ({exc})") from None
+
+
+def _is_real(a):
+    """Integer or floating dtype (bools, complex, strings and objects are not numbers here)."""
+    return np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
 
 
 def _readonly(a):
@@ -90,14 +95,15 @@ class Dense:
     b: np.ndarray
 
     def __post_init__(self):
-        w, b = host(self.W), host(self.b)
+        w, b = _host_array(self.W, "Dense: W"), _host_array(self.b, "Dense: b")
+        for name, a in (("W", w), ("b", b)):
+            if not _is_real(a):
+                raise TypeError(f"Dense: {name} must be real numbers, got dtype {a.dtype}")
         if w.ndim != 2 or 0 in w.shape:
             raise ValueError(f"Dense: W must be a non-empty (out, in) matrix, got shape {w.shape}")
         if b.shape != (w.shape[0],):
             raise ValueError(f"Dense: b must have shape ({w.shape[0]},) to match W {w.shape}, got {b.shape}")
         for name, a in (("W", w), ("b", b)):
-            if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-                raise TypeError(f"Dense: {name} must be real numbers, got dtype {a.dtype}")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"Dense: {name} must be finite")
         object.__setattr__(self, "W", _readonly(w.astype(np.float64)))
@@ -135,11 +141,13 @@ class Select:
     n_in: int
 
     def __post_init__(self):
-        idx = host(self.index)
-        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"Select: index must be a non-empty 1-d integer array, got {idx.dtype} {idx.shape}")
-        n_in = int(self.n_in)
-        if n_in < 1 or idx.min() < 0 or idx.max() >= n_in:
+        idx = _host_array(self.index, "Select: index")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"Select: index must be an integer array, got dtype {idx.dtype}")
+        if idx.ndim != 1 or idx.size == 0:
+            raise ValueError(f"Select: index must be a non-empty 1-d integer array, got shape {idx.shape}")
+        n_in = check_int(self.n_in, "Select: n_in", minimum=1)
+        if idx.min() < 0 or idx.max() >= n_in:
             raise ValueError(f"Select: index entries must lie in [0, n_in={n_in}), got [{idx.min()}, {idx.max()}]")
         object.__setattr__(self, "index", _readonly(idx.astype(np.int64)))
         object.__setattr__(self, "n_in", n_in)
@@ -213,6 +221,9 @@ class MaxMinNetwork:
     layers: tuple
 
     def __post_init__(self):
+        if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
+            raise TypeError(f"MaxMinNetwork: layers must be a sequence of Dense or Select layers, got "
+                            f"{type(self.layers).__name__}")
         layers = tuple(self.layers)
         if not layers:
             raise ValueError("MaxMinNetwork: layers must hold at least one affine layer")
@@ -280,6 +291,7 @@ class MaxMinNetwork:
         """
         from .. import nn
 
+        max_parameters = check_int(max_parameters, "max_parameters", minimum=1)
         size = self.size()
         if size.dense_parameters > max_parameters:
             raise ValueError(f"to_sequential: the dense network would hold {size.dense_parameters} parameters "
@@ -306,10 +318,13 @@ class MaxMinNetwork:
 
 def affine_network(w, c):
     """The one-layer network ``x -> w . x + c`` (a scalar output)."""
-    w = host(w).astype(np.float64)
-    if w.ndim != 1:
-        raise ValueError(f"w must be a 1-d vector, got shape {w.shape}")
-    return MaxMinNetwork((Dense(w[None, :], np.array([float(c)])),))
+    w = _host_array(w, "w")
+    if not _is_real(w):
+        raise TypeError(f"w must be real numbers, got dtype {w.dtype}")
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"w must be a non-empty 1-d vector, got shape {w.shape}")
+    c = check_real(c, "c")
+    return MaxMinNetwork((Dense(w.astype(np.float64)[None, :], np.array([c])),))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,14 +339,31 @@ class MaxMinNetworkResiduals(NamedTuple):
     activations: tuple  # GroupSortResiduals, one per MaxMin layer
     in_shape: tuple
 
+    @property
+    def shape(self):
+        """Shape of the input ``x``, which every tangent ``x_dot`` must have."""
+        return tuple(self.in_shape)
+
+    @property
+    def out_shape(self):
+        """Shape of the output ``y`` (the input's batch axes, the last layer's width), which
+        every cotangent ``y_bar`` must have."""
+        return (*self.in_shape[:-1], self.layers[-1][1].shape[0])
+
 
 def _check_x(x, network, xp):
     if not isinstance(network, MaxMinNetwork):
         raise TypeError(f"network must be a reflip.universality.MaxMinNetwork, got {type(network).__name__}")
-    check_floating(x, xp)
+    check_floating(x, xp, "x")
     if x.ndim == 0 or x.shape[-1] != network.n_in:
         raise ValueError(f"x must have shape (..., {network.n_in}) (the network's input width), "
                          f"got {tuple(x.shape)}")
+
+
+def _check_residuals(residuals):
+    if not isinstance(residuals, MaxMinNetworkResiduals):
+        raise TypeError(f"residuals must be the MaxMinNetworkResiduals returned by max_min_network_fwd, "
+                        f"got {type(residuals).__name__}")
 
 
 def _on_backend(network, x, xp, transpose=False):
@@ -393,7 +425,7 @@ def max_min_network_fwd(x, *, network):
     y : array (..., n_out)
     residuals : MaxMinNetworkResiduals
     """
-    xp = get_namespace(x)
+    xp = _namespace(x, "x")
     _check_x(x, network, xp)
     specs = _on_backend(network, x, xp, transpose=True)
     h, acts = x, []
@@ -409,12 +441,10 @@ def max_min_network_bwd(residuals, y_bar):
     """VJP of a MaxMin network: ``x_bar = W_1^T P_1^T W_2^T ... P_{L-1}^T W_L^T y_bar`` with
     ``P_k`` the permutation matrices of the MaxMin layers at ``x`` [UN-2] [GS-4]; a selection's
     transpose adds the cotangents of the outputs that select the same input."""
-    xp = get_namespace(y_bar)
-    specs, acts, in_shape = residuals
-    check_floating(y_bar, xp, "y_bar")
-    width = specs[-1][1].shape[0]
-    if tuple(y_bar.shape) != (*in_shape[:-1], width):
-        raise ValueError(f"y_bar must have shape {(*in_shape[:-1], width)}, got {tuple(y_bar.shape)}")
+    xp = _namespace(y_bar, "y_bar")
+    _check_residuals(residuals)
+    check_cotangent("y_bar", y_bar, residuals.out_shape, xp)
+    specs, acts, _ = residuals
     v = y_bar
     for k in range(len(specs) - 1, -1, -1):
         v = _transpose(specs[k], v, xp)
@@ -425,11 +455,10 @@ def max_min_network_bwd(residuals, y_bar):
 
 def max_min_network_jvp(residuals, x_dot):
     """JVP of a MaxMin network: ``y_dot = W_L P_{L-1} ... P_1 W_1 x_dot`` [UN-2] [GS-4]."""
-    xp = get_namespace(x_dot)
-    specs, acts, in_shape = residuals
-    check_floating(x_dot, xp, "x_dot")
-    if tuple(x_dot.shape) != in_shape:
-        raise ValueError(f"x_dot must have the input's shape {in_shape}, got {tuple(x_dot.shape)}")
+    xp = _namespace(x_dot, "x_dot")
+    _check_residuals(residuals)
+    check_cotangent("x_dot", x_dot, residuals.shape, xp)
+    specs, acts, _ = residuals
     h = x_dot
     for k, spec in enumerate(specs):
         h = _linear(spec, h, xp)
@@ -441,7 +470,7 @@ def max_min_network_jvp(residuals, x_dot):
 def max_min_network(x, *, network):
     """``F(x)`` for a :class:`MaxMinNetwork` ``network`` (see :func:`max_min_network_fwd`),
     without keeping the residuals."""
-    xp = get_namespace(x)
+    xp = _namespace(x, "x")
     _check_x(x, network, xp)
     h = x
     specs = _on_backend(network, x, xp)
@@ -494,7 +523,8 @@ def _dyadic_rows(rng, rows, cols, q, bits):
     return k / scale
 
 
-def random_constrained_network(n_in, widths, p, *, seed=0, bits=8, bias_scale=1.0, n_out=1):
+def random_constrained_network(n_in, widths, p, *, seed=0, bits=8, bias_scale=1.0, n_out=1,
+                               max_parameters=50_000_000):
     """A random MaxMin network satisfying the universality constraints for ``l_p`` exactly.
 
     Every weight is a multiple of ``2^-bits`` (so the constraints hold in exact arithmetic for
@@ -508,16 +538,36 @@ def random_constrained_network(n_in, widths, p, *, seed=0, bits=8, bias_scale=1.
     widths : sequence of int
         Hidden widths (even).
     p : 1, 2 or inf
-    seed : int
+    seed : int >= 0, numpy Generator or SeedSequence
+    bits : int in [1, 26]
+        Weights are multiples of ``2^-bits``. At most 26 bits keep the squares of the integer
+        numerators (at most ``2^52``) exact in float64, so truncation towards 0 is what keeps
+        ``||k||_q <= 2^bits`` (with more bits the rounding of ``raw / ||raw||_q`` could reach the
+        integer part).
+    bias_scale : float >= 0
     n_out : int, default 1
+    max_parameters : int, default 50,000,000
+        Refuse larger networks (``ValueError``) before allocating them.
     """
     q = dual_exponent(p)
-    n_in = int(n_in)
-    widths = [int(w) for w in widths]
-    if n_in < 1 or any(w < 2 or w % 2 for w in widths):
-        raise ValueError(f"n_in must be >= 1 and every hidden width even and >= 2, got n_in={n_in}, widths={widths}")
+    n_in = check_int(n_in, "n_in", minimum=1)
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"widths must be a sequence of even integers, got {type(widths).__name__}")
+    widths = [check_int(w, f"widths[{k}]", minimum=2) for k, w in enumerate(widths)]
+    odd = [w for w in widths if w % 2]
+    if odd:
+        raise ValueError(f"every hidden width must be even (MaxMin acts on pairs), got widths={widths}")
+    seed = check_seed(seed)
+    bits = check_int(bits, "bits", minimum=1, maximum=26)
+    bias_scale = check_real(bias_scale, "bias_scale", minimum=0.0)
+    n_out = check_int(n_out, "n_out", minimum=1)
+    max_parameters = check_int(max_parameters, "max_parameters", minimum=1)
+    sizes = [n_in, *widths, n_out]
+    count = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:], strict=True))  # Python ints: no overflow
+    if count > max_parameters:
+        raise ValueError(f"random_constrained_network: n_in={n_in}, widths={widths}, n_out={n_out} make "
+                         f"{count} parameters > max_parameters={max_parameters}")
     rng = np.random.default_rng(seed)
-    sizes = [n_in, *widths, int(n_out)]
     layers = []
     for k in range(len(sizes) - 1):
         w = _dyadic_rows(rng, sizes[k + 1], sizes[k], q if k == 0 else 1, bits)
