@@ -254,13 +254,13 @@ def bool_param():
 @st.composite
 def draw_call(draw, target, p_invalid=4):
     """Draw ``(kwargs, invalid_names)``: each parameter comes from its invalid pool with
-    probability 1/``p_invalid``."""
+    probability 1/``p_invalid`` (never with ``p_invalid=None``)."""
     kwargs, invalid = {}, set()
     def pool(p):
         return p if isinstance(p, st.SearchStrategy) else p(kwargs)
 
     for name, param in target.params.items():
-        if param.invalid is not None and draw(st.integers(0, p_invalid - 1)) == 0:
+        if param.invalid is not None and p_invalid and draw(st.integers(0, p_invalid - 1)) == 0:
             kwargs[name] = draw(pool(param.invalid))
             invalid.add(name)
         else:
