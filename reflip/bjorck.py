@@ -29,15 +29,15 @@ Types (``w`` is ``(..., m, n)``; internally the iteration runs on the tall orien
     bjorck_bwd :: (BjorckResiduals, y_bar[..., m, n]) -> w_bar[..., m, n]
     bjorck_jvp :: (BjorckResiduals, w_dot[..., m, n]) -> y_dot[..., m, n]
 
-Host synchronisation: ``check_finite``, ``tol`` (every iteration), the basin certificate of
-``scaling="none"`` / ``"sqrt_mn"``, the convergence flag of :class:`BjorckInfo` and the
-singularity check of the implicit backward each read one scalar back from the device.
+Host synchronisation: ``check_finite``, ``tol`` (every iteration), the convergence check
+(unless ``on_nonconvergence="ignore"``), the basin certificate of ``scaling="none"`` /
+``"sqrt_mn"``, the convergence flag of :class:`BjorckInfo` and the singularity check of the
+implicit backward each read one scalar back from the device.
 """
 from __future__ import annotations
 
 import functools
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,8 +46,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _fast
-from ._backend import get_namespace
-from ._validate import check_floating, check_int
+from ._backend import get_namespace, safe_divisor
+from ._validate import MAX_ITERATIONS, check_array, check_bool, check_choice, check_cotangent, check_int, check_real
 from ._registry import Primitive, register
 from .tolerances import eps
 
@@ -66,12 +66,13 @@ __all__ = [
 
 SCALINGS = ("frobenius", "sqrt_mn", "none")
 BACKWARDS = ("unrolled", "implicit")
-ON_NONCONVERGENCE = ("warn", "raise")
+ON_NONCONVERGENCE = ("warn", "raise", "ignore")
 PRECISIONS = ("default", "tf32-mixed")
-# Float32 iterations closing a "tf32-mixed" run: TF32 alone stalls at ||Y^T Y - I||_F ~ 3e-2
-# (inputs rounded to 10 bits), and the quadratic convergence [BJ-5] takes that to the float32
-# floor in ~3 steps. Measured on an H200 at 4096 x 4096 (benchmarks/README.md): 2, 3, 4 steps
-# give residuals 6.4e-5, 4.8e-5, 4.1e-5 against 3.3e-5 in pure float32, 3.7x, 3.3x, 3.0x faster.
+# Float32 iterations closing a "tf32-mixed" run. TF32 alone stalls far above the float32 floor
+# (its inputs are rounded to 10 bits); the quadratic convergence [BJ-5] squares the residual at
+# every float32 step, so a few steps reach the floor while the TF32 steps do the bulk of the
+# work. The count trades speed for residual; 3 is where the GPU benchmark met "same residual,
+# >= 3x faster" (measurements: benchmarks/README.md, the Björck 4096x4096 float32 table).
 TF32_POLISH = 3
 # sum |a_i| of the expanded polynomial bounds how much it amplifies rounding errors near X = I;
 # it roughly doubles with every order (110 at order 8), while the order of convergence only
@@ -81,8 +82,10 @@ DEFAULT_N_ITER = 25
 
 
 class BjorckConvergenceWarning(RuntimeWarning):
-    """The iteration did not reach ``tol`` (or the implicit backward ran on a forward that had
-    not converged): the result is not orthonormal to the requested accuracy [BJ-7]."""
+    """The iteration did not reach ``tol``, or without ``tol`` its residual is above
+    ``sqrt(N eps)`` (or the implicit backward ran on a forward that had not converged): the
+    result is not orthonormal to the requested accuracy [BJ-7] [BJ-10]. Silence it with
+    ``on_nonconvergence="ignore"`` where fewer iterations are intended."""
 
 
 class BjorckConvergenceError(RuntimeError):
@@ -190,6 +193,8 @@ class BjorckInfo:
 
 
 class _Config(NamedTuple):
+    """The validated parameters of one call (built by :func:`_make_config`, by keyword)."""
+
     coeffs: tuple
     order: int
     beta: float
@@ -201,6 +206,8 @@ class _Config(NamedTuple):
     on_nonconvergence: str
     transposed: bool
     precision: str = "default"
+    # Residual above which a run without tol is reported [BJ-10]; see _warn_above.
+    warn_above: float = math.inf
 
 
 class BjorckResiduals(NamedTuple):
@@ -231,30 +238,16 @@ class BjorckResiduals(NamedTuple):
     config: _Config
     info: BjorckInfo
 
+    @property
+    def shape(self):
+        """Shape of the input and output in the caller's orientation, which every cotangent and
+        tangent must have (``w`` is stored tall: transposed back for a wide input)."""
+        shape = tuple(self.w.shape)
+        return (*shape[:-2], shape[-1], shape[-2]) if self.config.transposed else shape
+
 
 # ----------------------------------------------------------------------------------------------
 # Validation
-
-
-def _check_real(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _check_choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def _check_bool(value, name):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return value
 
 
 def _check_order_beta(order, beta):
@@ -262,7 +255,7 @@ def _check_order_beta(order, beta):
     if order > MAX_ORDER:
         raise ValueError(f"order must be <= {MAX_ORDER} (higher orders amplify rounding errors by "
                          f"sum |a_i| > 100 and never save GEMMs), got {order}")
-    beta = _check_real(beta, "beta")
+    beta = check_real(beta, "beta")
     if order == 1:
         # [BJ-5] 0 < beta <= 1/2 keeps phi monotone on (0, 1]: every singular value there rises
         # to 1 without overshoot, which is what makes the Frobenius scaling a guarantee.
@@ -276,34 +269,44 @@ def _check_order_beta(order, beta):
     return order, beta
 
 
-def _make_config(w, xp, order, beta, n_iter, tol, scaling, backward, checkpoint,
+def _make_config(w, xp, *, order, beta, n_iter, tol, scaling, backward, checkpoint,
                  on_nonconvergence, check_finite, precision="default"):
-    check_floating(w, xp, "w")
-    if w.ndim < 2:
-        raise ValueError(f"w must have at least 2 dimensions (..., m, n), got shape {tuple(w.shape)}")
-    if any(d == 0 for d in w.shape):
-        raise ValueError(f"w must not be empty, got shape {tuple(w.shape)}")
+    """Validate every argument of :func:`bjorck_fwd` (through :mod:`reflip._validate`) and
+    return the :class:`_Config`."""
+    check_array(w, xp, "w", min_ndim=2, what=" (..., m, n)")
     order, beta = _check_order_beta(order, beta)
-    n_iter = check_int(n_iter, "n_iter", minimum=0)
-    if tol is not None:
-        tol = _check_real(tol, "tol")
-        if tol <= 0:
-            raise ValueError(f"tol must be None or a positive number, got {tol}")
-    _check_choice(scaling, "scaling", SCALINGS)
-    _check_choice(backward, "backward", BACKWARDS)
-    _check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
-    _check_bool(checkpoint, "checkpoint")
+    # [BJ-6] a singular value s needs about log_1.5(||W||_F / s) + 5 order-1 steps: even the
+    # smallest positive float64 needs fewer than MAX_ITERATIONS.
+    n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
+    tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
+    scaling = check_choice(scaling, "scaling", SCALINGS)
+    backward = check_choice(backward, "backward", BACKWARDS)
+    on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
+    checkpoint = check_bool(checkpoint, "checkpoint")
     _check_precision(precision, w, xp, tol)
-    if _check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
+    if check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
         raise ValueError("w must be finite (it contains NaN or inf); pass check_finite=False to "
                          "skip this check and let NaN propagate")
-    coeffs = bjorck_coefficients(order, beta)
-    return _Config(coeffs, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                   on_nonconvergence, transposed=w.shape[-2] < w.shape[-1], precision=precision)
+    return _Config(coeffs=bjorck_coefficients(order, beta), order=order, beta=beta, n_iter=n_iter,
+                   tol=tol, scaling=scaling, backward=backward, checkpoint=checkpoint,
+                   on_nonconvergence=on_nonconvergence, transposed=w.shape[-2] < w.shape[-1],
+                   precision=precision, warn_above=_warn_above(min(w.shape[-2:]), w.dtype))
+
+
+def _warn_above(n, dtype):
+    """``sqrt(N eps)``: the residual ``||Y^T Y - I||_F`` above which a run without ``tol`` is
+    reported as not converged [BJ-10].
+
+    Below it the result is within one step of the rounding floor of ``fl(Y^T Y)`` (one order-1
+    step maps a residual ``rho`` to at most ``3/4 rho^2 + O(rho^3)``, and the floor is about
+    ``0.1 N eps``), so a converged result never warns, at any size that fits in memory; above
+    it ``||Y||_2 <= sqrt(1 + rho)`` [BJ-7] no longer certifies the Lipschitz bound to half the
+    working precision."""
+    return math.sqrt(n * eps(dtype))
 
 
 def _check_precision(precision, w, xp, tol):
-    _check_choice(precision, "precision", PRECISIONS)
+    check_choice(precision, "precision", PRECISIONS)
     if precision == "default":
         return
     from array_api_compat import is_cupy_namespace
@@ -325,18 +328,6 @@ def _precision(cfg, k, xp, dtype):
     return _fast.matmul_precision(xp, dtype, "tf32" if tf32 else "default")
 
 
-def _check_cotangent(name, a, residuals, xp):
-    check_floating(a, xp, name)
-    shape = _output_shape(residuals)
-    if tuple(a.shape) != shape:
-        raise ValueError(f"{name} must have the input's shape {shape}, got {tuple(a.shape)}")
-
-
-def _output_shape(residuals):
-    shape = tuple(residuals.w.shape)
-    return (*shape[:-2], shape[-1], shape[-2]) if residuals.config.transposed else shape
-
-
 def _gram_bound(x, xp):
     """``min(||X||_F, ||X||_inf) >= lambda_max(X)`` for symmetric ``X``, per matrix."""
     return xp.minimum(xp.linalg.matrix_norm(x, ord="fro"), xp.max(xp.sum(xp.abs(x), axis=-1), axis=-1))
@@ -356,8 +347,7 @@ def _certify_basin(a0, cfg, xp):
     x = a0.mT @ a0
     n = x.shape[-1]
     r2 = basin_radius(cfg.order, cfg.beta) ** 2
-    b = _gram_bound(x, xp)
-    b = xp.where(b > 0, b, xp.ones_like(b))
+    b = safe_divisor(_gram_bound(x, xp), xp)  # 1 for a zero matrix
     y = x / b[..., None, None]  # entries <= 1: the powers can neither overflow nor lose the scale
     power = 1
     for _ in range(4):
@@ -388,11 +378,9 @@ def _scale(w, scaling, xp):
     if scaling == "frobenius":
         # ||w||_F computed as m ||w / m||_F with m = max |w_ij|: the squares can neither
         # overflow nor all underflow. A zero matrix gets c = 1 (it stays zero, [BJ-3]).
-        big = xp.max(xp.abs(w), axis=(-2, -1), keepdims=True)
-        big = xp.where(big > 0, big, xp.ones_like(big))
+        big = safe_divisor(xp.max(xp.abs(w), axis=(-2, -1), keepdims=True), xp)
         unit = w / big
-        norm = xp.linalg.matrix_norm(unit, ord="fro", keepdims=True)
-        norm = xp.where(norm > 0, norm, xp.ones_like(norm))
+        norm = safe_divisor(xp.linalg.matrix_norm(unit, ord="fro", keepdims=True), xp)
         return unit / norm, big * norm
     c = math.sqrt(w.shape[-2] * w.shape[-1]) if scaling == "sqrt_mn" else 1.0
     a0 = w / c if c != 1.0 else w
@@ -401,9 +389,9 @@ def _scale(w, scaling, xp):
 
 def _scaled_eyes(coeffs, a, xp):
     """``[a_0 I, ..., a_{p-1} I]`` for the ``N x N`` Gram matrices of ``a`` (``M x N``): built
-    once per call rather than once per step and coefficient (on a 2-core CPU, float64, that
-    saved 9 of ~55 microseconds per order-1 step at N = 64 and 13 of ~260 at N = 128; nothing
-    measurable at 1024)."""
+    once per call rather than once per step and coefficient. Allocating them is a visible share
+    of a step only for small ``N``, where a step is a few microseconds; re-measure with
+    ``benchmarks/bench_bjorck.py`` (how to run it: benchmarks/README.md)."""
     eye = xp.eye(a.shape[-1], dtype=a.dtype)
     return [c * eye for c in coeffs[:-1]]
 
@@ -548,24 +536,21 @@ def _step_jvp(a, x, a_dot, coeffs, eyes):
     return a_dot @ rs[-1] + a @ r_dot
 
 
-def _scale_vjp(res, a0_bar, xp):
-    """[BJ-8] VJP of ``A_0 = W / c``. For ``c = ||W||_F``: ``W_bar = (A0_bar - <A0_bar, A_0> A_0) / c``
-    (the component along ``A_0`` is removed: the scaled matrix does not change along ``W``)."""
+def _scale_jacobian(res, t, xp):
+    """[BJ-8] Jacobian of ``A_0 = W / c`` applied to ``t``. For ``c = ||W||_F``:
+    ``(t - <t, A_0> A_0) / c`` (the component along ``A_0`` is removed: the scaled matrix does
+    not change along ``W``); ``t / c`` for a constant ``c``. The map is self-adjoint (a
+    multiple of an orthogonal projection), so this one function is both the VJP and the JVP."""
     c = res.scale
     if res.config.scaling != "frobenius":
-        return a0_bar / c
+        return t / c
     a0, _ = _scale(res.w, "frobenius", xp)
-    along = xp.sum(a0_bar * a0, axis=(-2, -1), keepdims=True)
-    return (a0_bar - along * a0) / c
+    along = xp.sum(t * a0, axis=(-2, -1), keepdims=True)
+    return (t - along * a0) / c
 
 
-def _scale_jvp(res, w_dot, xp):
-    c = res.scale
-    if res.config.scaling != "frobenius":
-        return w_dot / c
-    a0, _ = _scale(res.w, "frobenius", xp)
-    along = xp.sum(w_dot * a0, axis=(-2, -1), keepdims=True)
-    return (w_dot - along * a0) / c
+# reflip/audit/diagnose.py imports the former name of the VJP; one function now [BJ-8].
+_scale_vjp = _scale_jacobian
 
 
 def _unrolled_bwd(res, y_bar, xp):
@@ -573,11 +558,11 @@ def _unrolled_bwd(res, y_bar, xp):
     for a, x in _recomputed_pairs(res, xp):
         eyes = _scaled_eyes(res.config.coeffs, a, xp) if eyes is None else eyes
         a_bar = _step_vjp(a, x, a_bar, res.config.coeffs, eyes)
-    return _scale_vjp(res, a_bar, xp)
+    return _scale_jacobian(res, a_bar, xp)
 
 
 def _unrolled_jvp(res, w_dot, xp):
-    a_dot, eyes = _scale_jvp(res, w_dot, xp), None
+    a_dot, eyes = _scale_jacobian(res, w_dot, xp), None
     for a, x in _forward_pairs(res, xp):
         eyes = _scaled_eyes(res.config.coeffs, a, xp) if eyes is None else eyes
         a_dot = _step_jvp(a, x, a_dot, res.config.coeffs, eyes)
@@ -591,6 +576,13 @@ def _polar_eig(res, xp):
     y, w = res.y, res.w
     h = y.mT @ w
     h = (h + h.mT) / 2
+    # A non-finite w (check_finite=False) or iterates that overflowed make H non-finite: eigh
+    # would fail inside LAPACK or return meaningless eigenvalues. Name the cause instead [BJ-9].
+    if not bool(xp.all(xp.isfinite(h))):
+        raise ValueError(
+            "backward='implicit' cannot differentiate here: the forward's w or its output holds NaN "
+            "or inf (bjorck_fwd ran with check_finite=False on a non-finite w, or its iterates "
+            "overflowed), so the polar factor and its derivative are undefined. Pass a finite w")
     s, v = xp.linalg.eigh(h)
     n = s.shape[-1]
     # The Sylvester equation is singular only where two singular values sum to 0, but the polar
@@ -618,32 +610,21 @@ def _warn_if_not_converged(res):
             BjorckConvergenceWarning, stacklevel=5)
 
 
-def _implicit_bwd(res, y_bar, xp):
-    """[BJ-9] ``W_bar = U [F o (G - G^T)] V^T + (I - Y Y^T) Y_bar V diag(1/s) V^T`` with
-    ``U = Y V`` and ``G = U^T Y_bar V``; the second term only for strictly tall ``W``."""
+def _implicit_jacobian(res, t, xp):
+    """[BJ-9] Derivative of the polar factor applied to ``t``:
+    ``U [F o (G - G^T)] V^T + (I - Y Y^T) t V diag(1/s) V^T`` with ``U = Y V``,
+    ``G = U^T t V``; the second term only for strictly tall ``W``. The map is self-adjoint
+    (proofs/bjorck.md, [BJ-9]), so this one function is both the VJP (``t = Y_bar``) and the
+    JVP (``t = W_dot``)."""
     v, s, f = _polar_eig(res, xp)
     y = res.y
     u = y @ v
-    g = u.mT @ y_bar @ v
-    w_bar = u @ (f * (g - g.mT)) @ v.mT
+    g = u.mT @ t @ v
+    out = u @ (f * (g - g.mT)) @ v.mT
     if y.shape[-2] > y.shape[-1]:
-        comp = y_bar - y @ (y.mT @ y_bar)
-        w_bar = w_bar + comp @ ((v / s[..., None, :]) @ v.mT)
-    return w_bar
-
-
-def _implicit_jvp(res, w_dot, xp):
-    """[BJ-9] ``Y_dot = U [F o (M - M^T)] V^T + (I - Y Y^T) W_dot V diag(1/s) V^T``,
-    ``M = U^T W_dot V``."""
-    v, s, f = _polar_eig(res, xp)
-    y = res.y
-    u = y @ v
-    m = u.mT @ w_dot @ v
-    y_dot = u @ (f * (m - m.mT)) @ v.mT
-    if y.shape[-2] > y.shape[-1]:
-        comp = w_dot - y @ (y.mT @ w_dot)
-        y_dot = y_dot + comp @ ((v / s[..., None, :]) @ v.mT)
-    return y_dot
+        comp = t - y @ (y.mT @ t)
+        out = out + comp @ ((v / s[..., None, :]) @ v.mT)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -651,22 +632,42 @@ def _implicit_jvp(res, w_dot, xp):
 
 
 def _report_convergence(info, cfg, stacklevel):
-    if cfg.tol is None or info.converged:
+    """Warn (or raise) when the run is not converged [BJ-7] [BJ-10]: the residual is above
+    ``tol``, or above ``cfg.warn_above`` without ``tol`` (a NaN residual counts as not
+    converged). ``on_nonconvergence="ignore"`` skips the check. ``stacklevel`` is that of the
+    public function, so that the warning points at the user's call (Python then shows it once
+    per call site)."""
+    if cfg.on_nonconvergence == "ignore" or info.residual is None:
         return
-    msg = (f"Björck iteration did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} iterations: "
-           f"||Y^T Y - I||_F = {info.max_residual:.3g}. The result is not orthonormal; increase "
-           f"n_iter, check the conditioning of w (zero singular values never converge, small ones "
-           f"need ~log_1.5(1/s) iterations at order 1) or loosen tol")
+    residual = info.max_residual
+    if cfg.tol is not None:
+        if info.converged:
+            return
+        msg = (f"Björck iteration did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} iterations: "
+               f"||Y^T Y - I||_F = {residual:.3g}. The result is not orthonormal; increase "
+               f"n_iter, check the conditioning of w (zero singular values never converge, small ones "
+               f"need ~log_1.5(1/s) iterations at order 1) or loosen tol")
+    else:
+        if residual <= cfg.warn_above:
+            return
+        msg = (f"Björck iteration did not converge in n_iter={cfg.n_iter} iterations: "
+               f"||Y^T Y - I||_F = {residual:.3g} > {cfg.warn_above:.3g} = sqrt(N eps) [BJ-10]. The "
+               f"result is not orthonormal (zero singular values never converge, a singular value s "
+               f"needs ~log_1.5(||w||_F / s) + 5 iterations at order 1); increase n_iter, or pass "
+               f"on_nonconvergence='ignore' if fewer iterations are intended (training)")
     if cfg.on_nonconvergence == "raise":
         raise BjorckConvergenceError(msg)
     warnings.warn(msg, BjorckConvergenceWarning, stacklevel=stacklevel + 1)
 
 
-def _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint, on_nonconvergence,
+def _validated(w, *, order, beta, n_iter, tol, scaling, backward, checkpoint, on_nonconvergence,
                check_finite, precision):
+    """Public-layer validation of :func:`bjorck_fwd`'s arguments (all by keyword): returns
+    ``(xp, cfg)``, after the basin certificate of the scalings other than Frobenius [BJ-6]."""
     xp = get_namespace(w)
-    cfg = _make_config(w, xp, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                       on_nonconvergence, check_finite, precision)
+    cfg = _make_config(w, xp, order=order, beta=beta, n_iter=n_iter, tol=tol, scaling=scaling,
+                       backward=backward, checkpoint=checkpoint, on_nonconvergence=on_nonconvergence,
+                       check_finite=check_finite, precision=precision)
     if cfg.scaling != "frobenius" and cfg.n_iter > 0:
         _certify_basin(_scale(_tall(w, cfg.transposed), cfg.scaling, xp)[0], cfg, xp)
     return xp, cfg
@@ -699,11 +700,13 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
         (``1/2`` is the series and the only quadratically convergent choice; smaller values
         converge linearly with rate ``1 - 2 beta``) [BJ-5].
     n_iter : int, default 25
-        Number of iterations (``>= 0``; ``0`` returns the scaled input), or the maximum with
-        ``tol``. Without ``tol`` it is fixed: the work is data independent and the residual is
-        reported in ``residuals.info`` — check it, no warning is issued. 25 order-1 steps bring
-        every singular value above ``~1e-3 ||W||_F`` within ``1e-6`` of 1 (a singular value
-        ``s`` needs about ``log_1.5(||W||_F / s) + 5`` steps) [BJ-5, BJ-6].
+        Number of iterations (``0 <= n_iter <= MAX_ITERATIONS = 10_000``; ``0`` returns the
+        scaled input), or the maximum with ``tol``. Without ``tol`` it is fixed: the work is
+        data independent, the residual is reported in ``residuals.info``, and a result with
+        residual above ``sqrt(N eps)`` is reported as not converged (see
+        ``on_nonconvergence``) [BJ-10]. 25 order-1 steps bring every singular value above
+        ``~1e-3 ||W||_F`` within ``1e-6`` of 1 (a singular value ``s`` needs about
+        ``log_1.5(||W||_F / s) + 5`` steps) [BJ-5, BJ-6].
     tol : float or None, default None
         Stop as soon as ``max ||A_k^T A_k - I||_F <= tol`` over the stack (one device-to-host
         read per iteration). If it is not reached in ``n_iter`` iterations a
@@ -728,8 +731,15 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
         (sqrt-checkpointing: residual memory ``O(m n)`` instead of ``O(K m n)``, peak
         ``O(sqrt(K) m n)`` during the backward, which costs two extra forward passes).
         Gradients are identical, bit for bit.
-    on_nonconvergence : {"warn", "raise"}, default "warn"
-        What to do when ``tol`` is given and not reached.
+    on_nonconvergence : {"warn", "raise", "ignore"}, default "warn"
+        What to do when the result has not converged: with ``tol``, when ``tol`` is not
+        reached; without it, when ``max ||Y^T Y - I||_F > sqrt(N eps)`` (``N = min(m, n)``,
+        ``eps`` of the dtype; NaN counts as not converged) [BJ-10]. ``"warn"`` issues a
+        :class:`BjorckConvergenceWarning` (shown once per call site by Python's default
+        filter), ``"raise"`` raises :class:`BjorckConvergenceError`, ``"ignore"`` skips the
+        check: for training code that under-iterates on purpose (the report in
+        ``residuals.info`` is computed all the same). The check costs one device-to-host read;
+        for :func:`bjorck` without ``tol`` also one Gram matrix, which ``"ignore"`` saves.
     check_finite : bool, default True
         Raise ``ValueError`` on NaN/inf (one device-to-host read). With ``False`` NaN propagates.
     precision : {"default", "tf32-mixed"}, default "default"
@@ -756,10 +766,16 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
         Bad arguments (the message names the parameter and what was expected), a NaN/inf
         input, or an input outside the certified basin for ``"none"``/``"sqrt_mn"``.
     BjorckConvergenceError
-        ``tol`` not reached with ``on_nonconvergence="raise"``.
+        Not converged (see ``on_nonconvergence``) with ``on_nonconvergence="raise"``.
+
+    Warns
+    -----
+    BjorckConvergenceWarning
+        Not converged, with ``on_nonconvergence="warn"`` (the default) [BJ-10].
     """
-    xp, cfg = _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                         on_nonconvergence, check_finite, precision)
+    xp, cfg = _validated(w, order=order, beta=beta, n_iter=n_iter, tol=tol, scaling=scaling,
+                         backward=backward, checkpoint=checkpoint, on_nonconvergence=on_nonconvergence,
+                         check_finite=check_finite, precision=precision)
     y, res = _bjorck_fwd(w, cfg, xp)
     _report_convergence(res.info, cfg, stacklevel=2)
     return y, res
@@ -784,10 +800,10 @@ def bjorck_bwd(residuals, y_bar):
         Cotangent; never modified.
     """
     xp = get_namespace(y_bar)
-    _check_cotangent("y_bar", y_bar, residuals, xp)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
     g = _tall(y_bar, residuals.config.transposed)
     if residuals.config.backward == "implicit":
-        out = _implicit_bwd(residuals, g, xp)
+        out = _implicit_jacobian(residuals, g, xp)
     else:
         out = _unrolled_bwd(residuals, g, xp)
     return _tall(out, residuals.config.transposed)
@@ -803,10 +819,10 @@ def bjorck_jvp(residuals, w_dot):
     (I - Y Y^T) W_dot V S^{-1} V^T``, ``M = U^T W_dot V``.
     """
     xp = get_namespace(w_dot)
-    _check_cotangent("w_dot", w_dot, residuals, xp)
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
     d = _tall(w_dot, residuals.config.transposed)
     if residuals.config.backward == "implicit":
-        out = _implicit_jvp(residuals, d, xp)
+        out = _implicit_jacobian(residuals, d, xp)
     else:
         out = _unrolled_jvp(residuals, d, xp)
     return _tall(out, residuals.config.transposed)
@@ -827,16 +843,20 @@ def bjorck(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling="fr
     ----------
     return_info : bool, default False
         Also return the :class:`BjorckInfo` convergence report (one extra Gram matrix when
-        ``tol`` is ``None``).
+        ``tol`` is ``None``, the one the convergence check needs anyway unless
+        ``on_nonconvergence="ignore"``).
 
     Returns
     -------
     y : array, or (y, BjorckInfo) with ``return_info=True``.
     """
-    xp, cfg = _validated(w, order, beta, n_iter, tol, scaling, backward, checkpoint,
-                         on_nonconvergence, check_finite, precision)
-    _check_bool(return_info, "return_info")
-    y, res = _bjorck_fwd(w, cfg, xp, keep=False, report=return_info)
+    xp, cfg = _validated(w, order=order, beta=beta, n_iter=n_iter, tol=tol, scaling=scaling,
+                         backward=backward, checkpoint=checkpoint, on_nonconvergence=on_nonconvergence,
+                         check_finite=check_finite, precision=precision)
+    check_bool(return_info, "return_info")
+    # The final residual is needed for the report and for the convergence check [BJ-10].
+    report = return_info or cfg.on_nonconvergence != "ignore"
+    y, res = _bjorck_fwd(w, cfg, xp, keep=False, report=report)
     _report_convergence(res.info, cfg, stacklevel=2)
     return (y, res.info) if return_info else y
 
