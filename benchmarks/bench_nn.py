@@ -4,7 +4,7 @@ class hinge loss, at batch 128 [NN-1] [NN-2] — and where the time goes.
 
     python benchmarks/bench_nn.py [--backend numpy cupy] [--torch] [--dtype float32]
                                   [--batch 128] [--n-iter 25] [--order 1] [--repeat 3]
-                                  [--widths 784 1024 1024 1024 10] [--tf32]
+                                  [--widths 784 1024 1024 1024 10] [--tf32] [--quick]
 
 For every backend (default: NumPy, plus CuPy when it sees a GPU) it prints the time of a whole
 step, then the same step's parts timed one by one on the same arrays: the Björck forward and
@@ -15,56 +15,57 @@ through the same unrolled order-1 Björck loop, MaxMin from min/max of pairs,
 ``multi_margin_loss``, ``torch.optim.Adam``) on the matching device. ``--tf32`` runs CuPy's
 float32 Björck in the "tf32-mixed" precision when reflip's Björck offers it. Times are the
 best of ``--repeat`` runs after a warm-up; GPU timings synchronise the device. Prints Markdown.
+``--quick``: a 64-128-128-10 network, batch 32, 5 iterations (a dry run). PyTorch is imported
+only with ``--torch`` and is not in the ``bench`` extra (install the build for your device).
 """
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import math
-import platform
-import time
 
 import numpy as np
 
+from benchmarks.common import backends, heading, table
+from benchmarks.common import timeit as _timeit
 from reflip import bjorck_bwd, bjorck_fwd, group_sort_bwd, group_sort_fwd, nn
 from reflip.nn import losses, optim, train
 
-
-def timeit(fn, sync, repeat):
-    fn()
-    sync()
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+#: ``--quick``: a small network, a few iterations (a dry run in seconds).
+QUICK = dict(widths=[64, 128, 128, 10], batch=32, n_iter=5, repeat=2)
 
 
-def namespace(name):
-    """``(xp, sync, device name)``."""
-    if name == "numpy":
+def timeit(fn, be, repeat, torch_sync=False):
+    """Best of exactly ``repeat`` rounds (a training step is too slow for a time budget)."""
+    return _timeit(fn, be, repeat=repeat, budget=math.inf, torch_sync=torch_sync)
+
+
+def namespace(be):
+    """The array-API namespace the model is built in (array_api_compat's wrapper of ``be.xp``)."""
+    if be.gpu:
+        import array_api_compat.cupy as xp
+    else:
         import array_api_compat.numpy as xp
-
-        return xp, (lambda: None), f"CPU ({platform.processor() or platform.machine()})"
-    import array_api_compat.cupy as xp
-    import cupy
-
-    return xp, cupy.cuda.Device().synchronize, cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return xp
 
 
 def build(widths, n_iter, order, options):
     layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(nn.Dense(a, b, "bjorck", n_iter=n_iter, order=order, **options))
         if i < len(widths) - 2:
             layers.append(nn.Activation("max_min"))
     return nn.Sequential(layers)
 
 
-def reflip_rows(name, args):
-    xp, sync, device = namespace(name)
-    options = {"precision": "tf32-mixed"} if (args.tf32 and name == "cupy" and args.dtype == "float32") else {}
+def reflip_rows(be, args):
+    xp = namespace(be)
+    options = {"precision": "tf32-mixed"} if (args.tf32 and be.gpu and args.dtype == "float32") else {}
     model = build(args.widths, args.n_iter, args.order, options)
     params = model.init(seed=0, xp=xp, dtype=args.dtype)
     rng = np.random.default_rng(0)
@@ -78,8 +79,8 @@ def reflip_rows(name, args):
         _, grads = objective(params, (x, labels))
         opt.update(params, grads, state)
 
-    total = timeit(step, sync, args.repeat)
-    dense = [(layer, p) for layer, p in zip(model.layers, params) if isinstance(layer, nn.Dense)]
+    total = timeit(step, be, args.repeat)
+    dense = [(layer, p) for layer, p in zip(model.layers, params, strict=True) if isinstance(layer, nn.Dense)]
 
     def bjorck_part():
         for layer, p in dense:
@@ -91,7 +92,7 @@ def reflip_rows(name, args):
     cots = [xp.ones((args.batch, layer.out_features), dtype=x.dtype) for layer, _ in dense]
 
     def gemm_part():
-        for (layer, p), a, c in zip(dense, acts, cots):
+        for (_, p), a, c in zip(dense, acts, cots, strict=True):
             _ = a @ p["W"].T + p["b"]
             _ = c @ p["W"]
             _ = c.T @ a
@@ -112,26 +113,24 @@ def reflip_rows(name, args):
         losses.multi_margin_bwd(res, 1.0)
         opt.update(params, grads, state)
 
-    parts = {k: timeit(fn, sync, args.repeat) for k, fn in
+    parts = {k: timeit(fn, be, args.repeat) for k, fn in
              [("bjorck", bjorck_part), ("gemm", gemm_part), ("activations", activation_part),
               ("loss+update", loss_update_part)]}
     residual = float(bjorck_fwd(params[0]["W"], **dense[0][0].options)[1].info.max_residual)
     label = "reflip" + (" (tf32-mixed Björck)" if options else "")
-    return [dict(backend=name, device=device, impl=label, total=total, residual=residual, **parts)]
+    return [dict(backend=be.name, device=be.device, impl=label, total=total, residual=residual, **parts)]
 
 
-def torch_rows(name, args):
-    import torch
+def torch_rows(be, args):
+    if be.torch is None:
+        return []
+    torch, device = be.torch, be.tdev
     import torch.nn.functional as F
 
-    device = "cuda" if name == "cupy" else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        return []
     dtype = getattr(torch, args.dtype)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     gen = torch.Generator().manual_seed(0)
     ws = [torch.nn.init.orthogonal_(torch.empty(b, a, dtype=dtype), generator=gen).to(device).requires_grad_()
-          for a, b in zip(args.widths[:-1], args.widths[1:])]
+          for a, b in zip(args.widths[:-1], args.widths[1:], strict=True)]
     bs = [torch.zeros(b, dtype=dtype, device=device, requires_grad=True) for b in args.widths[1:]]
     x = torch.randn(args.batch, args.widths[0], generator=gen, dtype=dtype).to(device)
     labels = torch.randint(0, args.widths[-1], (args.batch,), generator=gen).to(device)
@@ -152,20 +151,52 @@ def torch_rows(name, args):
     def step():
         opt.zero_grad(set_to_none=True)
         h = x
-        for i, (w, b) in enumerate(zip(ws, bs)):
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
             h = h @ bjorck(w).T + b
             if i < len(ws) - 1:
                 h = max_min(h)
         F.multi_margin_loss(h, labels, p=1, margin=0.3).backward()
         opt.step()
 
-    total = timeit(step, sync, args.repeat)
-    return [dict(backend=name, device=device, impl=f"PyTorch {torch.__version__}", total=total)]
+    total = timeit(step, be, args.repeat, torch_sync=True)
+    return [dict(backend=be.name, device=be.device, impl=f"PyTorch {torch.__version__}", total=total)]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", nargs="+", default=None, choices=["numpy", "cupy"])
+def section(be, quick=False, args=None):
+    """The training-step table for one backend (``args``: the options of :func:`main`)."""
+    args = args or parser().parse_args([])
+    if quick:
+        args = argparse.Namespace(**{**vars(args), **QUICK})
+    rows = reflip_rows(be, args)
+    if args.tf32 and be.gpu:
+        rows += reflip_rows(be, argparse.Namespace(**{**vars(args), "tf32": False}))
+    if args.torch:
+        rows += torch_rows(be, args)
+    print(f"### Training step, {be.name} ({be.device})\n")
+    print(f"Network {'-'.join(map(str, args.widths))}, MaxMin, Björck order {args.order} x {args.n_iter} "
+          f"iterations per forward, multi-margin loss, Adam; batch {args.batch}, {args.dtype}; best of "
+          f"{args.repeat}.\n")
+    out = []
+    for r in rows:
+        if "bjorck" in r:
+            parts = sum(r[k] for k in ("bjorck", "gemm", "activations", "loss+update"))
+            cells = [_share(r, "bjorck"), _share(r, "gemm"), _share(r, "activations"), _share(r, "loss+update"),
+                     f"{parts / r['total']:.2f}", f"{r['residual']:.1e}"]
+        else:
+            cells = ["-"] * 6
+        out.append([r["backend"], r["device"], r["impl"], f"{1e3 * r['total']:.1f}", *cells])
+    table(["backend", "device", "implementation", "ms / step", "Björck fwd+bwd", "GEMMs", "activations",
+           "loss + update", "parts / step", "Björck residual"], out, align="lll" + "r" * 7)
+
+
+def _share(r, key):
+    return f"{1e3 * r[key]:.1f} ({100 * r[key] / r['total']:.0f}%)"
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", nargs="+", default=None, choices=["numpy", "cupy"],
+                    help="default: numpy, and cupy with a GPU")
     ap.add_argument("--torch", action="store_true", help="also time the same network in PyTorch")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--batch", type=int, default=128)
@@ -174,36 +205,18 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--widths", type=int, nargs="+", default=[784, 1024, 1024, 1024, 10])
     ap.add_argument("--tf32", action="store_true", help="CuPy float32: Björck in tf32-mixed precision")
+    ap.add_argument("--quick", action="store_true", help=f"a small network: {QUICK}")
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
     args = ap.parse_args(argv)
     if args.torch and args.order != 1:
         ap.error("--torch compares the order-1 Björck loop; use --order 1")
-    backends = args.backend
-    if backends is None:
-        from reflip.testing.backends import available_backends
-
-        backends = [b.name for b in available_backends(("numpy", "cupy"))]
-    rows = []
-    for name in backends:
-        rows += reflip_rows(name, args)
-        if args.tf32 and name == "cupy":
-            rows += reflip_rows(name, argparse.Namespace(**{**vars(args), "tf32": False}))
-        if args.torch:
-            rows += torch_rows(name, args)
-    print(f"Network {'-'.join(map(str, args.widths))}, MaxMin, Björck order {args.order} x {args.n_iter} "
-          f"iterations per forward, multi-margin loss, Adam; batch {args.batch}, {args.dtype}; best of "
-          f"{args.repeat}.\n")
-    print("| backend | device | implementation | ms / step | Björck fwd+bwd | GEMMs | activations "
-          "| loss + update | parts / step | Björck residual |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        if "bjorck" in r:
-            parts = sum(r[k] for k in ("bjorck", "gemm", "activations", "loss+update"))
-            share = lambda k: f"{1e3 * r[k]:.1f} ({100 * r[k] / r['total']:.0f}%)"  # noqa: E731
-            cells = [share("bjorck"), share("gemm"), share("activations"), share("loss+update"),
-                     f"{parts / r['total']:.2f}", f"{r['residual']:.1e}"]
-        else:
-            cells = ["-"] * 6
-        print(f"| {r['backend']} | {r['device']} | {r['impl']} | {1e3 * r['total']:.1f} | " + " | ".join(cells) + " |")
+    for be in backends(args.backend, torch=args.torch):
+        heading(be)
+        section(be, args.quick, args)
 
 
 if __name__ == "__main__":

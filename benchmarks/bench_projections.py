@@ -1,96 +1,66 @@
-"""Benchmark of the l_inf projection [PR-3]: every row of a 4096 x 4096 float32 matrix onto
-the l1 ball, forward and forward + backward, in rows per second, next to a plain sort of the
-same data measured in the same run (the projection is one sort plus O(n) work per row).
+"""Benchmark of the l_inf projection [PR-3]: every row of a square float32 matrix onto the l1
+ball, forward and forward + backward, in rows per second, next to a plain sort of the same data
+measured in the same run (the projection is one sort plus O(n) work per row).
 
-Standalone: ``python benchmarks/bench_projections.py [--size N] [--repeat R]`` prints a
-Markdown table. Runs on NumPy, and on CuPy when it imports and sees a GPU (timed with
-``cupyx.profiler.benchmark``, which synchronizes the device).
+    python benchmarks/bench_projections.py [--backend numpy cupy] [--size N] [--quick]
+
+Default size 4096 (``--quick``: 256); radius 1, so that every row (l1 norm ~0.8 n) is outside
+the ball and goes through the threshold computation, the costly case. The three operations are
+timed in alternating rounds.
 """
 from __future__ import annotations
 
-import argparse
-import platform
-import time
+if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
+    import sys
+    from pathlib import Path
 
-import numpy as np
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import math
 
 import reflip
+from benchmarks.common import add_backend_argument, backends, heading, measure, ms, ratio, table, timeit
 
 
-def _numpy_timer(fn, repeat):
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def section(be, quick=False, size=None):
+    n = size or (256 if quick else 4096)
+    w, g = be.normal((n, n)), be.normal((n, n), 1)
+
+    def forward_backward():
+        _, res = reflip.linf_project_fwd(w, radius=1.0)
+        return reflip.linf_project_bwd(res, g)
+
+    t = measure({"sort": lambda: be.xp.sort(w, axis=-1), "fwd": lambda: reflip.linf_project(w, radius=1.0),
+                 "fwd+bwd": forward_backward}, be, repeat=7)
+    t_sort, t_fwd, t_fb = t["sort"].best, t["fwd"].best, t["fwd+bwd"].best
+    print(f"### l_inf projection, {n}x{n} float32, {be.name} ({be.device})\n")
+    table(["operation", "ms", "rows/s", "time / sort"],
+          [["sort of the rows", ms(t_sort), f"{n / t_sort:,.0f}", "1.00"],
+           ["linf_project forward", ms(t_fwd), f"{n / t_fwd:,.0f}", ratio(t_fwd, t_sort)],
+           ["linf_project forward + backward", ms(t_fb), f"{n / t_fb:,.0f}", ratio(t_fb, t_sort)]])
 
 
-def _cupy_timer(fn, repeat):
-    from cupyx.profiler import benchmark
-
-    result = benchmark(fn, n_repeat=repeat, n_warmup=1)
-    return float(np.min(result.gpu_times))
-
-
-def _backends():
-    out = [("numpy", np, _numpy_timer)]
-    try:
-        import cupy
-
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            out.append(("cupy", cupy, _cupy_timer))
-    except Exception:  # CuPy absent or no device: NumPy only
-        pass
-    return out
-
-
-def run(size=4096, repeat=5, seed=0):
+def scaling_rows(be, quick=False):
+    """Rows of the scaling table (benchmarks/run.py): time / (entries log2 n) should stay flat."""
     rows = []
-    w_host = np.random.default_rng(seed).standard_normal((size, size)).astype(np.float32)
-    g_host = np.random.default_rng(seed + 1).standard_normal((size, size)).astype(np.float32)
-    # Radius 1: every row (l1 norm ~ 0.8 n) is outside the ball, the costly case.
-    radius = 1.0
-    for name, lib, timer in _backends():
-        w, g = lib.asarray(w_host), lib.asarray(g_host)
-
-        def sort():
-            return lib.sort(w, axis=-1)
-
-        def forward():
-            return reflip.linf_project(w, radius=radius)
-
-        def forward_backward():
-            _, res = reflip.linf_project_fwd(w, radius=radius)
-            return reflip.linf_project_bwd(res, g)
-
-        t_sort = timer(sort, repeat)
-        for label, fn in [("np.sort / cupy.sort of the rows", sort), ("linf_project forward", forward),
-                          ("linf_project forward + backward", forward_backward)]:
-            t = t_sort if fn is sort else timer(fn, repeat)
-            rows.append((name, label, t, size / t, t / t_sort))
+    for n in (64, 128, 256) if quick else (256, 512, 1024, 2048, 4096):
+        w = be.normal((64 if quick else 512, n))
+        t = timeit(lambda: reflip.linf_project(w), be)
+        per = 1e9 * t / (w.size * math.log2(n))
+        rows.append(["linf_project", f"{w.shape[0]}x{n}", ms(t), f"{per:.3f} ns / (entry log2 n)"])
     return rows
 
 
-def table(rows, size):
-    lines = [f"linf projection of a {size} x {size} float32 matrix (radius 1: every row outside); "
-             f"best of the repeats; NumPy {np.__version__}, Python {platform.python_version()}, "
-             f"{platform.machine()}",
-             "",
-             "| backend | operation | time (ms) | rows / s | time / sort |",
-             "|---|---|---:|---:|---:|"]
-    for backend, label, t, rate, ratio in rows:
-        lines.append(f"| {backend} | {label} | {1e3 * t:.1f} | {rate:,.0f} | {ratio:.2f} |")
-    return "\n".join(lines)
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_backend_argument(parser, default=None)
+    parser.add_argument("--size", type=int, default=None, help="rows and columns (default 4096)")
+    parser.add_argument("--quick", action="store_true", help="256 x 256 (a dry run)")
     args = parser.parse_args(argv)
-    print(table(run(args.size, args.repeat), args.size))
+    for be in backends(args.backend, torch=False):
+        heading(be)
+        section(be, args.quick, args.size)
 
 
 if __name__ == "__main__":

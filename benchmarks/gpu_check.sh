@@ -8,7 +8,7 @@
 # 4 minutes on an H200 (each step has its own time-out); writes at most 5 files:
 #   device.txt  GPU, driver, library versions
 #   pytest.txt  CI=1 pytest -x of tests/test_fast_cupy.py tests/test_fast.py (tail)
-#   bench.md    benchmarks/run.py --backend cupy (every section)
+#   bench.md    benchmarks/run.py --backend cupy (every section but nn and universality)
 #   bench.err   its stderr
 #   summary.txt the lines below
 set -u
