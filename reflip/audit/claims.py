@@ -3,6 +3,7 @@ constructions): importing this module registers every claim. :mod:`reflip.audit`
 first, so that :func:`~reflip.audit.engine.claims_for` sees them all."""
 from . import (
     bjorck,  # noqa: F401
+    constructions,  # noqa: F401
     groupsort,  # noqa: F401
     projections,  # noqa: F401
     spectral,  # noqa: F401

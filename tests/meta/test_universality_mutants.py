@@ -1,5 +1,6 @@
-"""Meta-tests: the universality claims (reflip/audit/universality.py) must catch every planted
-bug below, and pass on reflip itself with the same budget.
+"""Meta-tests: the universality claims (reflip/audit/universality.py for the evaluation,
+reflip/audit/constructions.py for the constructions) must catch every planted bug below, and
+pass on reflip itself with the same budget.
 
 A mutant is the registry record of ``max_min_network`` with its evaluation swapped, or with a
 ``construction`` attribute (the claims take the construction from there) whose functions are

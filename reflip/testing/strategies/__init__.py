@@ -31,8 +31,9 @@ from .projections import (
     row_scale_cases,
 )
 from .spectral import SPECTRAL_CONVERGED_N_ITER, SPECTRAL_KINDS, spectral_normalize_cases
+from .universality import UNIVERSALITY_KINDS, max_min_network_cases
 
 __all__ = ["Case", "bounded_floats", "KINDS", "group_sort_cases", "bjorck_cases", "BJORCK_CONVERGED_N_ITER",
            "BJORCK_KINDS", "linf_project_cases", "pinf_project_cases", "row_scale_cases",
            "PROJECTION_RADII", "PROJECTION_UNITS", "spectral_normalize_cases", "SPECTRAL_KINDS",
-           "SPECTRAL_CONVERGED_N_ITER"]
+           "SPECTRAL_CONVERGED_N_ITER", "max_min_network_cases", "UNIVERSALITY_KINDS"]
