@@ -181,8 +181,8 @@ def ms(t):
 
 
 def ms_range(timing):
-    """``best (best-worst)`` in milliseconds."""
-    return "-" if timing is None else f"{ms(timing.best)} ({ms(timing.best)}-{ms(timing.worst)})"
+    """``best-worst`` round of a :class:`Timing`, in milliseconds."""
+    return "-" if timing is None else f"{ms(timing.best)}-{ms(timing.worst)}"
 
 
 def pct(limit, t):
