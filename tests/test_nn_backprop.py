@@ -1,6 +1,6 @@
 """Backprop two ways [NN-1] [NN-2]: the hand-chained backward pass of layers and whole networks
 equals ``autograd.grad`` of the same network written with autograd.numpy and the autograd
-bridge (:func:`reflip.nn.checks.autograd_model`), and the float64 dot-product test against
+bridge (:func:`reflip.testing.nn_checks.autograd_model`), and the float64 dot-product test against
 central finite differences; the same numbers on every backend."""
 import math
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reflip import nn, to_numpy
-from reflip.nn.checks import autograd_error, fd_error
+from reflip.testing.nn_checks import autograd_error, fd_error
 from reflip.tolerances import exact_rtol, fd_rtol
 
 D, A = nn.Dense, nn.Activation

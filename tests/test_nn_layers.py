@@ -26,8 +26,8 @@ def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
 
 
 @pytest.mark.parametrize("build, exc, words", [
-    (lambda: nn.Dense(0, 3), ValueError, "in_features must be a positive integer, got 0"),
-    (lambda: nn.Dense(3, 2.5), ValueError, "out_features must be a positive integer"),
+    (lambda: nn.Dense(0, 3), ValueError, "in_features must be >= 1, got 0"),
+    (lambda: nn.Dense(3, 2.5), TypeError, r"out_features must be an integer, got 2.5 \(float\)"),
     (lambda: nn.Dense(3, 3, "orthogonal"), ValueError, r"constraint must be one of \('bjorck'"),
     (lambda: nn.Dense(3, 3, bias=1), TypeError, "bias must be True or False"),
     (lambda: nn.Dense(3, 3, init="xavier"), ValueError, r"init must be one of \('orthogonal', 'normal'\)"),
@@ -42,12 +42,12 @@ def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
     (lambda: nn.Dense(3, 3, "pinf", p=3), ValueError, "p must be 1, 2 or inf"),
     (lambda: nn.Dense(3, 3, "spectral", convention="torch"), ValueError, "convention must be one of"),
     (lambda: nn.Dense(3, 2, "unit_row"), ValueError, "constraint='unit_row' needs out_features=1"),
-    (lambda: nn.Activation("tanh"), ValueError, "activation name must be one of"),
+    (lambda: nn.Activation("tanh"), ValueError, r"name must be one of \('group_sort'"),
     (lambda: nn.Activation("group_sort"), TypeError, r"Activation\('group_sort'\) needs group_size"),
-    (lambda: nn.Activation("group_sort", group_size=0), ValueError, "group_size must be a positive integer"),
+    (lambda: nn.Activation("group_sort", group_size=0), ValueError, "group_size must be >= 1, got 0"),
     (lambda: nn.Activation("max_min", group_size=2), TypeError, "group_size applies to 'group_sort' only"),
-    (lambda: nn.Scale(0.0), ValueError, "factor must be a finite number > 0"),
-    (lambda: nn.Scale(math.inf), ValueError, "factor must be a finite number > 0"),
+    (lambda: nn.Scale(0.0), ValueError, "factor must be > 0.0, got 0.0"),
+    (lambda: nn.Scale(math.inf), ValueError, "factor must be a finite number, got inf"),
     (lambda: nn.Sequential([]), ValueError, "layers must hold at least one layer"),
     (lambda: nn.Sequential([nn.Activation("relu")]), ValueError, "must include a Dense layer"),
     (lambda: nn.Sequential([nn.Dense(3, 3), "relu"]), TypeError, "layer 1 must be a reflip.nn layer"),
@@ -89,7 +89,7 @@ def test_call_time_errors():
         model.forward(params, x[0])
     with pytest.raises(TypeError, match="x has dtype float32 but the parameters have dtype float64"):
         model(params, x.astype(np.float32))
-    with pytest.raises(TypeError, match="x must have a real floating dtype"):
+    with pytest.raises(TypeError, match="x must have dtype float32 or float64, got int64"):
         model(params, x.astype(np.int64))
     with pytest.raises(ValueError, match="params must be a list of 3 dicts"):
         model(params[:2], x)
@@ -104,7 +104,7 @@ def test_call_time_errors():
     _, res = model.forward(params, x)
     with pytest.raises(ValueError, match=r"y_bar must have the output's shape \(3, 4\), got \(3, 3\)"):
         model.backward(res, np.ones((3, 3)))
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="x must be an array"):
         model(params, x.tolist())
 
 
@@ -228,7 +228,7 @@ def test_save_load_round_trip(tmp_path):
     with pytest.raises(ValueError, match="holds parameters only"):
         nn.load_model(tmp_path / "bare.npz")
     np.savez(tmp_path / "foreign.npz", W=np.ones(3))
-    with pytest.raises(ValueError, match="is not a reflip.nn parameter file"):
+    with pytest.raises(ValueError, match=r"foreign.npz: not a reflip.nn parameter file \(no '__model__' entry\)"):
         nn.load(tmp_path / "foreign.npz")
-    with pytest.raises(ValueError, match="model has 7 layers but params 2 entries"):
+    with pytest.raises(ValueError, match="params has 2 entries but model has 7 layers"):
         nn.save(tmp_path / "x.npz", params[:2], model)

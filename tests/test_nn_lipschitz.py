@@ -108,7 +108,7 @@ def test_jacobians_against_differences():
     np.testing.assert_allclose(lipschitz.input_gradient_norms(model, params, x, output=labels), picked, rtol=1e-14)
     np.testing.assert_allclose(lipschitz.local_lipschitz(model, params, x),
                                np.linalg.norm(jac, ord=2, axis=(1, 2)), rtol=1e-12)
-    with pytest.raises(ValueError, match="the model has 2 outputs: pass output="):
+    with pytest.raises(ValueError, match="output: the model has 2 outputs, pass output="):
         lipschitz.input_gradients(model, params, x)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from reflip import nn, to_numpy
 from reflip.nn import lipschitz, losses, optim, train
-from reflip.nn.checks import richardson
+from reflip.testing.nn_checks import richardson
 from reflip.tolerances import fd_rtol
 
 RNG = np.random.default_rng(7)
@@ -77,11 +77,11 @@ def test_kr_dual():
 
 def test_loss_arguments_checked():
     logits = RNG.standard_normal((3, 4))
-    with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"margin must be >= 0.0, got -1.0"):
         losses.multi_margin_fwd(logits, np.array([0, 1, 2]), margin=-1.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(batch, classes\) with batch >= 1 and classes >= 2"):
         losses.cross_entropy_fwd(logits[:, :1], np.array([0, 0, 0]))
-    with pytest.raises(TypeError, match="value_bar must be a real scalar"):
+    with pytest.raises(TypeError, match="value_bar must be a real number, got 'one'"):
         losses.cross_entropy_bwd(losses.cross_entropy_fwd(logits, np.array([0, 1, 2]))[1], "one")
 
 
@@ -151,11 +151,11 @@ def test_step_decay_and_schedules():
     expected = params[0]["W"] - sum(schedule(s) * grads[s][0]["W"] for s in range(5))
     np.testing.assert_allclose(got[0]["W"], expected, rtol=1e-14)
     assert state["step"] == 5
-    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+    with pytest.raises(ValueError, match="every must be >= 1, got 0"):
         optim.step_decay(0.1, every=0)
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"lr must be > 0.0, got -1.0"):
         optim.Adam(-1.0)
-    with pytest.raises(ValueError, match=r"betas\[1\] must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"betas\[1\] must be < 1, got 1.0"):
         optim.AggMo(0.1, (0.0, 1.0))
     with pytest.raises(ValueError, match="grads must have the structure of params"):
         optim.SGD(0.1).update(params, grads[0][:1], optim.SGD(0.1).init(params))
@@ -264,9 +264,9 @@ def test_fit_errors():
         run(steps=3)
     with pytest.raises(ValueError, match="eval_every needs a callback"):
         run(steps=1, eval_every=1)
-    with pytest.raises(ValueError, match="clip_norm must be None or a finite number > 0"):
+    with pytest.raises(ValueError, match=r"clip_norm must be > 0.0, got 0.0"):
         run(steps=1, clip_norm=0.0)
-    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 256\]"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         train.minibatches(x, y, batch_size=0)
     with pytest.raises(ValueError, match="loss must be one of"):
         run(steps=1, loss="mse")

@@ -9,14 +9,12 @@ input box. The returned point is, per example, the iterate with the smallest mar
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .._backend import get_namespace
-from .._validate import check_floating
-from ..projections import check_p
-from .losses import _check_logits_labels, _one_hot
+from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_floating, check_int, check_real, check_seed
+from ..norms import check_p
+from .losses import _check_logits_labels, _namespace, _one_hot
 
 __all__ = ["pgd_attack", "margins", "ATTACK_LOSSES"]
 
@@ -26,7 +24,7 @@ ATTACK_LOSSES = ("margin", "cross_entropy")
 def margins(logits, labels):
     """``M_i = f_{i y_i} - max_{j != y_i} f_{ij}``: positive iff example ``i`` is classified
     correctly with no tie [CT-1]."""
-    xp = get_namespace(logits, labels)
+    xp = _namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
     one_hot = _one_hot(labels, logits.shape[1], logits.dtype, xp)
     f_y = xp.sum(logits * one_hot, axis=1)
@@ -82,9 +80,9 @@ def pgd_attack(model, params, x, labels, eps, p=2, *, steps=50, step_size=None, 
         The network (its constraints are applied once: :meth:`Sequential.freeze`).
     x : array (batch, in_features)
     labels : integer array (batch,)
-    eps : float > 0
+    eps : float >= 0
     p : {2, math.inf}
-    steps : int >= 1, default 50
+    steps : int in [1, MAX_ITERATIONS], default 50
     step_size : float, default ``2.5 eps / steps``
     random_start : bool, default True
         Start uniformly in the ball (drawn on the host with ``numpy.random.default_rng(seed)``).
@@ -98,29 +96,30 @@ def pgd_attack(model, params, x, labels, eps, p=2, *, steps=50, step_size=None, 
     -------
     x_adv : array like ``x``
         Per example, the visited point with the smallest margin (``x`` itself when no step
-        lowered it). ``||x_adv - x||_p <= eps`` up to rounding.
+        lowered it). ``||x_adv - x||_p <= eps`` up to rounding. A row of ``x`` holding NaN
+        stays NaN: its gradient is NaN [NN-14].
     """
-    xp = get_namespace(x, labels)
+    xp = _namespace(x=x, labels=labels)
     check_floating(x, xp, "x")
     p = check_p(p)
     if p == 1:
         raise ValueError("p must be 2 or inf (math.inf) for pgd_attack, got 1")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    step_size = 2.5 * eps / steps if step_size is None else step_size
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real) or not (
-            math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
-    if loss not in ATTACK_LOSSES:
-        raise ValueError(f"loss must be one of {ATTACK_LOSSES}, got {loss!r}")
+    eps = check_real(eps, "eps", minimum=0.0)
+    steps = check_int(steps, "steps", minimum=1, maximum=MAX_ITERATIONS)
+    # eps = 0 (the ball is {x}) takes the default step 0: every step is projected back anyway.
+    step_size = 2.5 * eps / steps if step_size is None else check_real(step_size, "step_size", minimum=0.0,
+                                                                       strict=True)
+    random_start = check_bool(random_start, "random_start")
+    seed = check_seed(seed)
+    check_choice(loss, "loss", ATTACK_LOSSES)
     frozen, fparams = model.freeze(params)
     clean = frozen(fparams, x)
     _check_logits_labels(clean, labels, xp)
     lo = hi = None
     if bounds is not None:
-        lo, hi = (float(b) for b in bounds)
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise TypeError(f"bounds must be None or a pair (lo, hi), got {bounds!r}")
+        lo, hi = check_real(bounds[0], "bounds[0]"), check_real(bounds[1], "bounds[1]")
         if not lo < hi:
             raise ValueError(f"bounds must be (lo, hi) with lo < hi, got {bounds!r}")
         if bool(xp.any(x < lo)) or bool(xp.any(x > hi)):

@@ -12,12 +12,14 @@ certified point [CT-6]; :func:`check_certificates` runs :func:`pgd_attack` to te
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from array_api_compat import is_array_api_obj
+
 from .._backend import get_namespace, to_numpy
-from ..projections import check_p
+from .._validate import check_real
+from ..norms import check_p
 from .attack import margins, pgd_attack
 
 __all__ = ["margins", "certified_radius", "certified_accuracy", "check_certificates", "pgd_attack",
@@ -32,18 +34,13 @@ def output_constant(q):
     return 2.0 if q == math.inf else 2.0 ** (1.0 - 1.0 / q)
 
 
-def _check_L(L):
-    if isinstance(L, bool) or not isinstance(L, numbers.Real) or not (math.isfinite(L) and L > 0):
-        raise ValueError(f"L must be a finite Lipschitz constant > 0, got {L!r}")
-    return float(L)
-
-
 def certified_radius(logits, labels, L, p=2, q=None):
     """Per-example certified radius ``max(M, 0) / (c_q L)`` [CT-2] [CT-3] [CT-4].
 
     Example ``i`` is certified robust in the ``l_p`` ball of radius ``eps`` iff
     ``radius_i > eps`` (strict: ``M > c_q L eps``); a misclassified or tied example has
-    radius 0 and is certified nowhere [CT-5].
+    radius 0 and is certified nowhere [CT-5]. A row of ``logits`` holding NaN has radius NaN,
+    which no comparison ``radius > eps`` accepts: neither correct nor certified [NN-14].
 
     Parameters
     ----------
@@ -61,7 +58,7 @@ def certified_radius(logits, labels, L, p=2, q=None):
     """
     check_p(p)
     c = output_constant(p if q is None else q)
-    L = _check_L(L)
+    L = check_real(L, "L", minimum=0.0, strict=True)
     m = margins(logits, labels)
     xp = get_namespace(m)
     return xp.maximum(m, 0.0) / (c * L)
@@ -75,13 +72,32 @@ def certified_accuracy(logits, labels, L, eps, p=2, q=None):
     -------
     numpy.ndarray of float, one per ``eps`` (a float when ``eps`` is a scalar)
     """
+    eps_arr, scalar = _check_eps(eps)
     radius = to_numpy(certified_radius(logits, labels, L, p, q))
-    scalar = np.ndim(eps) == 0
-    eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    if eps_arr.size == 0 or not np.all(np.isfinite(eps_arr)) or np.any(eps_arr < 0):
-        raise ValueError(f"eps must be finite numbers >= 0, got {eps!r}")
+    # A NaN radius (a NaN logit row [NN-14]) compares False: neither correct nor certified.
     acc = (radius[None, :] > eps_arr[:, None]).mean(axis=1)
     return float(acc[0]) if scalar else acc
+
+
+def _check_eps(eps):
+    """``(eps as a 1-d float64 NumPy array, whether eps was a scalar)``: one radius (a real
+    number) or a 1-d sequence/array of them, each finite and >= 0."""
+    if is_array_api_obj(eps):
+        eps = to_numpy(eps)
+    if isinstance(eps, np.ndarray) and eps.ndim == 0 and eps.dtype.kind in "iuf":
+        eps = eps.item()
+    if np.ndim(eps) == 0:
+        return np.array([check_real(eps, "eps", minimum=0.0)]), True
+    arr = np.asarray(eps) if isinstance(eps, (list, tuple, np.ndarray)) else None
+    if arr is None or arr.dtype.kind not in "iuf":
+        raise TypeError(f"eps must be a real number or a 1-d sequence of real numbers, got "
+                        f"{type(eps).__name__}" + ("" if arr is None else f" of dtype {arr.dtype}"))
+    arr = arr.astype(np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"eps must be one radius or a non-empty 1-d sequence of radii, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"eps must hold finite numbers >= 0, got {eps!r}")
+    return arr, False
 
 
 def check_certificates(model, params, x, labels, eps, L, p=2, q=None, **attack_options):
@@ -95,8 +111,10 @@ def check_certificates(model, params, x, labels, eps, L, p=2, q=None, **attack_o
         certified at ``eps``; ``broken``: correct examples the attack made misclassified (or
         tied); ``broken_certified``: indices (NumPy) of examples both certified and broken —
         empty unless a certificate or ``L`` is wrong; ``worst_margin``: smallest margin found
-        among certified examples.
+        among certified examples. A row of ``x`` holding NaN counts as neither correct nor
+        certified (its margin and radius are NaN) [NN-14].
     """
+    eps = check_real(eps, "eps", minimum=0.0)
     frozen, fparams = model.freeze(params)
     logits = frozen(fparams, x)
     radius = to_numpy(certified_radius(logits, labels, L, p, q))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -28,14 +27,23 @@ import array_api_compat.numpy as _npx
 
 from .._backend import get_namespace
 from .._registry import REGISTRY  # filled by reflip/__init__, imported before this package
-from ..projections import check_p
+from ..bjorck import ON_NONCONVERGENCE as _BJORCK_ON_NONCONVERGENCE
+from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real
 from ..groupsort import group_sort, group_sort_bwd, group_sort_fwd
+from ..norms import check_p
+from ._opnorm import operator_norm
 
-__all__ = ["Layer", "Dense", "Activation", "Scale", "CONSTRAINTS", "ACTIVATIONS", "INITS"]
+__all__ = ["Layer", "Dense", "Activation", "Scale", "CONSTRAINTS", "ACTIVATIONS", "INITS", "MAX_PARAMETERS"]
 
 CONSTRAINTS = ("bjorck", "linf", "pinf", "spectral", "unit_row", "none")
 ACTIVATIONS = ("group_sort", "max_min", "full_sort", "relu", "abs")
 INITS = ("orthogonal", "normal")
+
+#: Upper bound of the number of entries of one weight, ``in_features * out_features``. A
+#: weight of 2^31 float32 entries takes 8 GiB (16 GiB in float64) and its dimensions already
+#: reach the 32-bit indices of LP64 BLAS and of most GPU kernels; a larger layer is a typo
+#: (``Dense(10**30, 1)``), which NumPy would otherwise report only when ``init`` allocates.
+MAX_PARAMETERS = 2**31
 
 # Constraints with a registry primitive: W_eff = fun(W, **options), VJP = bwd(residuals, .).
 _PRIMITIVES = {"bjorck": "bjorck", "linf": "linf_project", "pinf": "pinf_project",
@@ -51,12 +59,6 @@ def _options_of(constraint):
     # The power iteration's start vector u is state, not a hyper-parameter: every forward pass
     # starts from the deterministic default and iterates to tol [PR-11].
     return tuple(n for n in names if n != "u")
-
-
-def _check_features(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Layer:
@@ -118,8 +120,10 @@ class Dense(Layer):
 
     Parameters
     ----------
-    in_features, out_features : int
-        ``W`` has shape ``(out_features, in_features)``, ``b`` shape ``(out_features,)``.
+    in_features, out_features : int >= 1
+        ``W`` has shape ``(out_features, in_features)``, ``b`` shape ``(out_features,)``; at
+        most :data:`MAX_PARAMETERS` (2^31) entries, ``in_features * out_features`` (larger
+        is a typo that would fail only when ``init`` allocates) [NN-11].
     constraint : {"bjorck", "linf", "pinf", "spectral", "unit_row", "none"}, default "none"
         ``"bjorck"``: ``W_eff = bjorck(W, ...)``, (semi-)orthonormal, ``||W_eff||_2 = 1`` once
         converged [BJ-1]. ``"linf"``: every row projected onto the l1 ball,
@@ -134,24 +138,36 @@ class Dense(Layer):
     **options
         Keyword arguments of the constraint's primitive (after the weight): ``"bjorck"``:
         those of :func:`reflip.bjorck_fwd` (``order, beta, n_iter, tol, scaling, backward``
-        ``"unrolled"``/``"implicit"``, ``checkpoint``...); ``"linf"``: ``radius, threshold``
+        ``"unrolled"``/``"implicit"``, ``checkpoint``...; ``on_nonconvergence`` defaults to
+        ``"ignore"`` here: training under-iterates on purpose and the bounds use the exact
+        norm of ``W_eff`` [NN-3]); ``"linf"``: ``radius, threshold``
         (``"exact"`` Jacobian of the projection or ``"detached"`` threshold [PR-4] [PR-5]);
         ``"pinf"``: ``p`` (required: 1, 2 or ``math.inf``), ``radius``; ``"spectral"``:
         ``n_iter, tol, convention`` (each forward pass starts the power iteration afresh).
-        Invalid values raise here, with the primitive's message.
+        Invalid values raise here, with the primitive's message; iteration counts
+        (``n_iter``) are bounded by :data:`reflip._validate.MAX_ITERATIONS` before anything
+        runs.
+
+    Raises
+    ------
+    TypeError
+        A non-integer feature count (``Dense(2.0, 3)``), a non-bool ``bias``, an option of the
+        wrong type or one the constraint does not take.
+    ValueError
+        A value out of range, named [NN-11].
     """
 
     def __init__(self, in_features, out_features, constraint="none", *, bias=True,
                  init="orthogonal", **options):
-        self.in_features = _check_features(in_features, "in_features")
-        self.out_features = _check_features(out_features, "out_features")
-        if constraint not in CONSTRAINTS:
-            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.constraint, self.bias, self.init_method = constraint, bias, init
+        self.in_features = check_int(in_features, "in_features", minimum=1, maximum=MAX_PARAMETERS)
+        self.out_features = check_int(out_features, "out_features", minimum=1, maximum=MAX_PARAMETERS)
+        if self.in_features * self.out_features > MAX_PARAMETERS:
+            raise ValueError(f"in_features * out_features must be <= {MAX_PARAMETERS} (MAX_PARAMETERS, the "
+                             f"entries of one weight), got {self.in_features} * {self.out_features} = "
+                             f"{self.in_features * self.out_features}")
+        self.constraint = check_choice(constraint, "constraint", CONSTRAINTS)
+        self.bias = check_bool(bias, "bias")
+        self.init_method = check_choice(init, "init", INITS)
         self.options = self._check_options(dict(options))
 
     def _check_options(self, options):
@@ -165,6 +181,17 @@ class Dense(Layer):
                             "input norm of the network, rows of W_eff go to the dual-norm ball [PR-7]")
         if self.constraint == "pinf":
             options["p"] = check_p(options["p"])
+        if (self.constraint == "bjorck" and "on_nonconvergence" not in options
+                and "ignore" in _BJORCK_ON_NONCONVERGENCE):
+            # Training runs few Björck iterations on purpose (the paper's code: 10-25, more at
+            # test time), and every certificate uses the exact norm of W_eff [NN-3], so an
+            # unconverged W_eff is never trusted silently: no warning at every forward pass.
+            # Recorded in the options (repr, config) and overridable: on_nonconvergence="warn".
+            options["on_nonconvergence"] = "ignore"
+        if "n_iter" in options:
+            # Bounded before the probe below runs the iteration: n_iter=10**30 would otherwise
+            # hang the construction of the model (the primitive checks the lower bound).
+            options["n_iter"] = check_int(options["n_iter"], "n_iter", maximum=MAX_ITERATIONS)
         if self.constraint == "unit_row" and self.out_features != 1:
             raise ValueError(f"constraint='unit_row' needs out_features=1 (a unit-norm last row of a "
                              f"scalar critic), got out_features={self.out_features}; use 'bjorck' for "
@@ -232,8 +259,6 @@ class Dense(Layer):
         return x_bar, grads
 
     def lipschitz(self, params, p, q):
-        from .lipschitz import operator_norm  # lipschitz imports this module
-
         return operator_norm(self.effective_weight(params, get_namespace(params["W"])), p, q)
 
     def config(self):
@@ -296,14 +321,12 @@ class Activation(Layer):
     """
 
     def __init__(self, name, group_size=None):
-        if name not in ACTIVATIONS:
-            raise ValueError(f"activation name must be one of {ACTIVATIONS}, got {name!r}")
+        check_choice(name, "name", ACTIVATIONS)
         if name == "group_sort":
             if group_size is None:
                 raise TypeError("Activation('group_sort') needs group_size (the size k of the sorted groups)")
-            if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) or group_size < 1:
-                raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
-            group_size = int(group_size)
+            # The width bound of MAX_PARAMETERS holds for groups too: a larger group divides no width.
+            group_size = check_int(group_size, "group_size", minimum=1, maximum=MAX_PARAMETERS)
         elif group_size is not None:
             raise TypeError(f"group_size applies to 'group_sort' only, got group_size={group_size!r} "
                             f"for {name!r}")
@@ -369,10 +392,7 @@ class Scale(Layer):
     """
 
     def __init__(self, factor):
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (
-                math.isfinite(factor) and factor > 0):
-            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
-        self.factor = float(factor)
+        self.factor = check_real(factor, "factor", minimum=0.0, strict=True)
 
     def forward(self, params, x, xp):
         return x * self.factor, None

@@ -20,9 +20,10 @@ import math
 
 import numpy as np
 
-from .._backend import get_namespace
-from ..norms import norm_p_inf, op_norm_2, op_norm_inf
-from ..projections import check_p, dual_exponent
+from .._backend import get_namespace, to_numpy
+from .._validate import check_array, check_int, check_real, check_seed
+from ..norms import dual_exponent
+from ._opnorm import check_pq, operator_norm, operator_norms
 from .layers import Activation, Dense
 
 __all__ = [
@@ -38,34 +39,6 @@ __all__ = [
     "unit_activity",
     "describe",
 ]
-
-
-def _check_pq(p, q):
-    p = check_p(p, "p")
-    q = p if q is None else check_p(q, "q")
-    if p != q and q != math.inf:
-        raise ValueError(f"for p != q only q = inf (an l_p to l_inf network, first layer ||W||_(p,inf)) "
-                         f"is supported, got p={p}, q={q}")
-    return p, q
-
-
-def _operator_norms(w, p, q):
-    """``||W||_{p->q}`` of every matrix of a stack, for the pairs of :func:`_check_pq`:
-    ``(2, 2)``: largest singular value; ``(inf, inf)``: max row l1 norm [PR-1]; ``(1, 1)``:
-    max column l1 norm; ``(p, inf)``: max row ``l_{p*}`` norm [PR-7]."""
-    if p == q == 2:
-        return op_norm_2(w)
-    if p == q == 1:
-        return op_norm_inf(w.mT)
-    if q == math.inf:
-        return op_norm_inf(w) if p == math.inf else norm_p_inf(w, p)
-    raise ValueError(f"unsupported norms p={p}, q={q}")
-
-
-def operator_norm(w, p=2, q=None):
-    """``||W||_{p->q} = max_x ||W x||_q / ||x||_p`` of one matrix, a Python float [NN-3]."""
-    p, q = _check_pq(p, q)
-    return float(_operator_norms(w, p, q))
 
 
 def upper_bound(model, params, p=2, q=None):
@@ -88,7 +61,7 @@ def upper_bound(model, params, p=2, q=None):
     -------
     float
     """
-    p, q = _check_pq(p, q)
+    p, q = check_pq(p, q)
     bound, first = 1.0, True
     for layer, par in zip(model.layers, params):
         if isinstance(layer, Dense):
@@ -101,7 +74,8 @@ def upper_bound(model, params, p=2, q=None):
 
 def jacobians(model, params, x):
     """Input Jacobians ``J_f(x_i)``, shape ``(batch, out_features, in_features)``: one forward
-    pass and ``out_features`` input-only backward passes from its residuals [NN-2]."""
+    pass and ``out_features`` input-only backward passes from its residuals [NN-2]. All NaN for
+    a row whose forward pass meets NaN (a NaN in ``x_i``) [NN-14]."""
     y, res = model.forward(params, x)
     xp = get_namespace(y)
     eye = xp.eye(y.shape[1], dtype=y.dtype)
@@ -112,36 +86,47 @@ def jacobians(model, params, x):
 
 def local_lipschitz(model, params, x, p=2, q=None):
     """``||J_f(x_i)||_{p->q}`` for every example: the local Lipschitz constant where ``f`` is
-    differentiable; every value is a lower bound on the global constant [NN-4]."""
-    p, q = _check_pq(p, q)
-    return _operator_norms(jacobians(model, params, x), p, q)
+    differentiable; every value is a lower bound on the global constant [NN-4]. NaN for a row
+    whose forward pass meets NaN [NN-14]."""
+    p, q = check_pq(p, q)
+    j = jacobians(model, params, x)
+    return operator_norms(j, p, q, get_namespace(j))
 
 
 def gradient_lower_bound(model, params, x, p=2, q=None):
-    """``max_i ||J_f(x_i)||_{p->q}``, a lower bound on the Lipschitz constant [NN-4]."""
-    xp = get_namespace(x)
-    return float(xp.max(local_lipschitz(model, params, x, p, q)))
+    """``max_i ||J_f(x_i)||_{p->q}``, a lower bound on the Lipschitz constant [NN-4].
+
+    NaN when a row of ``x`` holds NaN [NN-14]: a maximum over rows that include an undefined
+    one is undefined (NumPy's ``max`` rule), and a silently dropped row would make the bound
+    depend on which rows were dropped."""
+    norms = local_lipschitz(model, params, x, p, q)
+    return float(get_namespace(norms).max(norms))
 
 
 def _cotangent(y, output, xp):
     n, m = y.shape
     if output is None:
         if m != 1:
-            raise ValueError(f"the model has {m} outputs: pass output= (an index, or one index per example)")
+            raise ValueError(f"output: the model has {m} outputs, pass output= (an index, or one index "
+                             f"per example)")
         return xp.ones_like(y)
-    if isinstance(output, int) and not isinstance(output, bool):
-        if not 0 <= output < m:
-            raise ValueError(f"output must be in [0, {m}), got {output}")
+    if not hasattr(output, "dtype") or getattr(output, "ndim", None) == 0:
+        output = check_int(output, "output", minimum=0, maximum=m - 1)
         return xp.broadcast_to(xp.astype(xp.arange(m) == output, y.dtype)[None, :], y.shape)
-    if not xp.isdtype(output.dtype, "integral") or tuple(output.shape) != (n,):
-        raise ValueError(f"output must be an int or an integer array of shape ({n},), got {output!r}")
-    if int(xp.min(output)) < 0 or int(xp.max(output)) >= m:
-        raise ValueError(f"output indices must lie in [0, {m})")
+    if not xp.isdtype(output.dtype, "integral"):
+        raise TypeError(f"output must be an int or an integer array, got dtype {output.dtype}")
+    if tuple(output.shape) != (n,):
+        raise ValueError(f"output must be an int or an integer array of shape ({n},) (one index per "
+                         f"example), got shape {tuple(output.shape)}")
+    lo, hi = int(xp.min(output)), int(xp.max(output))
+    if lo < 0 or hi >= m:
+        raise ValueError(f"output indices must lie in [0, {m}) for {m} outputs, got values from {lo} to {hi}")
     return xp.astype(output[:, None] == xp.arange(m, dtype=output.dtype)[None, :], y.dtype)
 
 
 def input_gradients(model, params, x, output=None):
-    """``grad_x f_j(x_i)`` for every example, shape ``(batch, in_features)``.
+    """``grad_x f_j(x_i)`` for every example, shape ``(batch, in_features)``; a row of NaN for
+    a row whose forward pass meets NaN (a NaN in ``x_i``) [NN-14].
 
     Parameters
     ----------
@@ -156,36 +141,51 @@ def input_gradients(model, params, x, output=None):
 def input_gradient_norms(model, params, x, p=2, output=None):
     """``||grad_x f(x_i)||_{p*}`` per example, ``1/p + 1/p* = 1``: the local Lipschitz constant
     of the (picked) scalar output on ``(R^n, l_p)`` [NN-4]. Claim C2: 1 almost everywhere for a
-    GroupSort network with orthonormal square weights and a unit last row, ``p = 2`` [NN-5]."""
+    GroupSort network with orthonormal square weights and a unit last row, ``p = 2`` [NN-5].
+    NaN for a row whose forward pass meets NaN [NN-14]."""
+    q = dual_exponent(p)
     g = input_gradients(model, params, x, output)
     xp = get_namespace(g)
-    return xp.linalg.vector_norm(g, ord=dual_exponent(p), axis=1)
+    return xp.linalg.vector_norm(g, ord=q, axis=1)
 
 
 def pair_ratios(model, params, x, x2=None, p=2, q=None, n_pairs=None, seed=0):
     """``||f(a) - f(b)||_q / ||a - b||_p`` over pairs: ``(x[i], x2[i])`` when ``x2`` is given,
     else ``n_pairs`` (default ``len(x)``) random pairs of distinct rows of ``x`` drawn with
-    ``numpy.random.default_rng(seed)``. A pair at distance 0 gives 0 [NN-4]."""
-    p, q = _check_pq(p, q)
-    xp = get_namespace(x)
+    ``numpy.random.default_rng(seed)``. A pair at distance 0 gives 0; a pair with a NaN in
+    either row gives NaN [NN-4] [NN-14]."""
+    p, q = check_pq(p, q)
+    seed = check_seed(seed)
+    xp = get_namespace(x) if x2 is None else get_namespace(x, x2)
+    check_array(x, xp, "x", min_ndim=2)
     if x2 is None:
         n = x.shape[0]
         if n < 2:
-            raise ValueError("pair_ratios needs at least 2 rows of x (or x2)")
+            raise ValueError(f"x must have at least 2 rows to draw pairs from (or pass x2), got shape "
+                             f"{tuple(x.shape)}")
+        # Pairs are drawn on the host, one index array each: bound their number like any count.
+        n_pairs = n if n_pairs is None else check_int(n_pairs, "n_pairs", minimum=1, maximum=2**31)
         rng = np.random.default_rng(seed)
-        i = rng.integers(0, n, size=n_pairs or n)
+        i = rng.integers(0, n, size=n_pairs)
         j = (i + rng.integers(1, n, size=i.shape[0])) % n  # j != i
         a, b = xp.take(x, xp.asarray(i), axis=0), xp.take(x, xp.asarray(j), axis=0)
     else:
+        if n_pairs is not None:
+            raise ValueError(f"n_pairs applies when pairs are drawn from x alone; with x2 the pairs are "
+                             f"(x[i], x2[i]), got n_pairs={n_pairs!r}")
+        check_array(x2, xp, "x2", min_ndim=2)
         if tuple(x2.shape) != tuple(x.shape):
             raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
+        if x2.dtype != x.dtype:
+            raise TypeError(f"x2 must have the dtype of x ({x.dtype}), got {x2.dtype}")
         a, b = x, x2
     # The model itself, not a frozen copy: the ratios measure what forward computes.
     f = model(params, xp.concat([a, b], axis=0))
     fa, fb = f[:a.shape[0], ...], f[a.shape[0]:, ...]
     dist = xp.linalg.vector_norm(a - b, ord=p, axis=1)
     ratio = xp.linalg.vector_norm(fa - fb, ord=q, axis=1) / xp.where(dist > 0, dist, 1.0)
-    return xp.where(dist > 0, ratio, 0.0)
+    # dist == 0 (not "dist > 0 or else 0"): a NaN distance must give a NaN ratio [NN-14].
+    return xp.where(dist == 0, xp.zeros_like(ratio), ratio)
 
 
 def pair_lower_bound(model, params, x, x2=None, p=2, q=None, n_pairs=None, seed=0):
@@ -202,28 +202,42 @@ def unit_activity(model, params, x):
     Returns
     -------
     list of dict
-        ``{"layer": index, "width": n, "never": fraction, "always": fraction}``.
+        ``{"layer": index, "width": n, "never": fraction, "always": fraction}``; the fractions
+        are NaN when a row of ``x`` meets NaN in the forward pass: a unit's activity there is
+        undefined, so "never" and "always" are too [NN-14].
     """
-    _, res = model.forward(params, x)
+    y, res = model.forward(params, x)
+    xp = get_namespace(y)
+    undefined = bool(xp.any(xp.isnan(y)))
     out = []
     for i, layer in enumerate(model.layers):
         if isinstance(layer, Activation) and layer.name == "relu":
             active = res.layers[i].derivative  # 1.0 where the pre-activation is > 0
-            xp = get_namespace(active)
             count = xp.sum(active, axis=0)
             n, width = active.shape
+            never = float(xp.mean(xp.astype(count == 0, active.dtype)))
+            always = float(xp.mean(xp.astype(count == n, active.dtype)))
             out.append({"layer": i, "width": width,
-                        "never": float(xp.mean(xp.astype(count == 0, active.dtype))),
-                        "always": float(xp.mean(xp.astype(count == n, active.dtype)))})
+                        "never": math.nan if undefined else never,
+                        "always": math.nan if undefined else always})
     return out
 
 
 def describe(values, target=1.0, rtol=1e-6):
     """Summary of a distribution of norms: min, 5/50/95 % quantiles, mean, max, and the
-    fraction within ``rtol`` of ``target`` (C2: the fraction of unit gradient norms)."""
-    from .._backend import to_numpy
+    fraction within ``rtol`` of ``target`` (C2: the fraction of unit gradient norms).
 
-    v = np.asarray(to_numpy(values), dtype=np.float64)
+    Every statistic is NaN when a value is NaN (NaN rows of :func:`input_gradient_norms`
+    [NN-14]); ``n`` counts all values."""
+    target = check_real(target, "target")
+    rtol = check_real(rtol, "rtol", minimum=0.0)
+    xp = get_namespace(values)
+    check_array(values, xp, "values")
+    v = np.asarray(to_numpy(values), dtype=np.float64).ravel()
+    if np.isnan(v).any():
+        nan = math.nan
+        return {"n": int(v.size), "min": nan, "q05": nan, "median": nan, "mean": nan, "q95": nan,
+                "max": nan, "fraction_at_target": nan}
     q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95])
     return {"n": int(v.size), "min": float(v.min()), "q05": float(q05), "median": float(q50),
             "mean": float(v.mean()), "q95": float(q95), "max": float(v.max()),

@@ -10,16 +10,21 @@
 - :func:`cross_entropy_fwd`: softmax cross-entropy, ``mean_i (logsumexp(f_i) - f_{i y_i})``.
 
 Labels are integer arrays of shape ``(batch,)`` on the logits' backend with values in
-``[0, C)``; a label out of range raises ``ValueError`` (one host read).
+``[0, C)``; a label out of range raises ``ValueError`` (one host read), a non-integer dtype
+``TypeError``.
+
+NaN [NN-14]: a NaN output gives a NaN loss (the mean over the batch is undefined) and a NaN
+row in the cotangent of its row: the hinge's "active" indicator, ``NaN > 0``, would read 0
+and pass a plausible zero gradient.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import NamedTuple
 
+from array_api_compat import is_array_api_obj
+
 from .._backend import get_namespace
-from .._validate import check_floating
+from .._validate import check_floating, check_real
 
 __all__ = [
     "kr_dual_fwd", "kr_dual_bwd", "kr_dual",
@@ -27,6 +32,15 @@ __all__ = [
     "cross_entropy_fwd", "cross_entropy_bwd", "cross_entropy",
     "LOSSES",
 ]
+
+
+def _namespace(**arrays):
+    """The common namespace of ``arrays``; ``TypeError`` naming the first non-array."""
+    for name, a in arrays.items():
+        if not is_array_api_obj(a):
+            raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
+                            f"{type(a).__name__}")
+    return get_namespace(*arrays.values())
 
 
 def _check_scores(f, xp, name):
@@ -57,11 +71,12 @@ def _one_hot(labels, c, dtype, xp):
 
 
 def _check_value_bar(value_bar):
-    """The cotangent of the scalar loss as a Python float (a 0-d array is read back)."""
-    try:
-        return float(value_bar)
-    except (TypeError, ValueError):
-        raise TypeError(f"value_bar must be a real scalar, got {value_bar!r}") from None
+    """The cotangent of the scalar loss as a Python float (a 0-d real array is read back)."""
+    if is_array_api_obj(value_bar) and value_bar.ndim == 0:
+        xp = get_namespace(value_bar)
+        check_floating(value_bar, xp, "value_bar")
+        value_bar = float(value_bar)
+    return check_real(value_bar, "value_bar")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,7 +107,7 @@ def kr_dual_fwd(f_p, f_q):
     loss : 0-d array
     residuals : KRResiduals
     """
-    xp = get_namespace(f_p, f_q)
+    xp = _namespace(f_p=f_p, f_q=f_q)
     _check_scores(f_p, xp, "f_p")
     _check_scores(f_q, xp, "f_q")
     loss = xp.mean(f_q) - xp.mean(f_p)
@@ -137,16 +152,17 @@ def multi_margin_fwd(logits, labels, *, margin=1.0):
     labels : integer array (batch,), values in [0, C)
     margin : float >= 0
     """
-    xp = get_namespace(logits, labels)
+    xp = _namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (
-            math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    margin = check_real(margin, "margin", minimum=0.0)
     n, c = logits.shape
     one_hot = _one_hot(labels, c, logits.dtype, xp)
     f_y = xp.sum(logits * one_hot, axis=1, keepdims=True)
     hinge = (margin - f_y) + logits
     active = xp.astype(hinge > 0, logits.dtype) * (1 - one_hot)
+    # A row holding NaN has no subgradient: NaN in every entry of its active terms [NN-14].
+    nan_rows = xp.any(xp.isnan(hinge), axis=1, keepdims=True)
+    active = xp.where(nan_rows, xp.asarray(xp.nan, dtype=logits.dtype), active)
     loss = xp.sum(hinge * active) / (n * c)
     return loss, MultiMarginResiduals(active, one_hot)
 
@@ -184,7 +200,7 @@ def cross_entropy_fwd(logits, labels):
     logits : array (batch, C), C >= 2
     labels : integer array (batch,), values in [0, C)
     """
-    xp = get_namespace(logits, labels)
+    xp = _namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
     n, c = logits.shape
     one_hot = _one_hot(labels, c, logits.dtype, xp)

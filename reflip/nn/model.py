@@ -7,26 +7,46 @@ from typing import NamedTuple
 
 import numpy as np
 
+from array_api_compat import is_array_api_obj
+
 from .._backend import get_namespace
-from .._validate import check_floating
+from .._validate import NUMERIC_DTYPES, check_floating, check_seed
 from .layers import Dense, Layer
 
 __all__ = ["Sequential", "SequentialResiduals"]
 
 
 class SequentialResiduals(NamedTuple):
-    """One residual per layer, and the output shape the cotangent must have."""
+    """One residual per layer, the output shape the cotangent must have, and the rows whose
+    forward pass met NaN (a boolean array, ``(batch,)``) [NN-14]."""
 
     layers: tuple
     out_shape: tuple
+    nan_rows: object = None
 
 
 def _resolve_dtype(xp, dtype):
-    if isinstance(dtype, str):
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        return getattr(xp, dtype)
-    return dtype
+    """``xp.float32`` or ``xp.float64`` from the dtype or its name; ``TypeError`` naming
+    ``dtype`` for anything else (the policy of every numerical primitive: integer, bool,
+    float16, longdouble, complex and object weights are refused, not silently rounded)."""
+    for name in NUMERIC_DTYPES:
+        target = getattr(xp, name, None)
+        if target is None:
+            continue
+        try:
+            # A name, the namespace's dtype object, NumPy's type (np.float64) or np.dtype(...).
+            if isinstance(dtype, str) and dtype == name or not isinstance(dtype, str) and dtype == target:
+                return target
+        except Exception:  # noqa: BLE001 - an object whose == raises is not a dtype we take
+            pass
+    raise TypeError(f"dtype must be float32 or float64 (a dtype of {getattr(xp, '__name__', xp)!s} or "
+                    f"its name), got {dtype!r}")
+
+
+def _require_array(a, name):
+    if not is_array_api_obj(a):
+        raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
+                        f"{type(a).__name__}")
 
 
 class Sequential:
@@ -78,15 +98,27 @@ class Sequential:
 
         Parameters
         ----------
-        seed : int or numpy SeedSequence
-            Every layer draws from its own child of ``SeedSequence(seed)``, on the host, so
-            the same seed gives the same numbers on every backend [NN-12].
+        seed : int >= 0, numpy SeedSequence or Generator
+            Every layer draws from its own child of ``SeedSequence(seed)`` (of the Generator's
+            :meth:`~numpy.random.Generator.spawn`), on the host, so the same seed gives the
+            same numbers on every backend [NN-12].
         xp : module, default numpy
             The array module of the parameters (``numpy``, ``cupy``, ``array_api_strict``...).
-        dtype : "float32", "float64" or a dtype of ``xp``
+        dtype : "float32", "float64" or one of those dtypes of ``xp``
+
+        Raises
+        ------
+        TypeError
+            ``seed`` not an integer/SeedSequence/Generator; ``dtype`` not float32 or float64.
+        ValueError
+            A negative ``seed``.
         """
+        seed = check_seed(seed)
         dtype = _resolve_dtype(xp, dtype)
-        children = np.random.SeedSequence(seed).spawn(len(self.layers))
+        if isinstance(seed, np.random.Generator):
+            children = seed.spawn(len(self.layers))
+        else:
+            children = np.random.SeedSequence(seed).spawn(len(self.layers))
         return [layer.init(np.random.default_rng(child), xp, dtype)
                 for layer, child in zip(self.layers, children)]
 
@@ -95,18 +127,25 @@ class Sequential:
         if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
             raise ValueError(f"params must be a list of {len(self.layers)} dicts (one per layer), got {n}")
+        _require_array(x, "x")
         arrays = [x]
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             shapes = layer.param_shapes()
             if not isinstance(p, dict) or set(p) != set(shapes):
-                got = sorted(p) if isinstance(p, dict) else type(p).__name__
+                got = sorted(p, key=str) if isinstance(p, dict) else type(p).__name__
                 raise ValueError(f"params[{i}] ({layer!r}) must be a dict with keys {sorted(shapes)}, got {got}")
             for name, shape in shapes.items():
-                if tuple(getattr(p[name], "shape", ())) != shape:
+                _require_array(p[name], f"params[{i}][{name!r}]")
+                if tuple(p[name].shape) != shape:
                     raise ValueError(f"params[{i}][{name!r}] ({layer!r}) must have shape {shape}, "
-                                     f"got {tuple(getattr(p[name], 'shape', ()))}")
+                                     f"got {tuple(p[name].shape)}")
                 arrays.append(p[name])
-        xp = get_namespace(*arrays)
+        try:
+            xp = get_namespace(*arrays)
+        except TypeError:
+            raise TypeError(f"x and params must be arrays of one array library, got x of "
+                            f"{type(x).__module__}.{type(x).__name__} and parameters of "
+                            f"{sorted({type(a).__module__ for a in arrays[1:]})}") from None
         check_floating(x, xp, "x")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (batch, {self.in_features}) for this model, got {tuple(x.shape)}")
@@ -120,19 +159,24 @@ class Sequential:
         """``(y, residuals)``: the output ``(batch, out_features)`` and what :meth:`backward`
         needs (the inputs of every layer, constrained weights, activation permutations).
 
-        Neither ``x`` nor ``params`` is modified.
+        Neither ``x`` nor ``params`` is modified. A row of ``x`` holding NaN gives an all-NaN
+        output row [NN-14].
         """
         xp = self._check(params, x)
         residuals = []
         for layer, p in zip(self.layers, params):
             x, r = layer.forward(p, x, xp)
             residuals.append(r)
-        return x, SequentialResiduals(tuple(residuals), tuple(x.shape))
+        # A NaN met anywhere in a row's forward pass reaches every entry of its output row
+        # [NN-14]: the output alone tells backward which rows have no derivative.
+        nan_rows = xp.any(xp.isnan(x), axis=1)
+        return x, SequentialResiduals(tuple(residuals), tuple(x.shape), nan_rows)
 
     def backward(self, residuals, y_bar, *, input_only=False):
         """VJP of :meth:`forward`: ``(x_bar, grads)`` with ``grads`` shaped like ``params``
         (``None`` with ``input_only=True``, which skips the weight and constraint VJPs: the
-        cheap path for input gradients and attacks) [NN-1] [NN-2].
+        cheap path for input gradients and attacks) [NN-1] [NN-2]. ``x_bar`` is NaN on every
+        row whose forward pass met NaN [NN-14].
 
         Parameters
         ----------
@@ -141,6 +185,10 @@ class Sequential:
         y_bar : array (batch, out_features)
             Cotangent of the output; never modified.
         """
+        if not isinstance(residuals, SequentialResiduals) or len(residuals.layers) != len(self.layers):
+            raise TypeError(f"residuals must be the SequentialResiduals of this model's forward, got "
+                            f"{type(residuals).__name__}")
+        _require_array(y_bar, "y_bar")
         xp = get_namespace(y_bar)
         check_floating(y_bar, xp, "y_bar")
         if tuple(y_bar.shape) != residuals.out_shape:
@@ -148,6 +196,12 @@ class Sequential:
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
             y_bar, grads[i] = self.layers[i].backward(residuals.layers[i], y_bar, xp, input_only)
+        if residuals.nan_rows is not None:
+            # The chained VJPs alone would give a finite x_bar at a NaN row: GroupSort passes a
+            # NaN group through as a permutation, ReLU's mask reads NaN > 0 as 0. The function
+            # has no derivative there, so the row is NaN [NN-14]. (The weight gradients are NaN
+            # already: they sum y_bar^T x over the rows, NaN ones included.)
+            y_bar = xp.where(residuals.nan_rows[:, None], xp.asarray(xp.nan, dtype=y_bar.dtype), y_bar)
         return y_bar, None if input_only else grads
 
     def __call__(self, params, x):

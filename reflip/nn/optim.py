@@ -18,20 +18,53 @@ updates already made (0 for the first).
 from __future__ import annotations
 
 import math
-import numbers
+
+from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace
+from .._validate import check_bool, check_floating, check_int, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AggMo", "step_decay", "tree_map", "global_norm"]
 
 
+def _check_tree(tree, name, like=None):
+    """``tree`` must be a list (or tuple) of dicts of float32/float64 arrays; with ``like``,
+    of the same structure and shapes as ``like``. ``TypeError``/``ValueError`` naming
+    ``name``."""
+    if not isinstance(tree, (list, tuple)) or not all(isinstance(d, dict) for d in tree):
+        raise TypeError(f"{name} must be a list of dicts of arrays (one dict per layer), got "
+                        f"{type(tree).__name__}")
+    if like is not None and (len(tree) != len(like) or any(set(d) != set(e) for d, e in zip(tree, like))):
+        raise ValueError(f"{name} must have the structure of params (a list of {len(like)} dicts with the "
+                         f"same keys)")
+    for i, d in enumerate(tree):
+        for k, a in d.items():
+            where = f"{name}[{i}][{k!r}]"
+            if not is_array_api_obj(a):
+                raise TypeError(f"{where} must be an array, got {type(a).__name__}")
+            check_floating(a, get_namespace(a), where)
+            if like is not None and tuple(a.shape) != tuple(like[i][k].shape):
+                raise ValueError(f"{where} must have the shape {tuple(like[i][k].shape)} of the "
+                                 f"parameter, got {tuple(a.shape)}")
+
+
 def tree_map(fn, tree, *rest):
     """Apply ``fn`` leaf-wise to parameter trees of the same structure (list of dicts)."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    for name, t in (("tree", tree), *((f"rest[{j}]", r) for j, r in enumerate(rest))):
+        if not isinstance(t, (list, tuple)) or not all(isinstance(d, dict) for d in t):
+            raise TypeError(f"{name} must be a list of dicts (one per layer), got {type(t).__name__}")
+        if len(t) != len(tree) or any(set(d) != set(e) for d, e in zip(t, tree)):
+            raise ValueError(f"{name} must have the structure of tree (a list of {len(tree)} dicts with "
+                             f"the same keys)")
     return [{k: fn(d[k], *(r[i][k] for r in rest)) for k in d} for i, d in enumerate(tree)]
 
 
 def global_norm(tree):
-    """``sqrt(sum of squares of every leaf)`` as a Python float (one host read) [NN-9]."""
+    """``sqrt(sum of squares of every leaf)`` as a Python float (one host read) [NN-9]; NaN
+    when a leaf holds NaN [NN-14] (:func:`reflip.nn.train.fit` reads that as "stop")."""
+    _check_tree(tree, "tree")
     # Summed on the device, read once: a read per leaf would synchronise a GPU once per
     # parameter array at every training step.
     total = None
@@ -42,24 +75,26 @@ def global_norm(tree):
     return 0.0 if total is None else math.sqrt(float(total))
 
 
-def _check_positive(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (
-            value < 0 if allow_zero else value <= 0):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
 def _check_lr(lr):
+    """A learning rate: a number > 0, or a schedule ``step -> lr`` (checked at every step)."""
     if callable(lr):
         return lr
-    return _check_positive(lr, "lr")
+    return check_real(lr, "lr", minimum=0.0, strict=True)
 
 
 def _check_beta(beta, name):
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {beta!r}")
-    return float(beta)
+    """A damping coefficient in ``[0, 1)``: ``beta = 1`` never forgets a gradient (the
+    velocity grows without bound on a constant one)."""
+    beta = check_real(beta, name, minimum=0.0)
+    if beta >= 1:
+        raise ValueError(f"{name} must be < 1, got {beta}")
+    return beta
+
+
+def _check_sequence(value, name):
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple or list of numbers, got {value!r} ({type(value).__name__})")
+    return tuple(value)
 
 
 def step_decay(lr0, *, factor=0.1, every):
@@ -73,11 +108,9 @@ def step_decay(lr0, *, factor=0.1, every):
         Steps between decays (``every = epochs_per_decay * steps_per_epoch`` for an epoch
         schedule).
     """
-    lr0 = _check_positive(lr0, "lr0")
-    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor <= 1:
-        raise ValueError(f"factor must be a number in (0, 1], got {factor!r}")
-    if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
-        raise ValueError(f"every must be an integer >= 1, got {every!r}")
+    lr0 = check_real(lr0, "lr0", minimum=0.0, strict=True)
+    factor = check_real(factor, "factor", minimum=0.0, strict=True, maximum=1.0)
+    every = check_int(every, "every", minimum=1)
 
     def schedule(step):
         return lr0 * factor ** (int(step) // every)
@@ -95,10 +128,13 @@ class Optimizer:
     def lr(self, step):
         """The learning rate of update number ``step`` (0-based)."""
         if callable(self._lr):
-            return _check_positive(self._lr(step), f"lr schedule at step {step}")
+            return check_real(self._lr(step), f"lr (the schedule's value at step {step})", minimum=0.0,
+                              strict=True)
         return self._lr
 
     def init(self, params):
+        """The state before the first update: ``{"step": 0, ...}`` with zero buffers."""
+        _check_tree(params, "params")
         return {"step": 0, **self._init_buffers(params)}
 
     def _init_buffers(self, params):
@@ -106,8 +142,10 @@ class Optimizer:
 
     def update(self, params, grads, state):
         """``(new_params, new_state)``; neither input is modified."""
-        if len(grads) != len(params) or any(set(g) != set(p) for g, p in zip(grads, params)):
-            raise ValueError("grads must have the structure of params (a list of dicts with the same keys)")
+        _check_tree(params, "params")
+        _check_tree(grads, "grads", like=params)
+        if not isinstance(state, dict) or "step" not in state:
+            raise TypeError(f"state must be the dict returned by init (or update), got {type(state).__name__}")
         return self._update(params, grads, state, self.lr(state["step"]))
 
 
@@ -122,8 +160,7 @@ class SGD(Optimizer):
     def __init__(self, lr, momentum=0.0, nesterov=False):
         super().__init__(lr)
         self.momentum = _check_beta(momentum, "momentum")
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        nesterov = check_bool(nesterov, "nesterov")
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = nesterov
@@ -147,10 +184,11 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(lr)
+        betas = _check_sequence(betas, "betas")
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = tuple(_check_beta(b, f"betas[{i}]") for i, b in enumerate(betas))
-        self.eps = _check_positive(eps, "eps")
+        self.eps = check_real(eps, "eps", minimum=0.0, strict=True)
 
     def _init_buffers(self, params):
         return {"m": _zeros_like(params), "s": _zeros_like(params)}
@@ -176,7 +214,7 @@ class AggMo(Optimizer):
 
     def __init__(self, lr, betas=(0.0, 0.9, 0.99)):
         super().__init__(lr)
-        betas = tuple(betas)
+        betas = _check_sequence(betas, "betas")
         if not betas:
             raise ValueError("betas must hold at least one damping coefficient")
         self.betas = tuple(_check_beta(b, f"betas[{i}]") for i, b in enumerate(betas))

@@ -18,12 +18,14 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace
+from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real, check_seed
 from . import losses as _losses
-from .optim import global_norm, tree_map
+from .optim import Optimizer, global_norm, tree_map
 
-__all__ = ["fit", "History", "Minibatches", "minibatches", "supervised_objective", "kr_objective"]
+__all__ = ["MAX_STEPS", "fit", "History", "Minibatches", "minibatches", "supervised_objective", "kr_objective"]
 
 
 @dataclass
@@ -61,16 +63,22 @@ class Minibatches:
 
     def __init__(self, *arrays, batch_size, shuffle=True, drop_last=True):
         if not arrays:
-            raise ValueError("minibatches needs at least one array")
+            raise ValueError("arrays: minibatches needs at least one array")
+        for i, a in enumerate(arrays):
+            if not is_array_api_obj(a):
+                raise TypeError(f"arrays[{i}] must be an array, got {type(a).__name__}")
         self.xp = get_namespace(*arrays)
+        if arrays[0].ndim == 0:
+            raise ValueError("arrays[0] must have a first (example) dimension, got a 0-d array")
         n = arrays[0].shape[0]
         for i, a in enumerate(arrays):
             if a.ndim == 0 or a.shape[0] != n:
                 raise ValueError(f"arrays[{i}] must have {n} rows like arrays[0], got shape {tuple(a.shape)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= n:
-            raise ValueError(f"batch_size must be an integer in [1, {n}] (the number of examples), got {batch_size!r}")
-        self.arrays, self.n, self.batch_size = arrays, n, int(batch_size)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        if n == 0:
+            raise ValueError("arrays must hold at least one example, got 0 rows")
+        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=n)
+        self.arrays, self.n, self.batch_size = arrays, n, batch_size
+        self.shuffle, self.drop_last = check_bool(shuffle, "shuffle"), check_bool(drop_last, "drop_last")
         self.steps_per_epoch = n // self.batch_size if drop_last else -(-n // self.batch_size)
 
     def __call__(self, rng):
@@ -90,8 +98,7 @@ def minibatches(*arrays, batch_size, shuffle=True, drop_last=True):
 def supervised_objective(model, loss="cross_entropy", **loss_options):
     """``objective(params, (x, labels)) -> (loss, grads)`` for a classifier: forward, a loss of
     :data:`reflip.nn.losses.LOSSES` (``"multi_margin"`` takes ``margin=``), backward [NN-7]."""
-    if loss not in _losses.LOSSES:
-        raise ValueError(f"loss must be one of {sorted(_losses.LOSSES) + ['kr_dual']} or a callable, got {loss!r}")
+    check_choice(loss, "loss", tuple(_losses.LOSSES))
     fwd, bwd = _losses.LOSSES[loss]
 
     def objective(params, batch):
@@ -120,10 +127,61 @@ def kr_objective(model):
     return objective
 
 
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+#: What the arrays of a batch are called in messages, per named loss.
+_BATCH_NAMES = {"kr_dual": ("x_p", "x_q")}
+
+
+def _nonfinite_data(batch, loss):
+    """``(name, count)`` of the first floating array of ``batch`` holding NaN or inf, or
+    ``None``. Read only after a non-finite loss: a check at every step would cost a host read
+    per batch."""
+    arrays = batch if isinstance(batch, (tuple, list)) else (batch,)
+    names = _BATCH_NAMES.get(loss, ("x", "labels")) if isinstance(loss, str) else ()
+    for i, a in enumerate(arrays):
+        if not is_array_api_obj(a):
+            continue
+        xp = get_namespace(a)
+        if not xp.isdtype(a.dtype, ("real floating", "complex floating")):
+            continue
+        count = int(xp.sum(xp.astype(~xp.isfinite(a), xp.int64)))
+        if count:
+            name = names[i] if i < len(names) else f"batch[{i}]"
+            return f"{name} (batch[{i}], shape {tuple(a.shape)})", count
+    return None
+
+
+def _nonfinite_params(params):
+    """The first parameter array holding NaN or inf, named ``params[i]['W']``, or ``None``."""
+    for i, d in enumerate(params):
+        for k, a in d.items():
+            xp = get_namespace(a)
+            if not bool(xp.all(xp.isfinite(a))):
+                return f"params[{i}][{k!r}]"
+    return None
+
+
+#: Upper bound of ``steps`` (and of ``epochs * steps_per_epoch``): ten million updates, days of
+#: training for the smallest model; a larger count is a typo that would run until interrupted.
+MAX_STEPS = 10_000_000
+
+
+def _raise_nonfinite(step, value, norm, batch, params, loss):
+    """Name the cause of a non-finite loss or gradient [NN-14]: the data when the batch holds
+    NaN/inf (no learning rate fixes that), the parameters when they were non-finite from the
+    start, the optimisation otherwise."""
+    what = f"step {step}: loss = {value}, gradient norm = {norm}"
+    bad = _nonfinite_data(batch, loss)
+    if bad is not None:
+        name, count = bad
+        raise ValueError(f"data: {what} because the batch of step {step} holds {count} non-finite "
+                         f"(NaN or inf) entr{'y' if count == 1 else 'ies'} in {name}; clean or "
+                         f"drop those examples")
+    bad = _nonfinite_params(params)
+    if bad is not None and step == 0:
+        raise ValueError(f"params: {what} because {bad} holds NaN or inf before the first update; "
+                         f"pass finite initial parameters")
+    raise FloatingPointError(f"{what}; the data of this batch are finite, so the optimisation "
+                             f"diverged: lower the learning rate or set clip_norm")
 
 
 def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=None, steps=None,
@@ -166,25 +224,44 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
 
     Raises
     ------
+    ValueError
+        The loss or the gradient norm is NaN or infinite and the batch holds NaN/inf (the
+        message names the array, the step and the count of non-finite entries), or the initial
+        parameters do [NN-14]; a bad argument.
     FloatingPointError
-        The loss or the gradient norm became NaN or infinite (the step is named).
+        The loss or the gradient norm became NaN or infinite on finite data (the step is
+        named): the optimisation diverged.
     """
     from tqdm import tqdm
 
     if (steps is None) == (epochs is None):
-        raise ValueError("give exactly one of steps and epochs")
+        raise ValueError("steps, epochs: give exactly one of steps and epochs")
     if epochs is not None:
         per_epoch = getattr(data, "steps_per_epoch", None)
         if per_epoch is None:
             raise ValueError("epochs needs data that knows its steps_per_epoch (train.minibatches); pass steps instead")
-        steps = _check_count(epochs, "epochs") * per_epoch
-    steps = _check_count(steps, "steps")
-    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and math.isfinite(clip_norm) and clip_norm > 0):
-        raise ValueError(f"clip_norm must be None or a finite number > 0, got {clip_norm!r}")
+        epochs = check_int(epochs, "epochs", minimum=1, maximum=MAX_ITERATIONS)
+        steps = epochs * per_epoch
+        # The total, not the epoch count, is what runs: bounded like any iteration count.
+        if steps > MAX_STEPS:
+            raise ValueError(f"epochs * steps_per_epoch must be <= {MAX_STEPS}, got {epochs} * {per_epoch}")
+    steps = check_int(steps, "steps", minimum=1, maximum=MAX_STEPS)
+    clip_norm = check_real(clip_norm, "clip_norm", minimum=0.0, strict=True, allow_none=True)
+    seed = check_seed(seed)
+    progress = check_bool(progress, "progress")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a reflip.nn.optim optimizer (SGD, Adam, AggMo...), got "
+                        f"{type(optimizer).__name__}")
     if eval_every is not None:
-        eval_every = _check_count(eval_every, "eval_every")
+        eval_every = check_int(eval_every, "eval_every", minimum=1)
         if callback is None:
             raise ValueError("eval_every needs a callback (callback(step, params, history))")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if post_update is not None and not callable(post_update):
+        raise TypeError(f"post_update must be callable or None, got {type(post_update).__name__}")
+    if loss_options is not None and not isinstance(loss_options, dict):
+        raise TypeError(f"loss_options must be a dict or None, got {type(loss_options).__name__}")
     if callable(loss):
         if loss_options:
             raise ValueError("loss_options apply to a named loss; a callable loss takes its own options")
@@ -192,10 +269,15 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
     elif loss == "kr_dual":
         objective = kr_objective(model)
     else:
+        check_choice(loss, "loss", (*_losses.LOSSES, "kr_dual"))
         objective = supervised_objective(model, loss, **(loss_options or {}))
 
     rng = np.random.default_rng(seed)
-    batches = iter(data(rng) if callable(data) else data)
+    try:
+        batches = iter(data(rng) if callable(data) else data)
+    except TypeError:
+        raise TypeError(f"data must be an iterable of batches or a callable rng -> iterable, got "
+                        f"{type(data).__name__}") from None
     state = optimizer.init(params) if state is None else state
     history = History()
     bar = tqdm(total=steps, disable=not progress, desc=desc, leave=False)
@@ -209,8 +291,7 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
             value, grads = objective(params, batch)
             value, norm = float(value), global_norm(grads)
             if not (math.isfinite(value) and math.isfinite(norm)):
-                raise FloatingPointError(f"step {step}: loss = {value}, gradient norm = {norm}; lower the "
-                                         f"learning rate or set clip_norm")
+                _raise_nonfinite(step, value, norm, batch, params, loss)
             if clip_norm is not None and norm > clip_norm:
                 factor = clip_norm / norm
                 grads = tree_map(lambda g: g * factor, grads)

@@ -1,4 +1,6 @@
-"""Checks of a network's hand-chained backward pass against independent oracles [NN-2]:
+"""Test oracles of :mod:`reflip.nn`: checks of a network's hand-chained backward pass against
+independent oracles [NN-2] (test support, shipped so that users can run them on their own
+networks):
 
 - :func:`autograd_model`: the same network written with ``autograd.numpy`` and the autograd
   bridge of the primitives (:mod:`reflip.autograd_ops`), built from the layer description
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import get_namespace
-from .layers import Activation, Dense, Scale
+from ..nn.layers import Activation, Dense, Scale
 
 __all__ = ["autograd_model", "autograd_error", "fd_error", "richardson"]
 
@@ -55,10 +57,6 @@ def autograd_model(model):
         return x
 
     return f
-
-
-def _rel(a, b):
-    return float(np.abs(a - b) / max(np.abs(b), np.finfo(np.float64).tiny))
 
 
 def autograd_error(model, params, x, y_bar):

@@ -9,7 +9,7 @@ from hypothesis import Phase, given, settings
 
 from reflip import nn
 from reflip.nn import certify
-from reflip.nn.checks import autograd_error, fd_error
+from reflip.testing.nn_checks import autograd_error, fd_error
 from reflip.tolerances import exact_rtol, fd_rtol
 
 from .. import test_nn_backprop as backprop
