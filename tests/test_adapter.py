@@ -151,11 +151,13 @@ def test_harness_survives_any_adapter(mode, words):
 def test_expected_failures(tmp_path):
     path = tmp_path / "xfails.txt"
     path.write_text("# we sort descending on purpose\ngroup_sort.sorted_permutation\n\n"
-                    "# stale entry: this check passes\n# (two comment lines make one reason)\ngroup_sort.lipschitz[float64]\n")
+                    "# stale entry: this check passes\n# (two comment lines make one reason)\n"
+                    "group_sort.lipschitz[float64]\n")
     xfails = read_xfails(path)
-    assert xfails["group_sort.lipschitz[float64]"] == "stale entry: this check passes (two comment lines make one reason)"
-    from reflip.testing.mutants_groupsort import MUTANTS
+    reason = "stale entry: this check passes (two comment lines make one reason)"
+    assert xfails["group_sort.lipschitz[float64]"] == reason
     from reflip.testing.mutants import RecordAdapter
+    from reflip.testing.mutants_groupsort import MUTANTS
 
     report = check_implementation(RecordAdapter("descending", MUTANTS["descending"]), xfails=str(path),
                                   checks=["group_sort.sorted_permutation", "group_sort.lipschitz"], **GS)

@@ -330,8 +330,9 @@ def _check_report(impl, case, backend, dtype):
 
     A result that missed ``tol`` never comes back silently (a BjorckConvergenceWarning or, with
     ``on_nonconvergence="raise"``, an error) and one that met it comes back without either;
-    where the implementation returns reflip's report (``residuals.info``), the reported residual is ||Y^T Y - I||_F of the returned Y and ``converged`` says whether it met ``tol``.
-    Only the forward is needed, so adapters are checked too."""
+    where the implementation returns reflip's report (``residuals.info``), the reported residual
+    is ||Y^T Y - I||_F of the returned Y and ``converged`` says whether it met ``tol``. Only the
+    forward is needed, so adapters are checked too."""
     from ..bjorck import BjorckConvergenceWarning
 
     params = dict(case.params)

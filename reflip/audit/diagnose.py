@@ -231,7 +231,7 @@ def _bjorck(impl, case, dtype):
     def steps(o, b, sc):
         """The iteration count at which each probe matches the oracle (None: at none)."""
         found = []
-        for (w, _), y in zip(probes, outputs):
+        for (w, _), y in zip(probes, outputs, strict=True):
             found.append(next((k for k, cand in enumerate(iterates(w, o, b, sc)) if _close_fro(y, cand, dtype)), None))
         return found
 
@@ -245,7 +245,7 @@ def _bjorck(impl, case, dtype):
             if len(set(own)) == 1 and not fixed_n:
                 return (f"the library ignores n_iter: it runs {own[0]} iterations whatever it is passed "
                         f"(declare conventions['bjorck.params']['n_iter'] = {own[0]})")
-            shift = {k - n for k, n in zip(own, asked)}
+            shift = {k - n for k, n in zip(own, asked, strict=True)}
             if len(shift) == 1:
                 (d,) = shift
                 return f"the library runs n_iter {d:+d} iterations (an off-by-one loop?)"
@@ -304,9 +304,9 @@ def _close_fro(a, b, dtype):
 def _power_sigmas(w64, n_iter):
     """``(||W v_k||, ||W^T u_{k-1}||)`` for k = 1..n_iter of the power iteration from reflip's
     default start, per matrix, in float64."""
-    from ..spectral import default_u
-
     import array_api_compat.numpy as xp
+
+    from ..spectral import default_u
 
     u = np.asarray(default_u(w64.shape[-2], np.float64, xp, w64.shape[:-2]), np.float64)
     out = []

@@ -115,7 +115,7 @@ def _tie_trap(x, gx, gy, params):
     one entry (max and min both taking the first index of a tie, as PyTorch's do)."""
     xg = _groups(x, params).reshape(-1, gx.shape[-1])
     flat_x, flat_y = gx.reshape(-1, gx.shape[-1]), gy.reshape(-1, gy.shape[-1])
-    for group, bx, by in zip(xg, flat_x, flat_y):
+    for group, bx, by in zip(xg, flat_x, flat_y, strict=True):
         if len(np.unique(group)) == group.size or np.array_equal(np.sort(bx), np.sort(by)):
             continue
         sums = np.array([sum(c) for r in range(2, by.size + 1) for c in itertools.combinations(by.tolist(), r)])

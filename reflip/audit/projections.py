@@ -190,7 +190,8 @@ def _check_rowwise(impl, case, backend, dtype):
     Each row projected alone (as a 1-d array) equals its row of the batched result. Bit for bit
     for reflip's own code on NumPy; elsewhere up to the order of the row's sums: within
     ``2 _tol`` for the forward (both results are within ``_tol`` of the exact projection) and
-    ``exact_rtol(dtype, 2n + 4) sum |g|`` for the VJP (two orders of one sum differ by at most ``2 (n - 1) eps sum |g_j|``)."""
+    ``exact_rtol(dtype, 2n + 4) sum |g|`` for the VJP (two orders of one sum differ by at most
+    ``2 (n - 1) eps sum |g_j|``)."""
     from .adapter import AdapterImpl
 
     x = np.asarray(case.x, dtype)
@@ -200,7 +201,7 @@ def _check_rowwise(impl, case, backend, dtype):
     g = rng_for(case.x).standard_normal(x.shape).astype(dtype)
     y = host(y, dtype).reshape(-1, n)
     x_bar = host(impl.bwd(res, device_array(backend, g, dtype)), dtype).reshape(-1, n)
-    for i, (xi, gi) in enumerate(zip(x.reshape(-1, n), g.reshape(-1, n))):
+    for i, (xi, gi) in enumerate(zip(x.reshape(-1, n), g.reshape(-1, n), strict=True)):
         yi, ri = _run(impl, case, backend, dtype, x=xi)
         tol = None if exact else 2 * _tol(dtype, xi, r)
         if not _agree(host(yi, dtype), y[i], tol):
@@ -262,7 +263,7 @@ def _check_kkt(impl, case, backend, dtype):
         raise ClaimFailure(f"output shape {y.shape} differs from the input shape {x.shape}")
     xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
     tols = _tol(dtype, xs, r)
-    for i, (xi, yi, tol) in enumerate(zip(xs, ys, tols)):
+    for i, (xi, yi, tol) in enumerate(zip(xs, ys, tols, strict=True)):
         l1 = float(np.sum(np.abs(xi)))
         if np.array_equal(xi, yi):
             if exceeds(l1, r + tol):

@@ -3,8 +3,6 @@
 ``test_check[group_sort.lipschitz[numpy-float32]]``."""
 from __future__ import annotations
 
-import pytest
-
 from reflip.audit.adapter import load_impl
 from reflip.audit.api import iter_checks, read_xfails
 
