@@ -169,3 +169,17 @@ def test_quick_loop_leaves_out_every_meta_test():
                           "-m", "not meta", "tests/meta"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 5, out.stdout[-2000:] + out.stderr[-2000:]  # 5: no tests collected
     assert re.search(r"\d+ deselected", out.stdout), out.stdout[-2000:]
+
+
+def test_readme_forward_backward_example_runs():
+    """The README's first example, as written (both code blocks of its section, in order)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## One primitive, forward and backward", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```python\n(.*?)^```", section, re.M | re.S)
+    assert len(blocks) == 2
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    # The VJP permutes the cotangent [GS-4]: a cotangent of ones comes back as ones.
+    np.testing.assert_array_equal(namespace["x_bar"], np.ones_like(namespace["x"]))
+    assert namespace["g"].shape == namespace["x"].shape
