@@ -183,3 +183,24 @@ def test_readme_forward_backward_example_runs():
     # The VJP permutes the cotangent [GS-4]: a cotangent of ones comes back as ones.
     np.testing.assert_array_equal(namespace["x_bar"], np.ones_like(namespace["x"]))
     assert namespace["g"].shape == namespace["x"].shape
+
+
+def _first_python_block(name):
+    text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+    return re.search(r"^```python\n(.*?)^```", text, re.M | re.S).group(1)
+
+
+def test_networks_example_runs_and_holds_its_comments():
+    namespace = {}
+    exec(compile(_first_python_block("networks.md"), "docs/networks.md", "exec"), namespace)
+    # "4.0: the product of the layers' norms": orthonormal Björck layers times Scale(4).
+    assert abs(float(namespace["L"]) - 4.0) < 1e-4
+
+
+def test_universality_example_runs_and_holds_its_comments():
+    namespace = {}
+    exec(compile(_first_python_block("universality.md"), "docs/universality.md", "exec"), namespace)
+    result, f = namespace["result"], namespace["f"]
+    assert result.n_points == 25  # "interpolates f on a delta-net (25 points)"
+    x = np.array([[0.5, 0.5]])
+    assert abs(float(result.network(x)[0, 0]) - float(f(x)[0])) <= result.error_bound  # "within 2 delta"
