@@ -42,7 +42,7 @@ def contraction(rng, m, n, top=1.0):
 def network(weights, biases, act):
     def f(x):
         h = x
-        for w, b in zip(weights[:-1], biases[:-1]):
+        for w, b in zip(weights[:-1], biases[:-1], strict=True):
             h = act(anp.dot(h, w.T) + b)
         return anp.dot(h, weights[-1].T) + biases[-1]
 
@@ -64,9 +64,9 @@ def test_diagonal_lemma(d, seed):
     d = np.array(d)
     v = np.round(rng.standard_normal(d.size) * 64) / 64
     fd, fv = [Fraction(x) for x in d], [Fraction(x) for x in v]
-    lost = sum(x * x for x in fv) - sum((a * x) ** 2 for a, x in zip(fd, fv))
-    assert lost == sum((1 - a * a) * x * x for a, x in zip(fd, fv))
-    assert lost >= sum(((1 - a) * x) ** 2 for a, x in zip(fd, fv))
+    lost = sum(x * x for x in fv) - sum((a * x) ** 2 for a, x in zip(fd, fv, strict=True))
+    assert lost == sum((1 - a * a) * x * x for a, x in zip(fd, fv, strict=True))
+    assert lost >= sum(((1 - a) * x) ** 2 for a, x in zip(fd, fv, strict=True))
     on_ones = np.where(d == 1.0, v, 0.0)
     np.testing.assert_array_equal(d * on_ones, on_ones)
     if np.any((d < 1) & (v != 0)):
@@ -93,7 +93,7 @@ def test_product_lemma(seed, depth, broken):
         assert np.linalg.svd(a, compute_uv=False)[0] <= 1 + 1e-12
         h = a @ h
         norms.append(np.linalg.norm(h))
-    assert all(b <= a * (1 + 1e-12) for a, b in zip(norms, norms[1:]))
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(norms, norms[1:], strict=False))
     if broken:
         assert norms[-1] < norms[0] * (1 - 0.1)
     else:
@@ -142,7 +142,7 @@ def test_difference_form(name):
         weights, biases = _constrained_net(rng, 3, [4, 5])
         x, y = rng.standard_normal((2, 3))
         m, hx, hy = np.eye(3), x, y
-        for w, b in zip(weights[:-1], biases[:-1]):
+        for w, b in zip(weights[:-1], biases[:-1], strict=True):
             zx, zy = hx @ w.T + b, hy @ w.T + b
             hx, hy = np.asarray(act(zx)), np.asarray(act(zy))
             dz = zy - zx

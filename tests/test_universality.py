@@ -10,6 +10,7 @@ formulas.
 """
 import itertools
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -173,7 +174,7 @@ def test_interpolant_is_the_lattice_closure():
         tree = U.lattice_max(*groups)
         net = U.interpolate(pts, vals, p)
         assert net.depth == tree.depth
-        for (w1, b1), (w2, b2) in zip(net.weights(), tree.weights()):
+        for (w1, b1), (w2, b2) in zip(net.weights(), tree.weights(), strict=True):
             np.testing.assert_array_equal(w1, w2)
             np.testing.assert_array_equal(b1, b2)
 
@@ -450,34 +451,28 @@ def _net_3():
     return U.random_constrained_network(3, (4,), 2, seed=1)
 
 
-# (call, exception, parameter named in the message)
+# (call, exception, parameter named in the message): each refused without naming the parameter,
+# with the wrong exception class, after a runaway allocation, or not at all before the fix.
 BAD_ARGUMENTS = [
     (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol="a"), TypeError, "atol"),
     (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol=True), TypeError, "atol"),
     (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), 2, atol=math.inf), ValueError, "atol"),
     (lambda: U.interpolate(np.zeros((2, 1)), np.zeros(2), "inf"), TypeError, "p"),
-    (lambda: U.interpolate(np.zeros((2, 1), dtype=complex), np.zeros(2), 2), TypeError, "points"),
     (lambda: U.two_point_interpolant(np.zeros(2), 0.0, np.ones(2), 0.0, 2, atol="a"), TypeError, "atol"),
     (lambda: U.two_point_interpolant(np.zeros(2), "a", np.ones(2), 0.0, 2), TypeError, "a"),
     (lambda: U.two_point_interpolant(np.zeros(2), True, np.ones(2), 0.0, 2), TypeError, "a"),
-    (lambda: U.two_point_interpolant(np.zeros(2), 0.0, np.ones(2), math.nan, 2), ValueError, "b"),
     (lambda: U.two_point_interpolant("xy", 0.0, np.ones(2), 0.0, 2), TypeError, "x"),
     (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(2), 2, block=0), ValueError, "block"),
     (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(2), 2, atol="a"), TypeError, "atol"),
     (lambda: U.lipschitz_violation(np.zeros((2, 1)), np.zeros(3), 2), ValueError, "values"),
     (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), "a", 2), TypeError, "delta"),
-    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), math.inf, 2), ValueError, "delta"),
     (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, max_points=2.5), TypeError, "max_points"),
-    (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, max_points=0), ValueError, "max_points"),
     (lambda: U.approximate(lambda x: x[:, 0], (0.0, 1.0), 0.2, 2, atol="a"), TypeError, "atol"),
     (lambda: U.approximate(lambda x: x[:, 0] * np.nan, (0.0, 1.0), 0.2, 2), ValueError, "f returned"),
     (lambda: U.approximate(lambda x: ["a"] * len(x), (0.0, 1.0), 0.2, 2), TypeError, "f must return"),
     (lambda: U.delta_net("box", 0.2, 2), TypeError, "box"),
     (lambda: U.delta_net(None, 0.2, 2), TypeError, "box"),
-    (lambda: U.delta_net((0.0,), 0.2, 2), ValueError, "box"),
     (lambda: U.delta_net((0.0, "a"), 0.2, 2), TypeError, "box high"),
-    (lambda: U.delta_net(([0.0, 0.0], [1.0]), 0.2, 2), ValueError, "box"),
-    (lambda: U.delta_net(([0.0, math.nan], [1.0, 1.0]), 0.2, 2), ValueError, "box"),
     (lambda: U.delta_net((-1e308, 1e308), 0.2, 2), ValueError, "box widths"),
     (lambda: U.delta_net((0.0, 1.0), 0.2, 2, max_points=-1), ValueError, "max_points"),
     (lambda: U.interpolant_size(2.5, 2), TypeError, "n_points"),
@@ -491,7 +486,6 @@ BAD_ARGUMENTS = [
     (lambda: U.norm_network(2, "inf"), TypeError, "ord"),
     (lambda: U.deepen(_net_3(), 1.5), TypeError, "depth"),
     (lambda: U.deepen(_net_3(), 10**30), ValueError, "depth"),
-    (lambda: U.random_constrained_network(2, [3], 2), ValueError, "even"),
     (lambda: U.random_constrained_network(2, "a", 2), TypeError, "widths"),
     (lambda: U.random_constrained_network(2, [2.0], 2), TypeError, "widths[0]"),
     (lambda: U.random_constrained_network(2.5, [2], 2), TypeError, "n_in"),
@@ -504,13 +498,10 @@ BAD_ARGUMENTS = [
     (lambda: U.Select(np.array([0.5]), 2), TypeError, "index"),
     (lambda: U.Select("a", 2), TypeError, "index"),
     (lambda: U.Select(np.array([0]), 2.5), TypeError, "n_in"),
-    (lambda: U.Dense(np.ones((1, 2), dtype=bool), np.zeros(1)), TypeError, "W"),
     (lambda: U.MaxMinNetwork(None), TypeError, "layers"),
     (lambda: U.MaxMinNetwork("abc"), TypeError, "layers"),
-    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 1)], pad="x"), ValueError, "pad"),
     (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 1)], pad=1), TypeError, "pad"),
     (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), "min"), TypeError, "stages"),
-    (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("avg", 1)]), ValueError, "op"),
     (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 0)]), ValueError, "n_groups"),
     (lambda: U.reduction_layers("w", np.zeros(2), [("min", 1)]), TypeError, "w"),
     (lambda: _net_3().to_sequential(max_parameters="a"), TypeError, "max_parameters"),
@@ -524,7 +515,7 @@ def test_public_functions_name_bad_arguments(call, exc, name):
     with pytest.raises(exc) as info:
         call()
     assert type(info.value) is exc or exc is ValueError and isinstance(info.value, ValueError)
-    assert name in str(info.value), str(info.value)
+    assert re.search(rf"(?<![\w.]){re.escape(name)}(?![\w(])", str(info.value)), str(info.value)
 
 
 @pytest.mark.parametrize("bad_dtype", [np.float16, np.longdouble, np.int64, np.bool_, np.complex128])

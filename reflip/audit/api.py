@@ -124,8 +124,23 @@ def iter_checks(adapter=None, *, primitives=None, backends=None, dtypes=DTYPES, 
                         yield Check(claim, impl, backend, dtype, _xfail_for(xfails, claim, dtype))
 
 
+#: The statuses of a check that actually ran on the implementation ("not provided" and "not
+#: applicable" checks ran nothing).
+RAN = ("pass", "fail", "xfail", "xpass")
+
+
 @dataclass
 class Report:
+    """The results of a run of the suite.
+
+    ``ok``: no check failed (and no expected failure passed). ``checked``: how many checks
+    actually ran. An implementation that provides only some primitives is checked on those: the
+    others are reported "not provided" and do not change ``ok``. When nothing at all ran
+    (``checked == 0``: no primitive provided, or every check not applicable), ``ok`` alone
+    would be vacuous: ``reflip audit`` then exits with status 2 and says so, and a test should
+    assert ``report.ok and report.checked``.
+    """
+
     implementation: str
     profile: str
     results: list = field(default_factory=list)
@@ -136,6 +151,27 @@ class Report:
     @property
     def ok(self):
         return not any(r.status in ("fail", "xpass") for r in self.results)
+
+    @property
+    def checked(self):
+        """Number of checks that ran on the implementation (passed, failed, xfail or xpass)."""
+        return sum(r.status in RAN for r in self.results)
+
+    def nothing_checked_reason(self):
+        """``None`` when some check ran; otherwise one line saying why none did."""
+        if self.checked:
+            return None
+        if not self.results:
+            return "no check was selected (see --primitive, --check and --dtype)"
+        counts = f"{self.count('not provided')} checks not provided, {self.count('not applicable')} not applicable"
+        # Nothing ran: a primitive with a "not provided" check is missing (its remaining checks
+        # can be "not applicable" only because the harness could not ask it for its conventions).
+        missing = {r.claim.primitive for r in self.results if r.status == "not provided"}
+        provided = {r.claim.primitive for r in self.results} - missing
+        if not provided:
+            return (f"{self.implementation} provides none of the selected primitives ({counts}); see "
+                    f"reflip.audit.adapter for the protocol")
+        return f"every check of {sorted(provided)} is not applicable to {self.implementation} ({counts})"
 
     def summary(self):
         parts = [f"{self.count(s)} {s}" for s in STATUSES if self.count(s)]
@@ -211,13 +247,21 @@ def check_implementation(adapter=None, *, primitives=None, backends=None, dtypes
     timeout : float or None
         Seconds per check before it is reported as failed by time-out.
     checks : sequence of str, optional
-        Run only these claim ids.
+        Run only these claim ids (``ValueError`` for an id that no selected primitive has).
     shrink : bool
         Shrink each failing case to a minimal one (the report's reproduction); ``False`` keeps
         the first failing case found.
     """
     if isinstance(xfails, str):
         xfails = read_xfails(xfails)
+    names = list(primitives or sorted(REGISTRY))
+    if checks and set(names) <= set(REGISTRY):  # unknown primitives: iter_checks names them
+        # A misspelt id would otherwise select nothing, and an audit that ran nothing passes.
+        known = {c.id for name in names for c in claims_for(name)}
+        unknown = sorted(set(checks) - known)
+        if unknown:
+            raise ValueError(f"unknown check id(s) {unknown} for the primitive(s) {names}; "
+                             f"known ids look like {sorted(known)[:3]}")
     settings = hypothesis_settings(profile, shrink)
     label = "reflip" if adapter is None else getattr(adapter, "name", type(adapter).__name__)
     report = Report(label, profile)

@@ -3,13 +3,15 @@ the backend and the device), ``summary.md`` (the tables) and the PNG plots.
 
 The JSON document::
 
-    {"reflip_reproduce": 1,                 # format version
+    {"reflip_reproduce": 2,                 # format version (1: one "seed", no "jobs")
      "experiment": "wasserstein" | "robustness" | "gnp",
-     "mode": "tiny" | "quick" | "full", "seed": int, "backend": "numpy" | "cupy",
+     "mode": "tiny" | "quick" | "full", "seeds": [int...], "backend": "numpy" | "cupy",
      "device": str, "versions": {package: version}, "command": [argv...],
      "started": ISO 8601 UTC, "wall_seconds": float, "cpu_seconds": float (this process),
+     "jobs": {"count": int, "cpu_seconds": float (summed over the training jobs, wherever they ran),
+              "retried": [job key...], "missing": [{"key", "error"}...]},
      "config": {...},                       # the settings actually used
-     "results": {...},                      # every measured number
+     "results": {...},                      # every measured number, per seed and aggregated
      "checks": [{"name", "passed", "detail"}...],   # the expected outcomes, evaluated
      "files": [{"path", "width", "height"}...]}     # plots written beside it, pixel sizes
 
@@ -32,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "Run", "environment", "jsonable", "markdown_table", "png_size"]
+__all__ = ["FORMAT_VERSION", "Run", "check_out", "environment", "jsonable", "markdown_table", "png_size"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PACKAGES = ("reflip", "numpy", "scipy", "scikit-learn", "matplotlib", "tqdm", "array-api-compat", "cupy",
              "cupy-cuda12x", "cupy-cuda13x")
 
@@ -129,6 +131,28 @@ def markdown_table(header, rows, digits=4):
     return "\n".join(lines)
 
 
+def check_out(out, experiments=()):
+    """Check that the results folders ``out/<experiment>`` can be created, before anything runs.
+
+    ``TypeError`` unless ``out`` is a path (``str`` or ``os.PathLike``); ``ValueError`` naming
+    ``out`` when ``out``, one of its parents or ``out/<experiment>`` exists and is not a folder,
+    or when the nearest existing folder is not writable. Returns ``Path(out)``.
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a path (str or os.PathLike), got {out!r} ({type(out).__name__})")
+    root = Path(out)
+    for folder in [root, *(root / e for e in experiments)]:
+        existing = folder
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent  # Path.exists is False below a file (ENOTDIR): walk up to it
+        if existing.exists() and not existing.is_dir():
+            raise ValueError(f"out={str(out)!r}: {str(existing)!r} exists and is not a folder; pass a folder "
+                             f"(the results are written to {str(folder)!r})")
+        if existing != folder and existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"out={str(out)!r}: the folder {str(existing)!r} is not writable")
+    return root
+
+
 class Run:
     """One reproduction's results folder ``out/experiment``.
 
@@ -137,8 +161,11 @@ class Run:
     """
 
     def __init__(self, experiment, *, mode, seed, backend, out, command=None):
-        self.experiment, self.mode, self.seed, self.backend = experiment, mode, int(seed), backend
-        self.folder = Path(out) / experiment
+        # seed: one seed or a list of them (every table cell is then a mean over seeds).
+        self.seeds = [int(s) for s in (seed if isinstance(seed, (list, tuple)) else [seed])]
+        self.experiment, self.mode, self.seed, self.backend = experiment, mode, self.seeds[0], backend
+        self.jobs = {"count": 0, "cpu_seconds": 0.0, "retried": [], "missing": []}
+        self.folder = check_out(out, (experiment,)) / experiment
         self.folder.mkdir(parents=True, exist_ok=True)
         self.command = list(sys.argv if command is None else command)
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -162,10 +189,10 @@ class Run:
         env = environment(self.backend)
         return jsonable({
             "reflip_reproduce": FORMAT_VERSION, "experiment": self.experiment, "mode": self.mode,
-            "seed": self.seed, "backend": self.backend, "device": env["device"],
+            "seeds": self.seeds, "backend": self.backend, "device": env["device"],
             "versions": env["versions"], "platform": env["platform"], "command": self.command,
             "started": self.started, "wall_seconds": time.perf_counter() - self._t0,
-            "cpu_seconds": time.process_time() - self._c0,
+            "cpu_seconds": time.process_time() - self._c0, "jobs": self.jobs,
             "config": self.config, "results": self.results, "checks": self.checks, "files": self.files,
         })
 
@@ -178,11 +205,17 @@ class Run:
             f.write("\n")
         checks = "\n".join(f"- {'PASS' if c['passed'] else '**FAIL**'}: {c['name']} ({c['detail']})"
                            for c in self.checks)
-        head = (f"# reflip reproduce {self.experiment} (--{self.mode}, seed {self.seed})\n\n"
+        seeds = f"seed {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds {', '.join(map(str, self.seeds))}"
+        head = (f"# reflip reproduce {self.experiment} (--{self.mode}, {seeds})\n\n"
                 f"Backend {self.backend} on {doc['device']}; reflip {doc['versions'].get('reflip', '?')}, "
                 f"numpy {doc['versions'].get('numpy', '?')}; {doc['wall_seconds']:.1f} s wall clock, "
-                f"{doc['cpu_seconds']:.1f} s CPU.\n")
+                f"{doc['cpu_seconds']:.1f} s CPU in this process, {self.jobs['cpu_seconds']:.1f} s CPU in the "
+                f"{self.jobs['count']} training jobs (wherever they ran).\n")
         body = [head, summary.strip() + "\n"]
+        if self.jobs["missing"]:
+            body.append("## Missing results\n\nThese jobs failed twice; the tables and checks above use the "
+                        "other seeds or leave the cell out:\n\n"
+                        + "\n".join(f"- `{m['key']}`: {m['error']}" for m in self.jobs["missing"]) + "\n")
         if checks:
             body.append("## Expected outcomes\n\n" + checks + "\n")
         with open(self.folder / "summary.md", "w", encoding="utf-8") as f:
