@@ -24,7 +24,7 @@ is not a permutation of MaxMin: no layout here describes it.
 from __future__ import annotations
 
 from ._backend import get_namespace
-from ._validate import check_axis, check_floating, check_int
+from ._validate import check_array, check_axis, check_choice, check_int
 from .groupsort import max_min
 
 __all__ = [
@@ -67,6 +67,7 @@ def max_min_indices(layout, n):
     in_idx, out_idx : list of int
         Permutations of ``range(n)``.
     """
+    layout = check_choice(layout, "layout", MAX_MIN_LAYOUTS)
     n = _check_width(n)
     h = n // 2
     identity = list(range(n))
@@ -83,9 +84,7 @@ def max_min_indices(layout, n):
     interleave = [p // 2 + (p % 2) * h for p in range(n)]
     if layout == "half_split_max_min":
         return interleave, hi + lo
-    if layout == "half_split_min_max":
-        return interleave, lo + hi
-    raise ValueError(f"layout must be one of {MAX_MIN_LAYOUTS}, got {layout!r}")
+    return interleave, lo + hi  # "half_split_min_max"
 
 
 def _take(x, idx, axis, xp):
@@ -102,9 +101,7 @@ def max_min_layout(x, layout, *, axis=-1):
     Use it to compare a port against reflip, or to reproduce another library's outputs.
     """
     xp = get_namespace(x)
-    check_floating(x, xp, exact=True)
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension (the feature axis), got a 0-d array")
+    check_array(x, xp, "x", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, x.ndim)
     in_idx, out_idx = max_min_indices(layout, x.shape[axis])
     return _take(max_min(_take(x, in_idx, axis, xp), axis=axis), out_idx, axis, xp)
@@ -117,8 +114,8 @@ def to_reflip_layout(y, layout, *, axis=-1):
     For the contiguous layouts ``in_idx`` is the identity, so this equals ``max_min(x)``.
     """
     xp = get_namespace(y)
-    if y.ndim == 0:
-        raise ValueError("y must have at least one dimension (the feature axis), got a 0-d array")
+    # Any real floating dtype, like max_min: the reordering moves entries and is exact [GS-9].
+    check_array(y, xp, "y", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, y.ndim)
     _, out_idx = max_min_indices(layout, y.shape[axis])
     inverse = [0] * len(out_idx)

@@ -30,3 +30,18 @@ def test_checks():
     with pytest.raises(TypeError, match="n must be an integer"):
         check_int(1.5, "n")
     assert check_int(np.int64(3), "n", minimum=1) == 3
+
+
+def test_safe_divisor_replaces_only_the_unused_entries(backend):
+    """The one guard of divisions whose result is discarded: d where d > 0 (or where ``use``),
+    1 elsewhere, so no division by zero and no NaN reaches a residual."""
+    from reflip._backend import safe_divisor
+
+    d = np.array([2.0, 0.0, -0.0, 3.0, 0.5])
+    use = np.array([True, True, False, False, True])
+    with backend.active():
+        xp = get_namespace(backend.asarray(d))
+        default = np.asarray(to_numpy(safe_divisor(backend.asarray(d), xp)))
+        chosen = np.asarray(to_numpy(safe_divisor(backend.asarray(d), xp, backend.asarray(use))))
+    np.testing.assert_array_equal(default, [2.0, 1.0, 1.0, 3.0, 0.5])
+    np.testing.assert_array_equal(chosen, [2.0, 0.0, 1.0, 1.0, 0.5])

@@ -137,3 +137,74 @@ def test_group_size_one_is_identity(n, batch):
     y, res = group_sort_fwd(x, 1)
     np.testing.assert_array_equal(y, x)
     np.testing.assert_array_equal(group_sort_bwd(res, x), x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every real floating dtype [GS-1]: GroupSort moves entries, so float16 and longdouble are exact
+
+
+def _brute_force(x, k, axis):
+    """Per group, the stable order by Python's ``sorted`` on the scalars themselves (exact in
+    any dtype): ``(y, perm)`` with ``y_g = x_g[perm_g]``."""
+    moved = np.moveaxis(x, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    perm = np.empty(rows.shape, dtype=np.int64)
+    for r, row in enumerate(rows):
+        for g in range(0, len(row), k):
+            order = sorted(range(k), key=lambda i: (row[g + i], i))
+            perm[r, g:g + k] = [g + i for i in order]
+    y = np.take_along_axis(rows, perm, axis=-1)
+    shape = moved.shape
+    return np.moveaxis(y.reshape(shape), -1, axis), np.moveaxis(perm.reshape(shape), -1, axis)
+
+
+def _exotic(dt, shape, seed):
+    """Tie-heavy values of ``dt``; in longdouble also values float64 cannot hold (1 + 2^-60), so
+    a detour through float64 would show."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-4, 5, shape).astype(dt) * dt(0.5)
+    if np.finfo(dt).nmant > np.finfo(np.float64).nmant:
+        x = x + rng.integers(0, 3, shape).astype(dt) * (dt(2) ** -60)
+    return x
+
+
+@pytest.mark.parametrize("dt", [np.float16, np.longdouble], ids=["float16", "longdouble"])
+@pytest.mark.parametrize("shape, k, axis", [((3, 12), 2, -1), ((3, 12), 3, -1), ((4, 6, 2), 6, 1),
+                                            ((2, 8), 8, -1), ((8, 3), 4, 0)])
+def test_exotic_dtypes_equal_a_brute_force_sort(dt, shape, k, axis):
+    """[GS-1] [GS-4] [GS-7] float16 and longdouble: the plain call, MaxMin/FullSort and the
+    forward pass equal a per-group stable sort exactly (and in float64 for float16, which it
+    represents exactly); the VJP and JVP are the permutation of that sort, in the input dtype."""
+    x = _exotic(dt, shape, seed=k)
+    y_ref, perm = _brute_force(x, k, axis)
+    if dt is np.float16:
+        y64, _ = _brute_force(x.astype(np.float64), k, axis)
+        np.testing.assert_array_equal(y_ref.astype(np.float64), y64)
+    y, res = group_sort_fwd(x, k, axis=axis)
+    for out in (y, group_sort(x, k, axis=axis)):
+        assert out.dtype == dt and np.array_equal(out, y_ref)
+    if k == 2:
+        np.testing.assert_array_equal(max_min(x, axis=axis), y_ref)
+    if k == shape[axis]:
+        np.testing.assert_array_equal(full_sort(x, axis=axis), y_ref)
+    # Cotangents of the same dtype with distinct entries: y_dot = x_dot[perm] and
+    # x_bar[perm] = y_bar, group by group.
+    t = np.arange(np.prod(shape)).reshape(shape).astype(dt) + dt(0.25)
+    y_dot = group_sort_jvp(res, t)
+    x_bar = group_sort_bwd(res, t)
+    assert y_dot.dtype == dt and x_bar.dtype == dt
+    np.testing.assert_array_equal(y_dot, np.take_along_axis(t, perm, axis=axis))
+    expected = np.empty_like(t)
+    np.put_along_axis(expected, perm, t, axis=axis)
+    np.testing.assert_array_equal(x_bar, expected)
+
+
+@pytest.mark.parametrize("dt", [np.float16, np.longdouble], ids=["float16", "longdouble"])
+def test_exotic_dtypes_still_check_the_cotangent(dt):
+    """[GS-1] a cotangent of any real floating dtype is accepted, an integer one is refused
+    with a TypeError naming it."""
+    _, res = group_sort_fwd(_exotic(dt, (2, 6), 0), 3)
+    for fn, arg in ((group_sort_bwd, "y_bar"), (group_sort_jvp, "x_dot")):
+        with pytest.raises(TypeError, match=rf"^{arg} must have a real floating dtype, got int32"):
+            fn(res, np.zeros((2, 6), np.int32))
+        assert fn(res, np.ones((2, 6), np.float64)).dtype == np.float64

@@ -70,3 +70,37 @@ def test_bad_layout_arguments():
         max_min_indices("maxes_then_mins", 5)
     with pytest.raises(TypeError, match="x must have a real floating dtype"):
         max_min_layout(np.arange(4), "maxes_then_mins")
+
+
+def test_layout_argument_types_and_shapes():
+    """A layout that is not a string is a wrong type; empty and 0-d arrays are wrong values;
+    ``to_reflip_layout`` checks its array like ``max_min_layout`` does."""
+    for bad in (None, 3, ("maxes_then_mins",)):
+        with pytest.raises(TypeError, match=r"^layout must be one of"):
+            max_min_indices(bad, 4)
+        with pytest.raises(TypeError, match=r"^layout must be one of"):
+            max_min_layout(np.zeros(4), bad)
+    for fn, name in ((max_min_layout, "x"), (to_reflip_layout, "y")):
+        with pytest.raises(ValueError, match=rf"^{name} must not be empty"):
+            fn(np.zeros((0, 4)), "maxes_then_mins")
+        with pytest.raises(ValueError, match=rf"^{name} must have at least 1 dimension"):
+            fn(np.float64(1.0) * np.ones(()), "maxes_then_mins")
+    with pytest.raises(TypeError, match=r"^y must have a real floating dtype, got int64"):
+        to_reflip_layout(np.arange(4), "maxes_then_mins")
+
+
+@pytest.mark.parametrize("dt", [np.float16, np.longdouble], ids=["float16", "longdouble"])
+@pytest.mark.parametrize("layout", MAX_MIN_LAYOUTS)
+def test_layouts_in_every_real_floating_dtype(layout, dt):
+    """[GS-9] the layouts only move entries: float16 and longdouble give the brute force's
+    values exactly, in the input dtype (longdouble values that float64 cannot hold included)."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(-8, 8, (3, 8)).astype(dt) * dt(0.5)
+    if np.finfo(dt).nmant > np.finfo(np.float64).nmant:
+        x = x + dt(2) ** -60
+    expected = np.array([brute_force(list(row), layout) for row in x], dtype=dt)
+    got = max_min_layout(x, layout)
+    assert got.dtype == dt and np.array_equal(got, expected)
+    in_idx, _ = max_min_indices(layout, 8)
+    back = to_reflip_layout(expected, layout)
+    assert back.dtype == dt and np.array_equal(back, max_min(x[:, in_idx]))
