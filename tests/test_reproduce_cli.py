@@ -101,7 +101,7 @@ def check_robustness(res):
             assert all(_fraction(v) for v in cert + pgd)
             assert cert == sorted(cert, reverse=True), "certified accuracy must not grow with the radius"
             # Sound certificates: a certified point survives every attack [CT-6].
-            assert all(c <= p + 1e-12 for c, p in zip(cert, pgd)), (name, norm)
+            assert all(c <= p + 1e-12 for c, p in zip(cert, pgd, strict=True)), (name, norm)
             assert s["certified_points_broken"] == [0] * len(cert)
             assert cert[0] <= m["clean_accuracy"] + 1e-12 and _number(s["lipschitz_upper"])
 
