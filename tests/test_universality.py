@@ -505,6 +505,9 @@ BAD_ARGUMENTS = [
     (lambda: U.reduction_layers(np.ones((2, 1)), np.zeros(2), [("min", 0)]), ValueError, "n_groups"),
     (lambda: U.reduction_layers("w", np.zeros(2), [("min", 1)]), TypeError, "w"),
     (lambda: _net_3().to_sequential(max_parameters="a"), TypeError, "max_parameters"),
+    (lambda: _net_3().to_sequential(dtype="float16"), ValueError, "dtype"),
+    (lambda: _net_3().to_sequential(dtype=3), TypeError, "dtype"),
+    (lambda: _net_3().to_sequential(xp=5), TypeError, "xp"),
 ]
 
 

@@ -31,7 +31,15 @@ import numpy as np
 
 from .._backend import get_namespace, to_numpy
 from .._registry import Primitive, register
-from .._validate import check_cotangent, check_floating, check_int, check_real, check_seed
+from .._validate import (
+    NUMERIC_DTYPES,
+    check_choice,
+    check_cotangent,
+    check_floating,
+    check_int,
+    check_real,
+    check_seed,
+)
 from ..groupsort import group_sort_bwd, group_sort_fwd, group_sort_jvp, max_min
 from ..norms import check_p, dual_exponent
 
@@ -298,7 +306,13 @@ class MaxMinNetwork:
                              f"> max_parameters={max_parameters} (stored here as {size.stored} numbers); "
                              f"raise max_parameters to build it anyway")
         layers, params = [], []
-        dtype = getattr(xp, dtype) if isinstance(dtype, str) else dtype
+        dtypes = [getattr(xp, name, None) for name in NUMERIC_DTYPES]
+        if None in dtypes:
+            raise TypeError(f"xp must be an array namespace (numpy, cupy, array_api_strict...), got {xp!r}")
+        if isinstance(dtype, str):
+            dtype = dtypes[NUMERIC_DTYPES.index(check_choice(dtype, "dtype", NUMERIC_DTYPES))]
+        elif not any(dtype == d for d in dtypes):
+            raise TypeError(f"dtype must be 'float32' or 'float64' (or xp's float32/float64), got {dtype!r}")
         for k, (w, b) in enumerate(self.weights()):
             if k:
                 layers.append(nn.Activation("max_min"))
