@@ -142,8 +142,10 @@ def test_usage_errors(capsys, tmp_path):
     assert "tasks selects Wasserstein tasks" in capsys.readouterr().err
     assert main(["reproduce", "wasserstein", "--tiny", "--tasks", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown Wasserstein task(s) ['nope']" in capsys.readouterr().err
-    assert main(["reproduce", "gnp", "--tiny", "--threads", "0", "--out", str(tmp_path)]) == 2
-    assert "threads must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # an option value: argparse's usage error
+        main(["reproduce", "gnp", "--tiny", "--threads", "0", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "argument --threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing ran, nothing written
     with pytest.raises(SystemExit):
         main(["reproduce", "wasserstein", "--quick", "--full"])
