@@ -3,11 +3,12 @@ implementation and prints a Markdown table of the claims; ``reflip reproduce`` r
 paper's experiments and writes their results folder.
 
 Exit status: 0 success; 1 a check failed (audit); 2 a usage error, reported in one line on
-stderr and detected before anything runs: a bad option value, an ``--impl`` that cannot be
-loaded, an ``--out`` or ``--report`` that cannot be written, or an audit that checked nothing
-(the implementation provides none of the selected primitives, or every selected check is not
-applicable). An implementation that provides some primitives is checked on those; the others are
-listed as "not provided" and do not change the status.
+stderr (below argparse's usage lines for an option value) and detected before anything runs: a
+bad option value, an ``--impl`` that cannot be loaded, an ``--out`` or ``--report`` that cannot
+be written, or an audit that checked nothing (the implementation provides none of the selected
+primitives, or every selected check is not applicable). An implementation that provides some
+primitives is checked on those; the others are listed as "not provided" and do not change the
+status.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from .testing.backends import BACKEND_NAMES, DTYPES, available_backends
 __all__ = ["main"]
 
 
-# argparse ``type=`` converters: argparse turns their ValueError into
-# "argument --seed: invalid non_negative_int value: '-1'", and ArgumentTypeError into its message.
+# argparse ``type=`` converters: argparse turns their ValueError into "argument --seed: invalid
+# integer >= 0 value: 'x'" (the function's __name__), and ArgumentTypeError into its message.
 def _non_negative_int(text):
     value = int(text)
     if value < 0:
