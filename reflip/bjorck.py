@@ -31,8 +31,8 @@ Types (``w`` is ``(..., m, n)``; internally the iteration runs on the tall orien
 
 Host synchronisation: ``check_finite``, ``tol`` (every iteration), the convergence check
 (unless ``on_nonconvergence="ignore"``), the basin certificate of ``scaling="none"`` /
-``"sqrt_mn"``, the convergence flag of :class:`BjorckInfo` and the singularity check of the
-implicit backward each read one scalar back from the device.
+``"sqrt_mn"``, the convergence flag of :class:`BjorckInfo` and the finiteness and singularity
+checks of the implicit backward each read one scalar back from the device.
 """
 from __future__ import annotations
 
