@@ -50,6 +50,7 @@ import numpy as np
 from .._backend import to_numpy
 from .._registry import REGISTRY
 from ..layouts import MAX_MIN_LAYOUTS, max_min_indices
+from .diagnose import diagnose
 from .engine import ClaimFailure, NotSupported
 
 __all__ = ["AdapterImpl", "CONVENTIONS", "PROTOCOL_PARAMS", "load_impl", "ReflipAdapter"]
@@ -83,13 +84,17 @@ for _name in list(REGISTRY):
 # reflip's own choices (how the derivative is computed, checkpointing, early stopping, the
 # convergence report): never passed, and reflip's reference keeps its defaults for them unless
 # the adapter fixes other values, e.g. {"backward": "implicit"} for a library whose VJP is the
-# derivative of the polar factor. A primitive missing here passes every parameter.
+# derivative of the polar factor. ``None``: every parameter is passed (GroupSort's group size and
+# axis, the network max_min_network evaluates). Every registered primitive is listed
+# (tests/test_registry.py).
 PROTOCOL_PARAMS = {
+    "group_sort": None,
     "bjorck": ("order", "beta", "n_iter", "scaling"),
     "linf_project": ("radius",),
     "pinf_project": ("p", "radius"),
     "row_scale": ("p", "radius"),
     "spectral_normalize": ("n_iter",),
+    "max_min_network": None,
 }
 
 
@@ -193,6 +198,20 @@ class AdapterImpl:
 
     def __repr__(self):
         return f"AdapterImpl({self.label}, {self.name})"
+
+    def redeclared(self, **conventions):
+        """The same library under other declared ``conventions`` (merged over its own): what
+        the diagnosis runs to name the undeclared convention behind a failure."""
+        adapter = self.adapter
+
+        class Redeclared:
+            def __getattr__(self, attr):
+                return getattr(adapter, attr)
+
+        alt = Redeclared()
+        alt.conventions = {**self.conventions, **conventions}
+        alt.name = self.label
+        return AdapterImpl(alt, self.name)
 
     # -- parameters -------------------------------------------------------------------------
     def declared_params(self, primitive):
@@ -305,8 +324,6 @@ class AdapterImpl:
     def diagnose(self, case, backend, dtype):
         """Name the undeclared convention under which this implementation would agree with
         reflip on ``case`` ("" when none explains the difference)."""
-        from .diagnose import diagnose
-
         try:
             # The alternatives tried may warn (an unconverged implicit backward, an overflowing
             # scaling): those warnings are about the alternatives, not the failure.

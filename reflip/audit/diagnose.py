@@ -21,19 +21,6 @@ def _close(a, b, dtype):
     return a.shape == b.shape and np.allclose(a, b, rtol=float(np.sqrt(eps(dtype))), atol=0)
 
 
-def _alternative(impl, **conventions):
-    from .adapter import AdapterImpl
-
-    class Redeclared:
-        def __getattr__(self, attr):
-            return getattr(impl.adapter, attr)
-
-    alt = Redeclared()
-    alt.conventions = {**impl.conventions, **conventions}
-    alt.name = impl.label
-    return AdapterImpl(alt, impl.name)
-
-
 def _probes(dtype, group_sizes):
     """Inputs rich enough to tell conventions apart (a hypothesis-shrunk case is often too
     small: at width 2 every MaxMin layout is [min, max] or [max, min])."""
@@ -60,7 +47,7 @@ def _group_sort(impl, case, dtype):
     probes_2 = [(x, p) for x, p in probes_all if p["group_size"] == 2]
 
     def redeclared(**conventions):
-        alt = _alternative(impl, **conventions)
+        alt = impl.redeclared(**conventions)
         return lambda x, p: alt.fun(x, **p)
 
     if _explains(lambda x, p: impl.fun(x, **p), reference, probes_all, dtype):
@@ -188,7 +175,7 @@ def vjp_detached_from(residuals, y_bar, first):
     """reflip's unrolled Björck VJP with the polynomial part ``A (P(X) - c_0 I)`` of every step
     ``k >= first`` treated as a constant (a port that detaches late iterations to save memory):
     those steps pass ``c_0 A_bar`` back instead of their VJP [BJ-8]."""
-    from ..bjorck import _recomputed_pairs, _scale_vjp, _scaled_eyes, _step_vjp, _tall
+    from ..bjorck import _recomputed_pairs, _scale_jacobian, _scaled_eyes, _step_vjp, _tall
 
     xp = get_namespace(y_bar)
     cfg = residuals.config
@@ -198,7 +185,7 @@ def vjp_detached_from(residuals, y_bar, first):
         k = len(pairs) - 1 - i
         eyes = _scaled_eyes(cfg.coeffs, a, xp)
         a_bar = cfg.coeffs[0] * a_bar if k >= first else _step_vjp(a, x, a_bar, cfg.coeffs, eyes)
-    return _tall(_scale_vjp(residuals, a_bar, xp), cfg.transposed)
+    return _tall(_scale_jacobian(residuals, a_bar, xp), cfg.transposed)
 
 
 def _bjorck_probes(dtype):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .random import haar_orthogonal
+
 __all__ = ["group_sort_inputs", "bjorck_inputs", "linf_project_inputs", "pinf_project_inputs",
            "row_scale_inputs", "spectral_normalize_inputs", "well_conditioned"]
 
@@ -28,8 +30,7 @@ def well_conditioned(xp, n, dtype="float32", *, batch=(), lo=0.1, seed=0):
     Björck converges on it in a known number of steps and its polar factor is differentiable
     (``backward="implicit"`` needs that; a random square Gaussian matrix is nearly singular)."""
     rng = np.random.default_rng(seed)
-    q1, _ = np.linalg.qr(rng.standard_normal((*batch, n, n)))
-    q2, _ = np.linalg.qr(rng.standard_normal((*batch, n, n)))
+    q1, q2 = haar_orthogonal(rng, n, batch=batch), haar_orthogonal(rng, n, batch=batch)
     s = np.linspace(lo, 1.0, n)
     return xp.asarray(((q1 * s) @ np.swapaxes(q2, -1, -2)).astype(dtype))
 
