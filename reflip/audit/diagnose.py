@@ -11,6 +11,7 @@ import numpy as np
 from .._backend import get_namespace, to_numpy
 from .._registry import REGISTRY
 from ..layouts import MAX_MIN_LAYOUTS
+from ..norms import dual_exponent
 from ..tolerances import eps
 
 __all__ = ["diagnose", "DIAGNOSERS"]
@@ -351,10 +352,11 @@ def _rows(primitive):
         y = np.asarray(impl.fun(x, **params), np.float64)
         if _close(y, ref.fun(x, **params), dtype):
             return ""
-        dual = {1: np.inf, 2: 2, np.inf: 1}[p]
+        dual = dual_exponent(p)
         if p != 2 and _close(y, ref.fun(x, **{**params, "p": dual}), dtype):
-            return (f"outputs match reflip's with p = {dual} instead of {p}: the library bounds the l_{p} norm of each "
-                    f"row, but ||W||_{{p,inf}} = max_i ||w_i||_q bounds the DUAL norm (q = {dual} for p = {p}) [PR-7]")
+            return (f"outputs match reflip's with p = {dual:g} instead of {p:g}: the library bounds the l_{p:g} norm "
+                    f"of each row, but ||W||_{{p,inf}} = max_i ||w_i||_q bounds the DUAL norm (q = {dual:g} for "
+                    f"p = {p:g}) [PR-7]")
         q = dual
         rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
         norms = np.linalg.norm(rows, ord=q, axis=-1)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..norms import dual_exponent
 from ..tolerances import exact_rtol
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import dot, fd_check, generic_claims
 
-__all__ = ["l1_ball_oracle", "l2_ball_oracle", "clip_oracle", "ball_oracle", "dual_norm"]
+__all__ = ["l1_ball_oracle", "l2_ball_oracle", "clip_oracle", "ball_oracle"]
 
 
 # --------------------------------------------------------------------------- oracles (float64)
@@ -47,10 +48,6 @@ def l2_ball_oracle(v, radius):
 def clip_oracle(v, radius):
     """Entrywise clipping to ``[-r, r]`` [PR-9]."""
     return np.clip(np.asarray(v, np.float64), -radius, radius)
-
-
-def dual_norm(p):
-    return {1: np.inf, 2: 2, np.inf: 1}[p]
 
 
 def ball_oracle(v, p, radius):
@@ -126,7 +123,7 @@ def _check_feasible(impl, case, backend, dtype):
 
     Up to the rounding of [PR-13]; for ``linf_project`` (p = inf) q = 1: ||P(W)||_inf <= r."""
     r = case.params["radius"]
-    q = dual_norm(_p_of(case))
+    q = dual_exponent(_p_of(case))
     y, _ = _run(impl, case, backend, dtype)
     y = host(y)
     if y.shape != np.shape(case.x):
@@ -135,14 +132,14 @@ def _check_feasible(impl, case, backend, dtype):
     excess = norms - r - _tol(dtype, case.x, r)
     if np.any(exceeds(excess, 0.0)):
         i = _first_bad(exceeds(excess, 0.0))
-        raise ClaimFailure(f"row {i} leaves the ball: ||y||_{q} = {norms[i]:.10g} > r = {r} "
+        raise ClaimFailure(f"row {i} leaves the ball: ||y||_{q:g} = {norms[i]:.10g} > r = {r} "
                            f"(beyond rounding by {excess[i]:.3g})")
     return {"norm_over_radius": float(np.max(norms)) / r}
 
 
 def _identity_inside(impl, case, backend, dtype, exact_sums):
     r = case.params["radius"]
-    q = dual_norm(_p_of(case))
+    q = dual_exponent(_p_of(case))
     x = np.asarray(case.x, dtype)
     y, _ = _run(impl, case, backend, dtype)
     same = _rowwise_same_bits(host(y, dtype), x)
@@ -151,7 +148,7 @@ def _identity_inside(impl, case, backend, dtype, exact_sums):
     must = norms <= r - margin
     if np.any(must & ~same):
         i = _first_bad(must & ~same)
-        raise ClaimFailure(f"row {i} is inside the ball (||x||_{q} = {norms[i]:.10g} <= r = {r}) "
+        raise ClaimFailure(f"row {i} is inside the ball (||x||_{q:g} = {norms[i]:.10g} <= r = {r}) "
                            "but was changed (rows inside must be returned unchanged, bit for bit)")
     return {}
 
@@ -393,7 +390,7 @@ def _check_detached_differs(impl, case, backend, dtype):
 def _check_scaling(impl, case, backend, dtype):
     """[PR-10] Each row is multiplied by c in (0, 1], landing on the sphere when c < 1."""
     r, p = case.params["radius"], case.params["p"]
-    q = dual_norm(np.inf if p == np.inf else int(p))
+    q = dual_exponent(p)
     x = np.asarray(case.x, np.float64)
     y = host(_run(impl, case, backend, dtype)[0])
     nx, ny = _row_norms(x, q), _row_norms(y, q)
@@ -407,7 +404,7 @@ def _check_scaling(impl, case, backend, dtype):
     off = (nx > r + tol[..., 0]) & exceeds(np.abs(ny - r), tol[..., 0])
     if np.any(off):
         i = _first_bad(off)
-        raise ClaimFailure(f"row {i} was scaled to ||y||_{q} = {ny[i]:.10g}, not to r = {r}")
+        raise ClaimFailure(f"row {i} was scaled to ||y||_{q:g} = {ny[i]:.10g}, not to r = {r}")
     return {}
 
 

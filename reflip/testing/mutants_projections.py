@@ -9,15 +9,14 @@ is reflip's.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from .._backend import get_namespace
 from .._registry import get
+from ..norms import dual_exponent
 from ..projections import (
     LinfProjectResiduals,
     _l1_ball_fwd,
     _l1_ball_jacobian,
-    check_p,
     pinf_project_fwd,
     row_scale_fwd,
 )
@@ -126,8 +125,7 @@ def _mutant(name, fwd=None, bwd=None):
 # instead of clipping them into the l_inf ball, and p = inf the other way).
 def _primal(fwd):
     def fwd_p(w, p, *, radius=1.0):
-        q = {1: math.inf, 2: 2, math.inf: 1}[check_p(p)]
-        return fwd(w, q, radius=radius)
+        return fwd(w, dual_exponent(p), radius=radius)
 
     return fwd_p
 
@@ -137,8 +135,7 @@ def _row_scale_every_row_fwd(w, p, *, radius=1.0):
     scaling into the ball): rows inside are scaled UP onto the sphere. The backward is
     reflip's."""
     xp = get_namespace(w)
-    q = {1: math.inf, 2: 2, math.inf: 1}[check_p(p)]
-    norm = xp.linalg.vector_norm(w, axis=-1, keepdims=True, ord=q)
+    norm = xp.linalg.vector_norm(w, axis=-1, keepdims=True, ord=dual_exponent(p))
     return w * (radius / xp.where(norm > 0, norm, 1.0)), row_scale_fwd(w, p, radius=radius)[1]
 
 
