@@ -310,8 +310,10 @@ def _mutations(snapshot):
 
 
 def names_parameter(message, name):
-    """Whether ``message`` names ``name`` as a word (so that ``x`` is not found in "max")."""
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
+    """Whether ``message`` names ``name`` as a word (so that ``x`` is not found in "max"); case
+    is ignored (``W`` names ``w``)."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message,
+                     flags=re.IGNORECASE) is not None
 
 
 def run_call(target, kwargs, seconds=None):
@@ -353,6 +355,9 @@ def classify(target, kwargs, invalid, outcome):
                     target.check(kwargs, outcome.result, outcome.warnings_raw)
             except AssertionError as exc:
                 outcome.kind, outcome.detail = "wrong", str(exc) or "check failed"
+            except Exception as exc:  # noqa: BLE001 - the result broke when used: accepted bad input
+                outcome.kind = "wrong"
+                outcome.detail = f"using the result raised {type(exc).__name__}: {exc}"
         return outcome.kind
     exc = outcome.exception
     for exc_type, when in target.documented:
