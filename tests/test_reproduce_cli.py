@@ -15,8 +15,9 @@ from reflip.reproduce.results import png_size
 
 EXPECTED_PLOTS = {
     "wasserstein": {"critic_abs": (800, 500), "critic_cones": (1200, 600), "critic_gmm_square": (1200, 600),
+                    "learning_curves": (1200, 600),
                     **{f"gradnorm_{t}": (800, 500) for t in ("abs", "cones", "cone128", "gmm_square", "gauss16")}},
-    "robustness": {"accuracy_l2": (800, 500), "accuracy_linf": (800, 500)},
+    "robustness": {"accuracy_l2": (800, 500), "accuracy_linf": (800, 500), "learning_curves": (1200, 600)},
     "gnp": {"gradnorm_critics": (800, 500), "gradnorm_classifiers": (800, 500)},
 }
 
@@ -38,8 +39,9 @@ def _fraction(x):
 
 
 def check_common(doc, experiment):
-    assert doc["reflip_reproduce"] == 1
-    assert doc["experiment"] == experiment and doc["mode"] == "tiny" and doc["seed"] == 3
+    assert doc["reflip_reproduce"] == 2
+    assert doc["experiment"] == experiment and doc["mode"] == "tiny" and doc["seeds"] == [3]
+    assert doc["jobs"]["count"] > 0 and doc["jobs"]["missing"] == [] and doc["jobs"]["cpu_seconds"] > 0
     assert doc["backend"] == "numpy" and doc["device"].startswith("CPU ")
     assert {"python", "reflip", "numpy", "scipy", "scikit-learn", "matplotlib"} <= set(doc["versions"])
     assert doc["command"][:3] == ["reflip", "reproduce", "all"]
@@ -129,7 +131,7 @@ def check_folder(folder, experiment):
     doc = json.loads((folder / "results.json").read_text())
     check_common(doc, experiment)
     check_files(folder, doc, experiment)
-    CHECKS[experiment](doc["results"])
+    CHECKS[experiment](doc["results"]["seeds"]["3"])
 
 
 @pytest.mark.parametrize("experiment", sorted(CHECKS))
@@ -182,22 +184,22 @@ def _set(path, value):
 
 
 def _first_critic(doc, task):
-    return next(iter(doc["results"]["tasks"][task]["critics"].values()))
+    return next(iter(doc["results"]["seeds"]["3"]["tasks"][task]["critics"].values()))
 
 
 def _plant_above_bound(doc):
     c = _first_critic(doc, "gauss16")
-    c["estimate"] = 1.01 * c["lipschitz_upper"] * doc["results"]["tasks"]["gauss16"]["truth"]["w1"]
+    c["estimate"] = 1.01 * c["lipschitz_upper"] * doc["results"]["seeds"]["3"]["tasks"]["gauss16"]["truth"]["w1"]
     c["gap"] = c["truth"] - c["estimate"]
 
 
 def _plant_certified_above_pgd(doc):
-    m = doc["results"]["classifiers"]["MaxMin Björck (hinge)"]["l2"]
+    m = doc["results"]["seeds"]["3"]["classifiers"]["MaxMin Björck (hinge)"]["l2"]
     m["pgd_accuracy"][1] = m["certified_accuracy"][1] - 0.01 if m["certified_accuracy"][1] > 0 else -0.5
 
 
 def _plant_broken_point(doc):
-    doc["results"]["classifiers"]["ReLU baseline"]["linf"]["certified_points_broken"][-1] = 1
+    doc["results"]["seeds"]["3"]["classifiers"]["ReLU baseline"]["linf"]["certified_points_broken"][-1] = 1
 
 
 def _plant_gradient_above_lipschitz(doc):
@@ -235,10 +237,10 @@ PLANTED = {
     "a certified point broken": ("robustness", lambda f: _edit_json(f, _plant_broken_point)),
     "a blank plot": ("robustness", _blank_png),
     "a plot of the wrong size": ("gnp", _resized_png),
-    "no seed": ("gnp", lambda f: _edit_json(f, lambda d: d.pop("seed"))),
+    "no seed": ("gnp", lambda f: _edit_json(f, lambda d: d.pop("seeds"))),
     "no versions": ("gnp", lambda f: _edit_json(f, _set(["versions"], {"python": "3"}))),
     "an activity fraction above 1": ("gnp", lambda f: _edit_json(
-        f, lambda d: next(iter(d["results"]["critics"].values()))["activity"][0].update(never_active=1.5,
+        f, lambda d: next(iter(d["results"]["seeds"]["3"]["critics"].values()))["activity"][0].update(never_active=1.5,
                                                                                          fixed_permutation=1.5))),
 }
 
@@ -266,8 +268,8 @@ def test_tiny_runs_on_array_api_strict(tmp_path):
     ctx.xp = strict
     folder = wasserstein.run(ctx, tmp_path, tasks=["abs", "gmm_square"], command=["reflip", "reproduce", "all"])
     doc = json.loads((folder / "results.json").read_text())
-    assert set(doc["results"]["tasks"]) == {"abs", "gmm_square"}
-    for task in doc["results"]["tasks"].values():
+    assert set(doc["results"]["seeds"]["3"]["tasks"]) == {"abs", "gmm_square"}
+    for task in doc["results"]["seeds"]["3"]["tasks"].values():
         for c in task["critics"].values():
             assert _number(c["estimate"]) and c.get("bound_holds", True) is True
     for module in (robustness, gnp):

@@ -174,12 +174,14 @@ def test_helpers():
             common.Context(**{"mode": "tiny", "seed": 0, **bad})
 
 
-def test_classifier_models_have_the_promised_constraints():
+@pytest.mark.parametrize("dataset, in_features", [("digits", 64), ("mnist", 784)])
+def test_classifier_models_have_the_promised_constraints(dataset, in_features):
     """The l_inf network is 1-Lipschitz l_inf -> l_inf before its Scale, the Björck one
     1-Lipschitz in l2, whatever the weights: bounds from the effective weights."""
-    cfg = tasks.ROBUSTNESS["tiny"]
-    for spec in tasks.ROBUSTNESS_CLASSIFIERS[1:]:
-        model = robustness.classifier_model(spec, cfg)
+    configs, classifiers = tasks.ROBUSTNESS_DATASETS[dataset]
+    cfg = configs["tiny"]
+    for spec in classifiers[1:]:
+        model = robustness.classifier_model(spec, cfg, in_features)
         params = model.init(seed=0)
         params = [{k: 3.0 * v for k, v in p.items()} for p in params]  # far outside any ball
         p = 2 if spec.cert_p == 2 else math.inf

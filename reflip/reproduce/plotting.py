@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["DPI", "PANELS", "STANDARD", "critic_1d", "critic_2d", "histograms", "accuracy_curves"]
+__all__ = ["DPI", "PANELS", "STANDARD", "critic_1d", "critic_2d", "histograms", "accuracy_curves", "learning_curves"]
 
 DPI = 100
 STANDARD = (8.0, 5.0)   # 800 x 500 pixels
@@ -46,31 +46,86 @@ def critic_1d(x, learned, truth, title):
     return fig
 
 
+def _grid_shape(n):
+    """Rows and columns for ``n`` panels: one row up to three, else two rows."""
+    cols = n if n <= 3 else math.ceil(n / 2)
+    return math.ceil(n / cols), cols
+
+
 def critic_2d(xx, yy, learned, truth, title, points=None):
     """Contours of each learned 2-D critic in a grid of panels, after the optimal critic's when
-    ``truth`` is given (learned ones shifted to its mean); ``points = (p, q)`` overlays the two
-    samples."""
+    ``truth`` is given, on one shared colour scale with one colourbar; ``points = (p, q)``
+    overlays the two samples.
+
+    A critic is defined up to a constant (the dual objective ignores it), so the learned ones
+    are shifted to the truth's mean, or to mean 0 without a truth: only shapes are compared,
+    and one scale then serves every panel. A spare grid cell holds the colourbar; no panel is
+    left empty.
+    """
     fig = _figure(PANELS)
     if truth is not None:
         panels = {"optimal critic": truth, **{k: _aligned(v, truth) for k, v in learned.items()}}
-        ref = truth
     else:
-        panels = dict(learned)
-        ref = np.concatenate([np.ravel(v) for v in learned.values()])
-    lo, hi = np.min(ref), np.max(ref)
-    cols = math.ceil(math.sqrt(len(panels)))
-    rows = -(-len(panels) // cols)
+        panels = {k: np.asarray(v) - np.mean(v) for k, v in learned.items()}
+    values = np.concatenate([np.ravel(v) for v in panels.values()])
+    lo, hi = float(np.min(values)), float(np.max(values))
+    levels = np.linspace(lo, hi if hi > lo else lo + 1.0, 16)
+    rows, cols = _grid_shape(len(panels))
+    axes, mappable = [], None
     for i, (label, z) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
-        levels = np.linspace(lo, hi, 15) if truth is not None else 15
-        ax.contourf(xx, yy, z, levels=levels, extend="both" if truth is not None else "neither",
-                    cmap="viridis")
+        mappable = ax.contourf(xx, yy, z, levels=levels, cmap="viridis")
         if points is not None:
             ax.scatter(points[0][:, 0], points[0][:, 1], s=2, c="white", label="P")
             ax.scatter(points[1][:, 0], points[1][:, 1], s=2, c="red", label="Q")
         ax.set_title(label, fontsize=10)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=7)
+        axes.append(ax)
+    label = "critic value (shifted to the optimal critic's mean)" if truth is not None else \
+        "critic value (shifted to mean 0)"
+    if rows * cols > len(panels):
+        spare = fig.add_subplot(rows, cols, len(panels) + 1)
+        spare.axis("off")
+        cbar = fig.colorbar(mappable, cax=spare.inset_axes([0.1, 0.1, 0.08, 0.8]))
+    else:
+        cbar = fig.colorbar(mappable, ax=axes, shrink=0.8)
+    cbar.set_label(label, fontsize=8)
+    cbar.ax.tick_params(labelsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def learning_curves(panels, title, ylabel, reference_label=None):
+    """Training curves in a grid of panels: ``panels`` maps a panel title to ``(curves,
+    reference)``, ``curves`` a label to ``(steps, mean, low, high)`` over seeds (drawn as a
+    line and a band), ``reference`` a number drawn as a dashed line (or ``None``). A spare grid
+    cell holds the legend."""
+    fig = _figure(PANELS)
+    rows, cols = _grid_shape(max(1, len(panels)))
+    handles = {}
+    for i, (name, (curves, reference)) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, (label, (steps, m, low, high)) in enumerate(curves.items()):
+            (line,) = ax.plot(steps, m, color=f"C{j}", lw=1.5)
+            if len(steps) and np.any(high > low):
+                ax.fill_between(steps, low, high, color=f"C{j}", alpha=0.2, lw=0)
+            handles.setdefault(label, line)
+        if reference is not None and np.isfinite(reference):
+            handles.setdefault(reference_label or "reference",
+                               ax.axhline(reference, color="black", ls="--", lw=1))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    if rows * cols > len(panels):
+        spare = fig.add_subplot(rows, cols, len(panels) + 1)
+        spare.axis("off")
+        spare.legend(list(handles.values()), list(handles), loc="center", fontsize=9,
+                     title="mean over seeds; band: min to max")
+    elif handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8)
     fig.suptitle(title)
     return fig
 
@@ -83,7 +138,7 @@ def histograms(samples, title, xlabel, reference=None):
     lo = min((v.min() for v in finite if v.size), default=0.0)
     hi = max((v.max() for v in finite if v.size), default=1.0)
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 50)
-    for (label, _), v in zip(samples.items(), finite):
+    for (label, _), v in zip(samples.items(), finite, strict=True):
         # One outline per histogram: readable when overlaid, and one artist instead of a bar per bin.
         ax.hist(v, bins=bins, histtype="step", lw=1.8, label=label)
     if reference is not None:
@@ -94,12 +149,15 @@ def histograms(samples, title, xlabel, reference=None):
 
 
 def accuracy_curves(curves, title, xlabel):
-    """Accuracy against the radius: ``curves`` maps a label to ``(eps, accuracy, line)``,
-    ``line`` a dict of matplotlib line properties."""
+    """Accuracy against the radius: ``curves`` maps a label to ``(eps, accuracy, line)`` or
+    ``(eps, accuracy, line, (low, high))``, ``line`` a dict of matplotlib line properties and
+    ``(low, high)`` a band (the range over seeds) drawn in the line's colour."""
     fig = _figure(STANDARD)
     ax = fig.add_subplot()
-    for label, (eps, acc, line) in curves.items():
+    for label, (eps, acc, line, *band) in curves.items():
         ax.plot(eps, acc, label=label, **line)
+        if band and np.any(np.asarray(band[0][1]) > np.asarray(band[0][0])):
+            ax.fill_between(eps, band[0][0], band[0][1], color=line.get("color"), alpha=0.15, lw=0)
     ax.set(xlabel=xlabel, ylabel="accuracy", title=title, ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
