@@ -12,14 +12,18 @@ from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array
 __all__ = ["get_namespace", "to_numpy", "safe_divisor"]
 
 
-def get_namespace(*arrays):
-    """Return the array-API namespace of ``arrays`` (raises ``TypeError`` on mixed/unknown)."""
-    for a in arrays:
+def get_namespace(*arrays, **named):
+    """Return the array-API namespace of the arrays (``TypeError`` on mixed or unknown types).
+
+    Public functions pass their array arguments by keyword (``get_namespace(w=w, u=u)``) so
+    that a non-array is refused with the parameter's name; ``None`` values are skipped.
+    """
+    pairs = [("argument", a) for a in arrays] + [(k, a) for k, a in named.items() if a is not None]
+    for name, a in pairs:
         if not is_array_api_obj(a):
-            raise TypeError(
-                f"expected an array (NumPy, CuPy or any array-API array), got {type(a).__name__}"
-            )
-    return array_namespace(*arrays)
+            raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
+                            f"{type(a).__name__}; convert with numpy.asarray")
+    return array_namespace(*(a for _, a in pairs))
 
 
 def to_numpy(x):

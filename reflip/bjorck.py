@@ -664,7 +664,7 @@ def _validated(w, *, order, beta, n_iter, tol, scaling, backward, checkpoint, on
                check_finite, precision):
     """Public-layer validation of :func:`bjorck_fwd`'s arguments (all by keyword): returns
     ``(xp, cfg)``, after the basin certificate of the scalings other than Frobenius [BJ-6]."""
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     cfg = _make_config(w, xp, order=order, beta=beta, n_iter=n_iter, tol=tol, scaling=scaling,
                        backward=backward, checkpoint=checkpoint, on_nonconvergence=on_nonconvergence,
                        check_finite=check_finite, precision=precision)
@@ -799,7 +799,7 @@ def bjorck_bwd(residuals, y_bar):
     y_bar : array, shape of the output
         Cotangent; never modified.
     """
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp)
     g = _tall(y_bar, residuals.config.transposed)
     if residuals.config.backward == "implicit":
@@ -818,7 +818,7 @@ def bjorck_jvp(residuals, w_dot):
     stored (memory ``O(m n)``). ``"implicit"`` [BJ-9]: ``U [F o (M - M^T)] V^T +
     (I - Y Y^T) W_dot V S^{-1} V^T``, ``M = U^T W_dot V``.
     """
-    xp = get_namespace(w_dot)
+    xp = get_namespace(w_dot=w_dot)
     check_cotangent("w_dot", w_dot, residuals.shape, xp)
     d = _tall(w_dot, residuals.config.transposed)
     if residuals.config.backward == "implicit":

@@ -157,7 +157,7 @@ def group_sort_fwd(x, group_size=2, *, axis=-1):
     residuals : GroupSortResiduals
         The stable sorting permutation of every group [GS-7].
     """
-    xp = get_namespace(x)
+    xp = get_namespace(x=x)
     group_size, axis = _check_args(x, group_size, axis, xp)
     return _group_sort_fwd(x, group_size, axis, xp)
 
@@ -175,7 +175,7 @@ def group_sort_bwd(residuals, y_bar):
     y_bar : array
         Cotangent, shaped like the input.
     """
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp, exact=True)
     return _group_sort_bwd(residuals, y_bar, xp)
 
@@ -186,7 +186,7 @@ def group_sort_jvp(residuals, x_dot):
     At a tie this is the derivative along the stable order [GS-7], not the one-sided
     directional derivative (which would sort the tied entries of ``x_dot``).
     """
-    xp = get_namespace(x_dot)
+    xp = get_namespace(x_dot=x_dot)
     check_cotangent("x_dot", x_dot, residuals.shape, xp, exact=True)
     return _group_sort_jvp(residuals, x_dot, xp)
 
@@ -200,7 +200,7 @@ def group_sort(x, group_size=2, *, axis=-1):
     [GS-2, GS-3] (Anil, Lucas & Grosse 2019, claim C1). Same parameters as
     :func:`group_sort_fwd`; skips the permutation, so prefer it when no gradient is needed.
     """
-    xp = get_namespace(x)
+    xp = get_namespace(x=x)
     group_size, axis = _check_args(x, group_size, axis, xp)
     fast = _fast.group_sort(x, group_size, axis, xp)
     if fast is not None:
@@ -221,7 +221,7 @@ def max_min(x, *, axis=-1):
 
 def full_sort(x, *, axis=-1):
     """FullSort: GroupSort with one group spanning the whole axis [GS-6]."""
-    xp = get_namespace(x)
+    xp = get_namespace(x=x)
     check_array(x, xp, "x", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, x.ndim)
     return group_sort(x, x.shape[axis], axis=axis)

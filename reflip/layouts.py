@@ -100,7 +100,7 @@ def max_min_layout(x, layout, *, axis=-1):
 
     Use it to compare a port against reflip, or to reproduce another library's outputs.
     """
-    xp = get_namespace(x)
+    xp = get_namespace(x=x)
     check_array(x, xp, "x", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, x.ndim)
     in_idx, out_idx = max_min_indices(layout, x.shape[axis])
@@ -113,7 +113,7 @@ def to_reflip_layout(y, layout, *, axis=-1):
 
     For the contiguous layouts ``in_idx`` is the identity, so this equals ``max_min(x)``.
     """
-    xp = get_namespace(y)
+    xp = get_namespace(y=y)
     # Any real floating dtype, like max_min: the reordering moves entries and is exact [GS-9].
     check_array(y, xp, "y", min_ndim=1, exact=True, what=" (the feature axis)")
     axis = check_axis(axis, y.ndim)

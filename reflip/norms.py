@@ -58,7 +58,7 @@ def op_norm_2(w):
     ``xp.linalg.matrix_norm(ord=2)``; exact up to rounding, unlike a power iteration).
 
     Returns an array of shape ``w.shape[:-2]`` (0-d for a single matrix or row)."""
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     w = _as_matrix(w, xp)
     return xp.linalg.matrix_norm(w, ord=2)
 
@@ -66,7 +66,7 @@ def op_norm_2(w):
 def op_norm_inf(w):
     """``||W||_inf``: the largest l1 norm of a row, ``max_i sum_j |w_ij|`` [PR-1]; the
     operator norm from ``(R^n, l_inf)`` to ``(R^m, l_inf)``."""
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     w = _as_matrix(w, xp)
     return xp.max(xp.sum(xp.abs(w), axis=-1), axis=-1)
 
@@ -87,6 +87,6 @@ def norm_p_inf(w, p):
     except ValueError:  # NaN or below 1: one message for every wrong value
         raise ValueError(f"p must be a number in [1, inf], got {float(p)!r}") from None
     q = 1.0 if p == math.inf else (math.inf if p == 1.0 else p / (p - 1.0))
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     w = _as_matrix(w, xp)
     return xp.max(xp.linalg.vector_norm(w, ord=q, axis=-1), axis=-1)

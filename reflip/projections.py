@@ -216,7 +216,7 @@ def linf_project_fwd(w, *, radius=1.0, threshold="exact"):
         Every row projected onto the l1 ball of radius ``r`` [PR-1] [PR-2].
     residuals : LinfProjectResiduals
     """
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     _check_rows(w, xp)
     radius = check_radius(radius, w.dtype)
     threshold = check_choice(threshold, "threshold", THRESHOLDS)
@@ -234,14 +234,14 @@ def linf_project_bwd(residuals, y_bar):
     (the mean term is absent under ``threshold="detached"``); on a row left inside,
     ``w_bar = y_bar``.
     """
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp)
     return _l1_ball_jacobian(residuals, y_bar, xp)
 
 
 def linf_project_jvp(residuals, w_dot):
     """JVP of :func:`linf_project`; the Jacobian is symmetric, so it equals the VJP [PR-4]."""
-    xp = get_namespace(w_dot)
+    xp = get_namespace(w_dot=w_dot)
     check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _l1_ball_jacobian(residuals, w_dot, xp)
 
@@ -258,7 +258,7 @@ def linf_project(w, *, radius=1.0, threshold="exact"):
     rows and stacks, no boolean indexing. ``threshold`` only changes the derivative (see
     :func:`linf_project_fwd`).
     """
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     _check_rows(w, xp)
     radius = check_radius(radius, w.dtype)
     check_choice(threshold, "threshold", THRESHOLDS)
@@ -382,7 +382,7 @@ def pinf_project_fwd(w, p, *, radius=1.0):
     radius : float, default 1.0
         Finite, > 0.
     """
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     _check_rows(w, xp)
     p = check_p(p)
     radius = check_radius(radius, w.dtype)
@@ -394,14 +394,14 @@ def pinf_project_bwd(residuals, y_bar):
     ``p = 2``: ``(r/||w||) (y_bar - u <u, y_bar>)`` on projected rows with ``u = w/||w||``
     [PR-8]; ``p = 1``: ``y_bar`` where ``|w_ij| <= r``, 0 elsewhere [PR-9]. Identity on rows
     inside. Every Jacobian here is symmetric, so the JVP is the same map."""
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp)
     return _pinf_jacobian(residuals, y_bar, xp)
 
 
 def pinf_project_jvp(residuals, w_dot):
     """JVP of :func:`pinf_project` (equal to its VJP: symmetric Jacobians) [PR-8] [PR-9]."""
-    xp = get_namespace(w_dot)
+    xp = get_namespace(w_dot=w_dot)
     check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _pinf_jacobian(residuals, w_dot, xp)
 
@@ -490,7 +490,7 @@ def row_scale_fwd(w, p, *, radius=1.0):
         ``p = 1`` by the largest entry.
     radius : float, default 1.0
     """
-    xp = get_namespace(w)
+    xp = get_namespace(w=w)
     _check_rows(w, xp)
     p = check_p(p)
     radius = check_radius(radius, w.dtype)
@@ -500,7 +500,7 @@ def row_scale_fwd(w, p, *, radius=1.0):
 def row_scale_bwd(residuals, y_bar):
     """VJP of :func:`row_scale`: ``w_bar = c (y_bar - b <a, y_bar>)`` on scaled rows
     (``J^T`` of ``J = c (I - a b^T)``), ``y_bar`` on rows inside [PR-10]."""
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp)
     scale, a, b = residuals
     return scale * (y_bar - b * xp.sum(a * y_bar, axis=-1, keepdims=True))
@@ -508,7 +508,7 @@ def row_scale_bwd(residuals, y_bar):
 
 def row_scale_jvp(residuals, w_dot):
     """JVP of :func:`row_scale`: ``y_dot = c (w_dot - a <b, w_dot>)`` [PR-10]."""
-    xp = get_namespace(w_dot)
+    xp = get_namespace(w_dot=w_dot)
     check_cotangent("w_dot", w_dot, residuals.shape, xp)
     scale, a, b = residuals
     return scale * (w_dot - a * xp.sum(b * w_dot, axis=-1, keepdims=True))

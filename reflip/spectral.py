@@ -244,7 +244,7 @@ def spectral_normalize_fwd(w, u=None, *, n_iter=50, tol=None, convention="consta
         ``residuals.u``, ``.v``, ``.sigma`` and ``.iterations`` are the estimate's results.
     """
     # One namespace for both (get_namespace raises TypeError on a mix of libraries).
-    xp = get_namespace(w) if u is None else get_namespace(w, u)
+    xp = get_namespace(w=w, u=u)
     n_iter, tol, convention = _check_args(w, u, n_iter, tol, convention, xp)
     return _spectral_fwd(w, u, n_iter, tol, convention, xp)
 
@@ -254,7 +254,7 @@ def spectral_normalize_bwd(residuals, y_bar):
 
     ``"constant_uv"``: ``w_bar = (y_bar - <y_bar, y> u v^T) / sigma``. ``"exact"``: reverse
     mode through the stored power iterations."""
-    xp = get_namespace(y_bar)
+    xp = get_namespace(y_bar=y_bar)
     check_cotangent("y_bar", y_bar, residuals.shape, xp)
     # y depends on W only through W / scale, with scale a constant (see _spectral_fwd).
     return _spectral_bwd(residuals, y_bar, xp) / residuals.scale
@@ -262,7 +262,7 @@ def spectral_normalize_bwd(residuals, y_bar):
 
 def spectral_normalize_jvp(residuals, w_dot):
     """JVP of :func:`spectral_normalize` (the adjoint of :func:`spectral_normalize_bwd`) [PR-11]."""
-    xp = get_namespace(w_dot)
+    xp = get_namespace(w_dot=w_dot)
     check_cotangent("w_dot", w_dot, residuals.shape, xp)
     return _spectral_jvp(residuals, w_dot / residuals.scale, xp)
 

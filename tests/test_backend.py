@@ -17,8 +17,11 @@ def test_to_numpy_roundtrip(backend):
 
 
 def test_get_namespace_rejects_non_arrays_and_mixtures():
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="must be an array"):
         get_namespace([1.0])
+    with pytest.raises(TypeError, match="^w must be an array .* got list"):
+        get_namespace(w=[1.0])
+    assert get_namespace(w=np.ones(2), u=None) is get_namespace(np.ones(2))
     with pytest.raises(TypeError):
         get_namespace(np.zeros(2), array_api_strict.asarray([1.0]))
 

@@ -111,7 +111,7 @@ def test_bad_input(op, w, kwargs, exc, words):
 def test_bad_input_plain_only():
     with pytest.raises(TypeError, match="return_info must be True or False"):
         bjorck(np.eye(2), return_info=1)
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="w must be an array"):
         bjorck([[1.0, 0.0], [0.0, 1.0]])
 
 

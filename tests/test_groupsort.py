@@ -37,7 +37,7 @@ def test_bad_input(op, x, kwargs, exc, words):
 
 
 def test_not_an_array():
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="x must be an array"):
         group_sort([1.0, 2.0])
 
 

@@ -82,7 +82,7 @@ def test_bad_input(fn):
         fn(np.ones(()))
     with pytest.raises(ValueError, match="w must not be empty"):
         fn(np.ones((0, 2)))
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="w must be an array"):
         fn([[1.0]])
 
 

@@ -96,7 +96,7 @@ def test_bad_threshold(threshold, exc):
 
 
 def test_not_an_array():
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match="w must be an array"):
         linf_project([[1.0, 2.0]])
 
 

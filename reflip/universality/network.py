@@ -68,11 +68,7 @@ def host(a):
 
 def _namespace(a, name):
     """The array-API namespace of ``a``; ``TypeError`` naming ``name`` for a non-array."""
-    try:
-        return get_namespace(a)
-    except TypeError:
-        raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
-                        f"{type(a).__name__}") from None
+    return get_namespace(**{name: a})
 
 
 def _host_array(a, name):
