@@ -28,11 +28,20 @@ import reflip
 import reflip.universality as uni
 from reflip import nn
 from reflip.nn import certify, io, lipschitz, losses, optim, train
-from reflip.tolerances import exact_rtol
 from reflip.testing.fuzz import (
-    ABSENT, Param, Target, any_junk, array_param, bool_param, choice_param, floats_array,
-    fuzz_target, int_param, real_param,
+    ABSENT,
+    Param,
+    Target,
+    any_junk,
+    array_param,
+    bool_param,
+    choice_param,
+    floats_array,
+    fuzz_target,
+    int_param,
+    real_param,
 )
+from reflip.tolerances import exact_rtol
 
 THOROUGH = (os.environ.get("REFLIP_FUZZ") == "thorough"
             or settings._current_profile == "thorough")
@@ -605,7 +614,7 @@ target("approximate", lambda **k: uni.approximate(**k),
         "max_points": int_param(1, 400), "atol": Param(st.just(ABSENT), st.sampled_from(["a", -1.0, True]))},
        approx_check,
        lambda kw: {"delta", "max_points", "box"},  # a net larger than max_points
-       ((uni.NotLipschitzError, lambda kw: not kw["f"] is half_norm),))
+       ((uni.NotLipschitzError, lambda kw: kw["f"] is not half_norm),))
 
 
 def delta_net_check(kw, pts, warns):
@@ -817,7 +826,8 @@ target("lipschitz.input_gradients", lambda **k: lipschitz.input_gradients(**k),
 target("lipschitz.input_gradient_norms", lambda **k: lipschitz.input_gradient_norms(**k),
        {**NN_X, "p": P, "output": OUTPUT}, lambda kw, v, w: rows_finite(arr(kw["x"]), v))
 PAIRS = {"x2": Param(st.just(ABSENT), X3.invalid),
-         "n_pairs": Param(st.sampled_from([ABSENT, None, 1, 3]), st.sampled_from([0, -1, 10 ** 30, 1.5, "a"])),
+         "n_pairs": Param(st.sampled_from([ABSENT, None, 1, 3]),
+                          st.sampled_from([0, -1, 10 ** 30, 1.5, "a"])),
          "seed": Param(st.sampled_from([0, 3]), st.sampled_from([-1, 1.5, "s"]))}
 target("lipschitz.pair_ratios", lambda **k: lipschitz.pair_ratios(**k), {**NN_X, **PQ, **PAIRS},
        lambda kw, v, w: None if not (finite(kw["x"]) and finite(kw.get("x2", 0.0))) or finite(v)
@@ -830,7 +840,8 @@ target("lipschitz.pair_lower_bound", lambda **k: lipschitz.pair_lower_bound(**k)
        lambda kw: pq_conflicts(kw) | {"x"})
 target("lipschitz.unit_activity", lambda **k: lipschitz.unit_activity(**k), NN_X)
 target("lipschitz.describe", lambda **k: lipschitz.describe(**k),
-       {"values": array_param(VEC), "target": real_param(0.5, 2.0), "rtol": real_param(0.0, 0.1, extra_invalid=(-1.0,))},
+       {"values": array_param(VEC), "target": real_param(0.5, 2.0),
+        "rtol": real_param(0.0, 0.1, extra_invalid=(-1.0,))},
        lambda kw, d, w: None if 0 <= d["fraction_at_target"] <= 1 else fail(repr(d)))
 
 # certify and attack
@@ -876,25 +887,33 @@ target("certify.check_certificates", lambda **k: certify.check_certificates(**k)
 # losses
 target("losses.kr_dual", lambda **k: losses.kr_dual(**k),
        {"f_p": array_param(VEC), "f_q": array_param(VEC)},
-       lambda kw, v, w: None if not (finite(kw["f_p"]) and finite(kw["f_q"])) or finite(v) else fail(f"{v}"))
-for _loss, _extra in (("multi_margin", {"margin": real_param(0.0, 2.0, extra_invalid=(-1.0,))}),
-                      ("cross_entropy", {})):
-    target(f"losses.{_loss}", lambda _f=getattr(losses, _loss), **k: _f(**k),
-           {"logits": LOGITS, "labels": LAB, **_extra},
-           lambda kw, v, w: None if not finite(kw["logits"]) or (finite(v) and float(np.asarray(v).sum()) >= 0)
-           else fail(f"loss {v}"))
-    target(f"losses.{_loss}_bwd",
-           lambda logits, value_bar, _n=_loss: getattr(losses, f"{_n}_bwd")(
-               getattr(losses, f"{_n}_fwd")(logits, np.arange(len(logits)) % 2)[1], value_bar),
+       lambda kw, v, w: None if not (finite(kw["f_p"]) and finite(kw["f_q"])) or finite(v)
+       else fail(f"{v}"))
+def loss_check(kw, v, warns):
+    if finite(kw["logits"]):
+        assert finite(v) and float(np.asarray(v).sum()) >= 0, f"loss {v}"
+
+
+def loss_target(name, extra):
+    fwd, bwd = getattr(losses, f"{name}_fwd"), getattr(losses, f"{name}_bwd")
+    target(f"losses.{name}", lambda **k: getattr(losses, name)(**k),
+           {"logits": LOGITS, "labels": LAB, **extra}, loss_check)
+    target(f"losses.{name}_bwd",
+           lambda logits, value_bar: bwd(fwd(logits, np.arange(len(logits)) % 2)[1], value_bar),
            {"logits": Param(LOGITS.valid), "value_bar": real_param(-2.0, 2.0)},
-           lambda kw, g, w: None if np.asarray(g).shape == np.asarray(kw["logits"]).shape else fail("shape"))
+           shape_check("logits"))
+
+
+loss_target("multi_margin", {"margin": real_param(0.0, 2.0, extra_invalid=(-1.0,))})
+loss_target("cross_entropy", {})
 target("losses.kr_dual_bwd",
        lambda f_p, value_bar: losses.kr_dual_bwd(losses.kr_dual_fwd(f_p, f_p)[1], value_bar),
        {"f_p": Param(array_param(VEC).valid), "value_bar": real_param(-2.0, 2.0)})
 
 # optim
 LR = real_param(1e-4, 1.0, extra_invalid=(0.0, -1.0))
-BETAS = Param(st.sampled_from([(0.9, 0.999), (0.0, 0.5)]), st.sampled_from([(1.5, 0.9), (0.9,), "b", None, (-0.1, 0.9)]))
+BETAS = Param(st.sampled_from([(0.9, 0.999), (0.0, 0.5)]),
+              st.sampled_from([(1.5, 0.9), (0.9,), "b", None, (-0.1, 0.9)]))
 
 
 def opt_step(opt):
@@ -986,16 +1005,19 @@ target("train.Minibatches",
        lambda x, batch_size, shuffle, drop_last: train.Minibatches(
            x, np.arange(np.shape(x)[0] if np.ndim(x) else 1) % 2, batch_size=batch_size,
            shuffle=shuffle, drop_last=drop_last),
-       {"x": X3, "batch_size": Param(st.integers(1, 4), st.sampled_from([0, -1, 1.5, None, 10 ** 30])),
+       {"x": X3,
+        "batch_size": Param(st.integers(1, 4), st.sampled_from([0, -1, 1.5, None, 10 ** 30])),
         "shuffle": bool_param(), "drop_last": bool_param()},
        minibatch_check, lambda kw: {"batch_size", "x", "drop_last"},  # a batch larger than the data
        aliases=lambda kw: {"x": ["arrays"]})  # x is arrays[0] of *arrays
 target("train.History", lambda **k: train.History(**k), {"loss": Param(st.just([]), None)})
 target("io.model_from_config", lambda config: io.model_from_config(config),
        {"config": Param(st.just(MODEL.config()),
-                        st.sampled_from([None, {}, {"type": "Sequential"}, {"type": "Sequential", "layers": [{"type": "Nope"}]},
-                                         {"type": "Sequential", "layers": [{"type": "Dense", "in_features": -1, "out_features": 2}]},
-                                         "config"]))},
+                        st.sampled_from([
+                            None, {}, "config", {"type": "Sequential"},
+                            {"type": "Sequential", "layers": [{"type": "Nope"}]},
+                            {"type": "Sequential",
+                             "layers": [{"type": "Dense", "in_features": -1, "out_features": 2}]}]))},
        lambda kw, m, w: None if m.config() == kw["config"] else fail("config round trip"))
 target("optim.Optimizer.update", lambda grads, lr: optim.SGD(lr).update(PARAMS, grads, optim.SGD(lr).init(PARAMS)),
        {"grads": Param(st.just([{k: np.ones_like(v) for k, v in p.items()} for p in PARAMS]),
@@ -1058,7 +1080,7 @@ def path_aliases(kw):
 def load_check(kw, params, warns):
     params = params[1] if isinstance(params, tuple) else params
     assert len(params) == len(PARAMS) and all(
-        np.array_equal(a[k], b[k]) for a, b in zip(params, PARAMS) for k in b), "round trip"
+        np.array_equal(a[k], b[k]) for a, b in zip(params, PARAMS, strict=True) for k in b), "round trip"
 
 
 # A missing file or a directory raises the OSError Python's open() raises (it names the path):

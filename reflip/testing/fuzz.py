@@ -299,7 +299,7 @@ def _mutations(snapshot):
             found.append(f"{where}: shape/dtype changed")
         elif a.dtype == object:
             if not all(x is y or x == y or (x != x and y != y)
-                       for x, y in zip(a.ravel().tolist(), before.ravel().tolist())):
+                       for x, y in zip(a.ravel().tolist(), before.ravel().tolist(), strict=True)):
                 found.append(f"{where}: values changed")
         elif not np.array_equal(a, before, equal_nan=a.dtype.kind in "fc") or \
                 (a.dtype.kind in "fc" and not np.array_equal(np.signbit(a.real), np.signbit(before.real))):

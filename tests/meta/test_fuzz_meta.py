@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 import reflip
 from reflip.testing.fuzz import (
-    ABSENT, FuzzFailure, Outcome, Param, Target, classify, fuzz_target, run_call,
+    ABSENT,
+    FuzzFailure,
+    Outcome,
+    Param,
+    Target,
+    classify,
+    fuzz_target,
+    run_call,
 )
 from tests import test_fuzz
 
