@@ -101,7 +101,7 @@ def test_dual_estimates_of_lipschitz_critics_never_exceed_w1():
         lam = rng.uniform(-1, 1, size=4)
         lam /= np.sum(np.abs(lam))
 
-        def f(z):  # sum_k lam_k ||z - a_k|| + <b, z>: Lipschitz with L <= sum |lam_k| + ||b||
+        def f(z, a=a, lam=lam, b=b):  # sum_k lam_k ||z - a_k|| + <b, z>: L <= sum |lam_k| + ||b||
             return np.linalg.norm(z[:, None, :] - a[None], axis=-1) @ lam + z @ b
 
         lip = 1.0 + np.linalg.norm(b)

@@ -49,8 +49,8 @@ def _pre_activation_activity(model, params, x):
     """Unit activity from pre-activations recomputed by plain matrix products (reference)."""
     z, out = x, []
     weights = model.effective_weights(params)
-    dense = [p for layer, p in zip(model.layers, params) if isinstance(layer, nn.Dense)]
-    for k, (w, p) in enumerate(zip(weights, dense)):
+    dense = [p for layer, p in zip(model.layers, params, strict=True) if isinstance(layer, nn.Dense)]
+    for k, (w, p) in enumerate(zip(weights, dense, strict=True)):
         z = z @ np.asarray(w).T + p["b"]
         if k == len(weights) - 1:
             break
@@ -108,7 +108,7 @@ def _mutant_activity(model, params, x, *, after_activation=False, always=np.all,
     examples (``axis=1``)."""
     frozen, fp = model.freeze(params)
     out = []
-    for layer, p in zip(frozen.layers, fp):
+    for layer, p in zip(frozen.layers, fp, strict=True):
         if isinstance(layer, nn.Activation):
             z = layer.apply(p, x, np) if after_activation else x
             if layer.name == "relu":
@@ -186,3 +186,84 @@ def test_classifier_models_have_the_promised_constraints(dataset, in_features):
         params = [{k: 3.0 * v for k, v in p.items()} for p in params]  # far outside any ball
         p = 2 if spec.cert_p == 2 else math.inf
         assert nn.lipschitz.upper_bound(model, params, p=p) <= spec.scale * (1 + 1e-6)
+
+
+def test_seed_statistics_against_the_statistics_module():
+    """mean ± sample std over seeds, a missing (None) or diverged (NaN) seed left out."""
+    import statistics
+
+    from reflip.reproduce import aggregate
+
+    values = [0.9420, None, 0.9611, float("nan"), 0.9533]
+    kept = [0.9420, 0.9611, 0.9533]
+    s = aggregate.stats(values)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(statistics.mean(kept), rel=1e-15)
+    assert s["std"] == pytest.approx(statistics.stdev(kept), rel=1e-12)
+    assert (s["min"], s["max"]) == (min(kept), max(kept))
+    assert aggregate.cell(values) == f"{statistics.mean(kept):.4f} ± {statistics.stdev(kept):.4f}"
+    assert aggregate.cell([0.5]) == "0.5000" and aggregate.cell([None]) == "n/a"
+    assert aggregate.stats([2.0])["std"] == 0.0
+
+
+@pytest.mark.parametrize("n, points", [(1, 50), (7, 50), (50, 50), (1500, 50), (101, 10)])
+def test_windowed_curve_covers_every_step_once(n, points):
+    """Window means: consecutive windows ending at increasing steps, the last at step n, their
+    length-weighted means giving the overall mean (each step counted exactly once)."""
+    from reflip.reproduce import aggregate
+
+    values = np.random.default_rng(n).standard_normal(n)
+    curve = aggregate.windowed(values, points)
+    ends = [0] + [s for s, _ in curve]
+    assert len(curve) == min(n, points) and ends[-1] == n and all(np.diff(ends) > 0)
+    lengths = np.diff(ends)
+    assert lengths.max() - lengths.min() <= 1
+    total = sum(m * k for (_, m), k in zip(curve, lengths, strict=True))
+    assert total == pytest.approx(values.sum(), abs=1e-9)
+    for (end, m), k in zip(curve, lengths, strict=True):
+        assert m == pytest.approx(values[end - k:end].mean(), abs=1e-12)
+
+
+def _panels(fig):
+    """(axes holding a plot, colourbars, empty visible axes) of a figure."""
+    plotted, bars, empty = [], [], []
+    for ax in [a for top in fig.axes for a in (top, *top.child_axes)]:  # insets are child axes
+        if getattr(ax, "_colorbar", None) is not None:
+            bars.append(ax)
+        elif ax.collections or ax.lines or ax.images:
+            plotted.append(ax)
+        elif ax.axison and not ax.get_legend():
+            empty.append(ax)
+    return plotted, bars, empty
+
+
+@pytest.mark.parametrize("with_truth", [False, True])
+def test_critic_panels_share_one_colour_scale(with_truth):
+    """Every panel's contours use the same levels, one colourbar shows them, and no axes is left
+    empty: critics of very different offsets and scales are comparable by colour."""
+    from reflip.reproduce import plotting
+
+    xx, yy = np.meshgrid(np.linspace(-2, 2, 21), np.linspace(-1, 1, 11))
+    learned = {f"critic {i}": (i + 1) * np.sin(xx) * yy + 10 * i for i in range(4)}
+    truth = -np.abs(xx) if with_truth else None
+    fig = plotting.critic_2d(xx, yy, learned, truth, "t")
+    plotted, bars, empty = _panels(fig)
+    assert len(plotted) == 4 + with_truth and len(bars) == 1 and not empty
+    levels = [tuple(ax.collections[0].levels) for ax in plotted]
+    assert len(set(levels)) == 1
+    values = np.concatenate([np.ravel(v - v.mean() + (truth.mean() if with_truth else 0)) for v in learned.values()])
+    assert levels[0][0] <= values.min() and levels[0][-1] >= values.max()
+
+
+def test_learning_curve_panels():
+    from reflip.reproduce import plotting
+
+    steps = np.arange(1, 11)
+    band = (steps, steps / 10, steps / 10 - 0.1, steps / 10 + 0.1)
+    panels = {f"task {i}": ({"ReLU": band, "MaxMin": band}, 1.0) for i in range(5)}
+    fig = plotting.learning_curves(panels, "t", "estimate", reference_label="truth")
+    plotted, bars, empty = _panels(fig)
+    assert len(plotted) == 5 and not empty
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
+    assert [t.get_text() for t in legend.get_texts()] == ["ReLU", "MaxMin", "truth"]
+    for ax in plotted:
+        assert len(ax.lines) == 3 and len(ax.collections) == 2  # two curves, the truth, two bands

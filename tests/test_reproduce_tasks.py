@@ -18,7 +18,7 @@ def test_samplers_are_reproducible_and_shaped(task):
         b = task.pair.sample_p(rng2, n), task.pair.sample_q(rng2, n)
     else:
         a, b = task.pair.draw(rng1, n), task.pair.draw(rng2, n)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         assert u.shape == (n, task.dim) and u.dtype == np.float64
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[0], a[1])
