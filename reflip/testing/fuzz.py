@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -47,7 +48,7 @@ __all__ = [
     "ABSENT", "CallTimeout", "Param", "Target", "Outcome", "FuzzFailure", "time_limit",
     "draw_call", "run_call", "classify", "check_call", "fuzz_target", "SPECIAL_FLOATS",
     "floats_array", "array_param", "int_param", "real_param", "choice_param", "bool_param",
-    "any_junk", "names_parameter", "DTYPES_ALL",
+    "any_junk", "names_parameter", "DTYPES_ALL", "survey",
 ]
 
 #: Marks a parameter that is not passed at all (its default is used).
@@ -412,6 +413,41 @@ def check_call(target, kwargs, invalid, seconds=None):
 
 def fuzz_target(target, data, seconds=None, p_invalid=4):
     """One hypothesis example: draw a call of ``target`` with ``data`` (``st.data()``) and
-    check it."""
+    check it. The outcome kind and every warning category are recorded as hypothesis events
+    (``pytest --hypothesis-show-statistics`` prints their frequencies)."""
     kwargs, invalid = data.draw(draw_call(target, p_invalid), label=target.name)
-    return check_call(target, kwargs, invalid, seconds)
+    outcome = check_call(target, kwargs, invalid, seconds)
+    event(f"outcome: {outcome.kind}")
+    for w in outcome.warnings_raw:
+        event(f"warning: {w.category.__name__}")
+    return outcome
+
+
+def survey(targets, max_examples=200, seconds=3.0, p_invalid=4):
+    """Every distinct failure of ``targets`` (not only the first of each, as a test reports):
+    ``{target name: {first line of the failure: shortest reproduction}}``. For triage, e.g.
+    ``survey(tests.test_fuzz.TARGETS)`` after a change to the validation."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    found = {}
+
+    def runner(target):
+        @settings(max_examples=max_examples, deadline=None, database=None,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(data=st.data())
+        def run(data):
+            try:
+                fuzz_target(target, data, seconds, p_invalid)
+            except FuzzFailure as exc:
+                text = str(exc)
+                key = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", text.splitlines()[0])[:200]
+                known = found.setdefault(target.name, {})
+                if key not in known or len(text) < len(known[key]):
+                    known[key] = text
+        return run
+
+    for target in targets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runner(target)()
+    return found
