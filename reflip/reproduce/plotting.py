@@ -125,8 +125,11 @@ def learning_curves(panels, title, ylabel, reference_label=None):
         spare.legend(list(handles.values()), list(handles), loc="center", fontsize=9,
                      title="mean over seeds; band: min to max")
     elif handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8)
+        fig.legend(list(handles.values()), [f"{k} (mean over seeds; band: min to max)" for k in handles],
+                   loc="lower center", ncol=min(6, len(handles)), fontsize=8)
     fig.suptitle(title)
+    # Room for the suptitle; the axis labels of one row then clear the titles of the next.
+    fig.tight_layout(rect=(0, 0.04 if rows * cols == len(panels) else 0, 1, 0.95))
     return fig
 
 

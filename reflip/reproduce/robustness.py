@@ -179,7 +179,7 @@ def _learning_curves(run, per_seed, classifiers, losses):
         band = curve_band(losses.get(spec.name, []))
         if len(band[0]):
             loss = "cross-entropy" if spec.loss == "cross_entropy" else f"hinge (margin {spec.margin})"
-            panels[spec.name] = ({f"training loss, {loss}": band}, None)
+            panels[f"{spec.name}: {loss}"] = ({"training loss": band}, None)
     run.save_figure(plotting.learning_curves(panels, "Classifiers: training loss (window means) against the step",
                                              "training loss"), "learning_curves")
 
