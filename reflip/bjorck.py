@@ -426,11 +426,13 @@ def _iterate(a, cfg, xp, *, keep, report):
     residual = None
     k = 0
     eyes = _scaled_eyes(cfg.coeffs, a, xp)
+    # [BJ-11] NumPy: the products fused with BLAS alpha/beta (None elsewhere: the core's own).
+    fast = _fast.bjorck_steps(a, cfg.coeffs, cfg.precision, xp, reuse=not keep)
     while True:
         if k == cfg.n_iter and not report and cfg.tol is None:
             break
         with _precision(cfg, k, xp, a.dtype):
-            x = a.mT @ a
+            x = fast.gram(a) if fast else a.mT @ a
         if cfg.tol is not None or k == cfg.n_iter:
             residual = _residual(x, xp)
             if cfg.tol is not None and float(xp.max(residual)) <= cfg.tol:
@@ -440,7 +442,7 @@ def _iterate(a, cfg, xp, *, keep, report):
         if keep:
             pairs.append((a, x))
         with _precision(cfg, k, xp, a.dtype):
-            a = _step(a, x, cfg.coeffs, eyes)
+            a = fast.step(a, x) if fast else _step(a, x, cfg.coeffs, eyes)
         k += 1
     return a, pairs, k, residual
 
@@ -471,10 +473,11 @@ def _recomputed_pairs(res, xp):
     seg = max(1, math.isqrt(max(k_run - 1, 0)) + 1)  # ceil(sqrt(K))
     a, _ = _scale(res.w, cfg.scaling, xp)
     eyes = _scaled_eyes(cfg.coeffs, a, xp)
+    fast = _fast.bjorck_steps(a, cfg.coeffs, cfg.precision, xp)  # the forward's products [BJ-11]
     starts = [a]
     for k in range(1, ((k_run - 1) // seg) * seg + 1 if k_run else 0):
         with _precision(cfg, k - 1, xp, a.dtype):
-            a = _step(a, a.mT @ a, cfg.coeffs, eyes)
+            a = fast.step(a, fast.gram(a)) if fast else _step(a, a.mT @ a, cfg.coeffs, eyes)
         if k % seg == 0:
             starts.append(a)
     for s in range(len(starts) - 1, -1, -1):
@@ -482,10 +485,10 @@ def _recomputed_pairs(res, xp):
         stop = min(k_run, (s + 1) * seg)
         for k in range(s * seg, stop):
             with _precision(cfg, k, xp, a.dtype):
-                x = a.mT @ a
+                x = fast.gram(a) if fast else a.mT @ a
                 pairs.append((a, x))
                 if k + 1 < stop:
-                    a = _step(a, x, cfg.coeffs, eyes)
+                    a = fast.step(a, x) if fast else _step(a, x, cfg.coeffs, eyes)
         yield from reversed(pairs)
 
 
@@ -496,13 +499,14 @@ def _forward_pairs(res, xp):
         return
     a, _ = _scale(res.w, res.config.scaling, xp)
     eyes = _scaled_eyes(res.config.coeffs, a, xp)
+    fast = _fast.bjorck_steps(a, res.config.coeffs, res.config.precision, xp)  # [BJ-11]
     for k in range(res.info.n_iter):
         with _precision(res.config, k, xp, a.dtype):
-            x = a.mT @ a
+            x = fast.gram(a) if fast else a.mT @ a
         yield a, x
         if k + 1 < res.info.n_iter:
             with _precision(res.config, k, xp, a.dtype):
-                a = _step(a, x, res.config.coeffs, eyes)
+                a = fast.step(a, x) if fast else _step(a, x, res.config.coeffs, eyes)
 
 
 def _step_vjp(a, x, a_bar_next, coeffs, eyes):
@@ -555,9 +559,12 @@ _scale_vjp = _scale_jacobian
 
 def _unrolled_bwd(res, y_bar, xp):
     a_bar, eyes = y_bar, None
+    # [BJ-11] NumPy: the reverse steps fused with BLAS alpha/beta, their results in two
+    # alternating buffers (each is read once, by the next reverse step).
+    fast = _fast.bjorck_steps(y_bar, res.config.coeffs, res.config.precision, xp, reuse=True)
     for a, x in _recomputed_pairs(res, xp):
         eyes = _scaled_eyes(res.config.coeffs, a, xp) if eyes is None else eyes
-        a_bar = _step_vjp(a, x, a_bar, res.config.coeffs, eyes)
+        a_bar = fast.step_vjp(a, x, a_bar) if fast else _step_vjp(a, x, a_bar, res.config.coeffs, eyes)
     return _scale_jacobian(res, a_bar, xp)
 
 

@@ -3,15 +3,17 @@
 Each function here returns ``None`` when it has no fast path for its arguments, and the caller
 falls back to the array-API core. Every fast path is tested against the core
 (``tests/test_fast.py`` for NumPy, ``tests/test_fast_cupy.py`` for CuPy on a GPU): bit for bit
-for GroupSort. NumPy paths in :mod:`.numpy_groupsort` and :mod:`.numpy_rows`, CuPy kernels in
+for GroupSort, within the proved rounding bound [BJ-11] for the fused Björck products
+(``tests/test_fast_bjorck.py``). NumPy paths in :mod:`.numpy_groupsort`, :mod:`.numpy_rows`
+and :mod:`.numpy_bjorck` (SciPy's BLAS, imported lazily), CuPy kernels in
 :mod:`.cupy_groupsort` and :mod:`.cupy_bjorck`, each imported when an array of its backend
-arrives (CuPy stays optional).
+arrives (CuPy and SciPy stay optional).
 """
 from __future__ import annotations
 
 from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
-__all__ = ["group_sort", "group_sort_fwd", "group_sort_bwd", "group_sort_jvp", "matmul_precision",
+__all__ = ["bjorck_steps", "group_sort", "group_sort_fwd", "group_sort_bwd", "group_sort_jvp", "matmul_precision",
            "row_blocks"]
 
 
@@ -60,6 +62,17 @@ def group_sort_jvp(perm, x_dot, group_size, axis, xp):
     if is_cupy_namespace(xp):
         return _cupy_groupsort().group_sort_jvp(perm, x_dot, group_size, axis)
     return None
+
+
+def bjorck_steps(a, coeffs, precision, xp, *, reuse=False):
+    """The fused products of Björck steps [BJ-11] (:class:`.numpy_bjorck.BjorckSteps`: ``gram``,
+    ``step``, ``step_vjp``) for a NumPy ``a`` in the default precision; ``None`` otherwise
+    (other namespaces, dtypes or ranks, SciPy absent), and the core's products run."""
+    if not is_numpy_namespace(xp) or precision != "default":
+        return None
+    from . import numpy_bjorck
+
+    return numpy_bjorck.steps(a, coeffs, reuse=reuse)
 
 
 def matmul_precision(xp, dtype, precision):
