@@ -1,0 +1,473 @@
+"""Lipschitz-safe polar iteration: per-step optimal odd polynomials, certified never to push a
+singular value above 1 (proofs/polar.md).
+
+Like Björck's iteration [BJ-1] it drives ``A_0 = W / ||W||_F`` to the polar factor ``U V^T`` by
+steps ``A_{k+1} = A_k P_k(A_k^T A_k)``, acting on every singular value through the odd scalar
+polynomial ``p_k(s) = s P_k(s^2)`` [PO-1]. The polynomials change from step to step: ``p_k``
+is the odd polynomial of degree 3 or 5 that best maps the current interval ``[l_k, 1]`` of
+singular values towards 1 (Remez minimax, Chen & Chow 2014; Amsel, Persson, Musco & Gower
+2025, "Polar Express"), divided by its maximum so that ``[l_k, 1]`` lands in
+``[l_{k+1}, 1)`` [PO-2]. Published schedules overshoot (singular values reach ~1.12 mid-way)
+and are not 1-Lipschitz; these are certified in exact rational arithmetic to keep every
+singular value in ``(0, 1)`` whatever the input [PO-3], so that in floating point the output's
+largest singular value is ``<= 1 + safety_bound(...)`` [PO-4]. From ``s_min / ||W||_F >= 1e-3``
+the degree-5 schedule reaches the float64 floor in 8 steps (24 matrix products) where Björck
+order 1 needs ~21 steps (42 products).
+
+The schedules are computed once by ``python -m reflip._polar_schedule`` and shipped as
+constants (:mod:`reflip._polar_coefficients`).
+
+Types (internally the iteration runs on the tall orientation ``(..., M, N)``, ``M >= N``)::
+
+    polar_fwd :: (w[..., m, n], **params) -> (y[..., m, n], PolarResiduals)
+    polar_bwd :: (PolarResiduals, y_bar[..., m, n]) -> w_bar[..., m, n]
+    polar_jvp :: (PolarResiduals, w_dot[..., m, n]) -> y_dot[..., m, n]
+
+The derivatives [PO-5] are Björck's: one step is Björck's step with other coefficients, so the
+unrolled rules are [BJ-8] applied with the step's coefficients, and the implicit rule is the
+derivative of the same limit ``U V^T`` [BJ-9]. The convergence report and its warnings are
+Björck's (:class:`~reflip.bjorck.BjorckInfo`, :class:`~reflip.bjorck.BjorckConvergenceWarning`)
+with the same rules [BJ-7] [BJ-10].
+
+Host synchronisation: ``check_finite``, ``tol`` (every iteration), the convergence check (unless
+``on_nonconvergence="ignore"``) and the implicit backward's checks each read one scalar back.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import NamedTuple
+
+from ._backend import get_namespace
+from ._polar_coefficients import SCHEDULES
+from ._registry import Primitive, register
+from ._validate import MAX_ITERATIONS, check_array, check_bool, check_choice, check_cotangent, check_int, check_real
+from .bjorck import (
+    BjorckConvergenceError,
+    BjorckConvergenceWarning,
+    BjorckInfo,
+    _implicit_jacobian,
+    _residual,
+    _scale,
+    _scale_jacobian,
+    _scaled_eyes,
+    _step,
+    _step_jvp,
+    _step_vjp,
+    _tall,
+    _warn_above,
+)
+from .tolerances import eps
+
+__all__ = [
+    "PolarResiduals",
+    "polar",
+    "polar_bwd",
+    "polar_fwd",
+    "polar_jvp",
+    "polar_schedule",
+    "safety_bound",
+    "DEGREES",
+    "LOWERS",
+]
+
+DEGREES = (3, 5)
+#: Design lower bounds of the shipped schedules: the smallest singular value of ``W / ||W||_F``
+#: each is built for (smaller ones still converge, more slowly [PO-3]).
+LOWERS = tuple(sorted({lower for _, lower in SCHEDULES}, reverse=True))
+BACKWARDS = ("unrolled", "implicit")
+ON_NONCONVERGENCE = ("warn", "raise", "ignore")
+# Interval [1, 1 + TAU] above 1 on which the rounding analysis of [PO-4] bounds each polynomial's
+# slope; the bound is only claimed while every step's overshoot stays below it.
+TAU = 2.0**-6
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedule [PO-2] [PO-3]
+
+
+def polar_schedule(degree=5, lower=1e-3):
+    """The certified schedule for ``degree`` and design lower bound ``lower`` [PO-2] [PO-3].
+
+    Returns
+    -------
+    tuple of (coefficients, l_k, l_{k+1})
+        ``coefficients = (c_0, ..., c_q)`` of ``p_k(s) = sum_j c_j s^(2j+1)`` (float64,
+        ``q = (degree - 1) / 2``): certified, for these exact float64 numbers, to satisfy
+        ``0 < p_k(s) < 1`` on ``(0, 1]`` and ``p_k > l_{k+1}`` on ``[l_k, 1]``. The last
+        polynomial is repeated beyond the schedule.
+    """
+    degree = check_choice(degree, "degree", DEGREES)
+    lower = check_choice(lower, "lower", LOWERS)
+    return SCHEDULES[(degree, lower)]
+
+
+@functools.lru_cache(maxsize=None)
+def _default_n_iter(degree, lower, dtype_eps):
+    """Schedule steps after which ``1 - l_k <= eps`` of the dtype (all of them in float64)."""
+    steps = SCHEDULES[(degree, lower)]
+    for k, (_, _, nl) in enumerate(steps):
+        if 1.0 - nl <= dtype_eps:
+            return k + 1
+    return len(steps)
+
+
+def _coefficients(degree, lower, n_iter):
+    """The ``n_iter`` coefficient tuples of the iteration (the last schedule step repeated)."""
+    steps = SCHEDULES[(degree, lower)]
+    return tuple(steps[min(k, len(steps) - 1)][0] for k in range(n_iter))
+
+
+def _slope_above_one(c, tau):
+    """``(max(0, max p'), lower bound of min p)`` over ``[1, 1 + tau]`` for ``p(s) = sum_j c_j s^(2j+1)``
+    (``p'`` is a polynomial of degree <= 2 in ``t = s^2``: its maximum is at an end or the
+    vertex; ``min p >= p(1) - tau max |p'|``)."""
+    lo, hi = 1.0, (1.0 + tau) ** 2
+    ts = [lo, hi]
+    if len(c) == 3 and c[2] != 0.0:
+        vertex = -3.0 * c[1] / (10.0 * c[2])
+        if lo < vertex < hi:
+            ts.append(vertex)
+    dp = [sum((2 * j + 1) * cj * t**j for j, cj in enumerate(c)) for t in ts]
+    return max(0.0, max(dp)), sum(c) - tau * max(abs(d) for d in dp)
+
+
+def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
+    """Upper bound ``t`` such that every singular value of ``polar(w, ...)`` is ``<= 1 + t``
+    in floating point, for any finite ``w`` of ``shape`` and ``dtype`` [PO-4].
+
+    In exact arithmetic every singular value stays in ``(0, 1)`` [PO-3]. In floating point the
+    scaling commits ``t_0 = gamma_{mn+2} + 4u`` (``u = eps / 2``, ``gamma_n = n u / (1 - n u)``)
+    and step ``k`` a spectral-norm error ``e_k <= 2 (1 + TAU)^(d) N (S'_k gamma_M +
+    S_k (gamma_{q(N+2)} + gamma_N))`` (``S_k = sum |c_j|``, ``S'_k = sum j |c_j|``, Higham's
+    componentwise bound for products); a singular value ``1 + t`` leaves step ``k`` below
+    ``1 + L_k t`` with ``L_k = max(0, max p_k')`` over ``[1, 1 + TAU]``. So
+    ``t_{k+1} = L_k t_k + e_k``; the bound is ``t_K``, or ``inf`` when some ``t_k`` exceeds
+    ``TAU`` (huge matrices in float32: the worst-case constants grow like ``N^2 eps``).
+
+    Returns
+    -------
+    float
+    """
+    *_, m, n = (int(d) for d in shape)
+    big, small = max(m, n), min(m, n)
+    degree = check_choice(degree, "degree", DEGREES)
+    lower = check_choice(lower, "lower", LOWERS)
+    u = eps(dtype) / 2.0
+    if n_iter is None:
+        n_iter = _default_n_iter(degree, lower, eps(dtype))
+
+    def gamma(k):
+        return k * u / (1.0 - k * u) if k * u < 1.0 else math.inf
+
+    q = (degree - 1) // 2
+    t = gamma(m * n + 2) + 4.0 * u
+    for c in _coefficients(degree, lower, n_iter):
+        s1 = sum(abs(x) for x in c)
+        s2 = sum(j * abs(x) for j, x in enumerate(c))
+        err = 2.0 * (1.0 + TAU) ** degree * small * (s2 * gamma(big) + s1 * (gamma(q * (small + 2)) + gamma(small)))
+        slope, low = _slope_above_one(c, TAU)
+        # A singular value pushed past 1 by rounding must not come out below -1 either (its
+        # sign would flip and |p| exceed 1); low >= -1 rules that out.
+        if not (t <= TAU and low >= -1.0):
+            return math.inf
+        t = slope * t + err
+    return t if t <= TAU else math.inf
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration and residuals
+
+
+class _Config(NamedTuple):
+    """The validated parameters of one call. ``scaling`` is always ``"frobenius"``: it is the
+    only guaranteed bound [BJ-6], and Björck's scaling rules read it."""
+
+    coeffs: tuple
+    degree: int
+    lower: float
+    n_iter: int
+    tol: float | None
+    backward: str
+    on_nonconvergence: str
+    transposed: bool
+    warn_above: float
+    scaling: str = "frobenius"
+
+
+class PolarResiduals(NamedTuple):
+    """What the backward pass and the JVP need, in the tall orientation (``M >= N``); the same
+    fields as :class:`~reflip.bjorck.BjorckResiduals`, so Björck's implicit rule reads them.
+
+    Attributes
+    ----------
+    w : array
+        The input (``w.mT`` when wide), kept by reference.
+    scale : array
+        ``||W||_F`` of every matrix, shape ``(..., 1, 1)``.
+    iterates : tuple of (A_k, X_k) or None
+        Every iterate multiplied and its Gram matrix; ``None`` for ``backward="implicit"``.
+    y : array
+        The output, tall orientation.
+    config : _Config
+    info : BjorckInfo
+        The convergence report [BJ-7].
+    """
+
+    w: object
+    scale: object
+    iterates: tuple | None
+    y: object
+    config: _Config
+    info: BjorckInfo
+
+    @property
+    def shape(self):
+        shape = tuple(self.w.shape)
+        return (*shape[:-2], shape[-1], shape[-2]) if self.config.transposed else shape
+
+
+def _validated(w, *, degree, lower, n_iter, tol, backward, on_nonconvergence, check_finite):
+    """Public-layer validation (through :mod:`reflip._validate`): ``(xp, cfg)``."""
+    xp = get_namespace(w=w)
+    check_array(w, xp, "w", min_ndim=2, what=" (..., m, n)")
+    degree = check_choice(degree, "degree", DEGREES)
+    lower = check_choice(lower, "lower", LOWERS)
+    if n_iter is None:
+        n_iter = _default_n_iter(degree, lower, eps(w.dtype))
+    n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
+    tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
+    backward = check_choice(backward, "backward", BACKWARDS)
+    on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
+    if check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
+        raise ValueError("w must be finite (it contains NaN or inf); pass check_finite=False to "
+                         "skip this check and let NaN propagate")
+    cfg = _Config(coeffs=_coefficients(degree, lower, n_iter), degree=degree, lower=lower, n_iter=n_iter,
+                  tol=tol, backward=backward, on_nonconvergence=on_nonconvergence,
+                  transposed=w.shape[-2] < w.shape[-1], warn_above=_warn_above(min(w.shape[-2:]), w.dtype))
+    return xp, cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# Core (array API standard, xp passed down)
+
+
+def _iterate(a, cfg, xp, *, keep, report):
+    """Run the schedule from ``a = A_0``: ``(A_K, [(A_k, X_k)] or None, K, residual)``; with
+    ``tol`` stop as soon as ``max ||X_k - I||_F <= tol`` [BJ-7]."""
+    pairs = [] if keep else None
+    residual = None
+    k = 0
+    while True:
+        if k == cfg.n_iter and not report and cfg.tol is None:
+            break
+        x = a.mT @ a
+        if cfg.tol is not None or k == cfg.n_iter:
+            residual = _residual(x, xp)
+            if cfg.tol is not None and float(xp.max(residual)) <= cfg.tol:
+                break
+        if k == cfg.n_iter:
+            break
+        if keep:
+            pairs.append((a, x))
+        coeffs = cfg.coeffs[k]
+        a = _step(a, x, coeffs, _scaled_eyes(coeffs, a, xp))
+        k += 1
+    return a, pairs, k, residual
+
+
+def _polar_fwd(w, cfg, xp, *, keep=True, report=True):
+    wt = _tall(w, cfg.transposed)
+    a0, scale = _scale(wt, "frobenius", xp)
+    keep = keep and cfg.backward == "unrolled"
+    y, pairs, k, residual = _iterate(a0, cfg, xp, keep=keep, report=report)
+    info = BjorckInfo(k, residual, cfg.tol if cfg.tol is not None else math.sqrt(eps(w.dtype)),
+                      cfg.tol is not None)
+    res = PolarResiduals(wt, scale, tuple(pairs) if pairs is not None else None, y, cfg, info)
+    return _tall(y, cfg.transposed), res
+
+
+def _pairs(res, xp):
+    """``[(A_k, X_k)]`` in forward order: stored, or recomputed from ``w`` (implicit mode's JVP
+    never needs them; an unrolled run always stores them)."""
+    if res.iterates is not None:
+        return list(res.iterates)
+    a, _ = _scale(res.w, "frobenius", xp)
+    out = []
+    for k in range(res.info.n_iter):
+        x = a.mT @ a
+        out.append((a, x))
+        a = _step(a, x, res.config.coeffs[k], _scaled_eyes(res.config.coeffs[k], a, xp))
+    return out
+
+
+def _unrolled_bwd(res, y_bar, xp):
+    """[PO-5] Reverse pass: Björck's step VJP [BJ-8] with each step's coefficients, then the
+    Frobenius scaling's Jacobian."""
+    a_bar = y_bar
+    pairs = _pairs(res, xp)
+    for k in range(len(pairs) - 1, -1, -1):
+        a, x = pairs[k]
+        coeffs = res.config.coeffs[k]
+        a_bar = _step_vjp(a, x, a_bar, coeffs, _scaled_eyes(coeffs, a, xp))
+    return _scale_jacobian(res, a_bar, xp)
+
+
+def _unrolled_jvp(res, w_dot, xp):
+    """[PO-5] Forward-mode through the same steps [BJ-8]."""
+    a_dot = _scale_jacobian(res, w_dot, xp)
+    for k, (a, x) in enumerate(_pairs(res, xp)):
+        coeffs = res.config.coeffs[k]
+        a_dot = _step_jvp(a, x, a_dot, coeffs, _scaled_eyes(coeffs, a, xp))
+    return a_dot
+
+
+# ----------------------------------------------------------------------------------------------
+# Public layer
+
+
+def _report_convergence(info, cfg, stacklevel):
+    """Björck's rule [BJ-7] [BJ-10]: warn (or raise) when ``tol`` was missed, or without ``tol``
+    when the residual is above ``sqrt(N eps)``; NaN counts as not converged."""
+    if cfg.on_nonconvergence == "ignore" or info.residual is None:
+        return
+    residual = info.max_residual
+    if cfg.tol is not None:
+        if info.converged:
+            return
+        msg = (f"polar iteration did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} steps: "
+               f"||Y^T Y - I||_F = {residual:.3g}. The result is not orthonormal; increase n_iter, "
+               f"pick a smaller lower (the schedule is built for s_min / ||w||_F >= lower={cfg.lower:g}; "
+               f"zero singular values never converge) or loosen tol")
+    else:
+        if residual <= cfg.warn_above:
+            return
+        msg = (f"polar iteration did not converge in n_iter={cfg.n_iter} steps: ||Y^T Y - I||_F = "
+               f"{residual:.3g} > {cfg.warn_above:.3g} = sqrt(N eps) [BJ-10]. The result is not "
+               f"orthonormal (the schedule is built for s_min / ||w||_F >= lower={cfg.lower:g}; zero "
+               f"singular values never converge); increase n_iter or pick a smaller lower, or pass "
+               f"on_nonconvergence='ignore' if fewer steps are intended")
+    if cfg.on_nonconvergence == "raise":
+        raise BjorckConvergenceError(msg)
+    warnings.warn(msg, BjorckConvergenceWarning, stacklevel=stacklevel + 1)
+
+
+def polar_fwd(w, *, degree=5, lower=1e-3, n_iter=None, tol=None, backward="unrolled",
+              on_nonconvergence="warn", check_finite=True):
+    """Lipschitz-safe polar iteration, forward pass returning the residuals of the backward.
+
+    .. math::
+
+        A_0 = W / \\|W\\|_F, \\qquad A_{k+1} = A_k P_k(A_k^T A_k), \\qquad
+        Y = A_K \\to U V^T \\text{ for } W = U S V^T
+
+    with ``p_k(s) = s P_k(s^2)`` the certified optimal odd polynomials of
+    :func:`polar_schedule` [PO-1] [PO-2]: every singular value of every iterate stays in
+    ``(0, 1)`` in exact arithmetic [PO-3] and below ``1 + safety_bound(w.shape, w.dtype, ...)``
+    in floating point [PO-4]. A wide ``W`` is transposed, iterated and transposed back.
+
+    Parameters
+    ----------
+    w : array, float32 or float64, shape (..., m, n), finite, non-empty
+        Matrices to orthonormalize; never modified.
+    degree : {3, 5}, default 5
+        Degree of the step polynomials: 2 matrix products per step for 3, 3 for 5.
+    lower : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6}, default 1e-3
+        Design lower bound: the schedule is optimal for singular values of ``W / ||W||_F`` in
+        ``[lower, 1]``. Smaller ones are safe too and converge, more slowly [PO-3].
+    n_iter : int or None, default None
+        Steps (``0 <= n_iter <= 10_000``), or the maximum with ``tol``. ``None``: the schedule's
+        steps until ``1 - l_k <= eps`` of the dtype (degree 5, ``lower=1e-3``: 8 in float64).
+        Beyond the schedule the last polynomial is repeated.
+    tol : float or None, default None
+        Stop as soon as ``max ||A_k^T A_k - I||_F <= tol`` (one host read per step) [BJ-7].
+    backward : {"unrolled", "implicit"}, default "unrolled"
+        ``"unrolled"``: exact derivative of the computed steps; ``"implicit"``: derivative of the
+        limit ``U V^T``, valid once converged [PO-5].
+    on_nonconvergence : {"warn", "raise", "ignore"}, default "warn"
+        Björck's rule [BJ-10]: with ``tol``, when it is missed; without, when
+        ``max ||Y^T Y - I||_F > sqrt(N eps)``: warn (:class:`~reflip.BjorckConvergenceWarning`),
+        raise (:class:`~reflip.BjorckConvergenceError`) or skip the check.
+    check_finite : bool, default True
+        Raise ``ValueError`` on NaN/inf.
+
+    Returns
+    -------
+    y : array, shape (..., m, n)
+    residuals : PolarResiduals
+        ``residuals.info`` is the :class:`~reflip.BjorckInfo` report.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments (the message names the parameter).
+    BjorckConvergenceError
+        Not converged with ``on_nonconvergence="raise"``.
+    """
+    xp, cfg = _validated(w, degree=degree, lower=lower, n_iter=n_iter, tol=tol, backward=backward,
+                         on_nonconvergence=on_nonconvergence, check_finite=check_finite)
+    y, res = _polar_fwd(w, cfg, xp)
+    _report_convergence(res.info, cfg, stacklevel=2)
+    return y, res
+
+
+def polar_bwd(residuals, y_bar):
+    """VJP ``w_bar = J^T y_bar`` [PO-5]: ``"unrolled"`` pulls back through every step with
+    Björck's step VJP [BJ-8] and the Frobenius scaling; ``"implicit"`` is the VJP of ``U V^T``
+    [BJ-9] (warns when the forward had not converged, ``ValueError`` at a singular ``w``)."""
+    xp = get_namespace(y_bar=y_bar)
+    check_cotangent("y_bar", y_bar, residuals.shape, xp)
+    g = _tall(y_bar, residuals.config.transposed)
+    if residuals.config.backward == "implicit":
+        out = _implicit_jacobian(residuals, g, xp)
+    else:
+        out = _unrolled_bwd(residuals, g, xp)
+    return _tall(out, residuals.config.transposed)
+
+
+def polar_jvp(residuals, w_dot):
+    """JVP ``y_dot = J w_dot``, the adjoint of :func:`polar_bwd` (same ``backward``) [PO-5]."""
+    xp = get_namespace(w_dot=w_dot)
+    check_cotangent("w_dot", w_dot, residuals.shape, xp)
+    d = _tall(w_dot, residuals.config.transposed)
+    if residuals.config.backward == "implicit":
+        out = _implicit_jacobian(residuals, d, xp)
+    else:
+        out = _unrolled_jvp(residuals, d, xp)
+    return _tall(out, residuals.config.transposed)
+
+
+def polar(w, *, degree=5, lower=1e-3, n_iter=None, tol=None, backward="unrolled",
+          on_nonconvergence="warn", check_finite=True, return_info=False):
+    """Orthonormalize ``w`` (its polar factor ``U V^T``) by the Lipschitz-safe polynomial
+    iteration [PO-1] [PO-3]; same parameters and result as :func:`polar_fwd`, bit for bit,
+    without keeping iterates (``backward`` is accepted and ignored).
+
+    Parameters
+    ----------
+    return_info : bool, default False
+        Also return the :class:`~reflip.BjorckInfo` report.
+    """
+    xp, cfg = _validated(w, degree=degree, lower=lower, n_iter=n_iter, tol=tol, backward=backward,
+                         on_nonconvergence=on_nonconvergence, check_finite=check_finite)
+    check_bool(return_info, "return_info")
+    report = return_info or cfg.on_nonconvergence != "ignore"
+    y, res = _polar_fwd(w, cfg, xp, keep=False, report=report)
+    _report_convergence(res.info, cfg, stacklevel=2)
+    return (y, res.info) if return_info else y
+
+
+POLAR = register(
+    Primitive(
+        name="polar",
+        fun=polar,
+        fwd=polar_fwd,
+        bwd=polar_bwd,
+        jvp=polar_jvp,
+        proof="PO-1",
+        second_order=False,
+        strategy="reflip.testing.strategies.polar:polar_cases",
+        bench_inputs="reflip.testing.strategies.polar:polar_bench_inputs",
+    )
+)
