@@ -21,6 +21,7 @@ import traceback
 from . import gnp, robustness, wasserstein
 from .common import Context
 from .job import Job, Outcome, Settings
+from .results import environment
 
 __all__ = ["Job", "Settings", "Outcome", "execute", "run_job", "EXPERIMENT_MODULES"]
 
@@ -41,6 +42,7 @@ def run_job(settings, job):
     with ctx.blas_threads():
         result = EXPERIMENT_MODULES[job.experiment].run_job(ctx, job, settings)
     result["job_cpu_seconds"] = time.process_time() - c0
+    result["device"] = environment(settings.backend)["device"]
     return result
 
 

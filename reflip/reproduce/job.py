@@ -54,10 +54,12 @@ class Outcome:
 
 def record_jobs(run, outcome, jobs):
     """Fill ``run.jobs`` (see :mod:`.results`) for this experiment's ``jobs``: how many, their
-    summed CPU seconds (each measured in the process that ran it), the retried and the missing."""
+    summed CPU seconds (each measured in the process that ran it), the devices they ran on, the
+    retried and the missing."""
     keys = [job.key for job in jobs]
     done = [outcome.results[k] for k in keys if k in outcome.results]
     run.jobs = {"count": len(keys), "cpu_seconds": float(sum(r.get("job_cpu_seconds", 0.0) for r in done)),
+                "devices": sorted({r["device"] for r in done if "device" in r}),
                 "retried": [k for k in keys if k in outcome.retried],
                 "missing": [{"key": k, "error": outcome.failures.get(k, "no result")}
                             for k in keys if k not in outcome.results]}

@@ -9,7 +9,8 @@ The JSON document::
      "device": str, "versions": {package: version}, "command": [argv...],
      "started": ISO 8601 UTC, "wall_seconds": float, "cpu_seconds": float (this process),
      "jobs": {"count": int, "cpu_seconds": float (summed over the training jobs, wherever they ran),
-              "retried": [job key...], "missing": [{"key", "error"}...]},
+              "devices": [str...] (where they ran), "retried": [job key...],
+              "missing": [{"key", "error"}...]},
      "config": {...},                       # the settings actually used
      "results": {...},                      # every measured number, per seed and aggregated
      "checks": [{"name", "passed", "detail"}...],   # the expected outcomes, evaluated
@@ -99,11 +100,14 @@ def _cpu_name():
 def environment(backend):
     """Versions, device and platform of this run. ``backend`` is ``"numpy"`` or ``"cupy"``."""
     if backend == "cupy":
-        import cupy
+        try:
+            import cupy
 
-        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-        name = props["name"]
-        device = f"GPU {name.decode() if isinstance(name, bytes) else name}"
+            props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+            name = props["name"]
+            device = f"GPU {name.decode() if isinstance(name, bytes) else name}"
+        except Exception:  # noqa: BLE001 - a Dask client without a GPU gathers GPU workers' results
+            device = "GPU on the workers (this host has no usable CuPy; see jobs.devices)"
     else:
         device = f"CPU {_cpu_name()} ({os.cpu_count()} logical cores visible)"
     return {"device": device, "versions": _versions(), "platform": platform.platform()}
