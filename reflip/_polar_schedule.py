@@ -4,21 +4,23 @@
 
 For each degree ``d = 2q + 1`` (3 or 5) and each design lower bound ``l_0``:
 
-1. [PO-2] On the current interval ``[l_k, 1]``, the odd polynomial ``p`` of degree ``d`` that
+1. [PO-2] On the interval ``[l_k, u_k]``, ``u_k = 1 + min(2^-8, 1 - l_k)`` (a margin above 1
+   that absorbs rounding, [PO-4]), the odd polynomial ``p`` of degree ``d`` that
    minimises ``max |1 - p(s)|`` is found by the Remez exchange (the error equioscillates at
-   ``q + 2`` points: ``l_k``, the ``q`` interior critical points of ``p``, and 1), in
+   ``q + 2`` points: ``l_k``, the ``q`` interior critical points of ``p``, and ``u_k``), in
    150-digit :mod:`decimal` arithmetic (software, so the result is the same on every machine).
-   With error ``E``, ``p`` maps ``[l_k, 1]`` into ``[1 - E, 1 + E]``.
-2. Divide by ``(1 + E)(1 + delta)``: the scaled polynomial maps ``[l_k, 1]`` below
-   ``1 / (1 + delta)``; it maximises the ratio ``min p / max p`` on ``[l_k, 1]`` among odd
+   With error ``E``, ``p`` maps ``[l_k, u_k]`` into ``[1 - E, 1 + E]``.
+2. Divide by ``(1 + E)(1 + delta)``: the scaled polynomial maps ``[l_k, u_k]`` below
+   ``1 / (1 + delta)``; it maximises the ratio ``min p / max p`` on ``[l_k, u_k]`` among odd
    polynomials of degree ``d``, which is all that matters to the next steps (they see the
    interval up to scale). ``delta = 2^-52 ... 2^-40`` is the smallest margin that survives
    rounding the coefficients to float64.
 3. [PO-3] Round the coefficients to float64 and certify, in exact rational arithmetic
    (:class:`fractions.Fraction`, Sturm sequences), for THOSE float64 coefficients:
-   ``0 < p(s) < 1`` on ``(0, 1]`` (safety: every singular value stays in ``(0, 1]``, whatever
-   the input's lower bound) and ``p(s) > l_{k+1}`` on ``[l_k, 1]`` (the next interval, a
-   float64 number certified to lie below the true minimum).
+   ``0 < p(s) < 1`` on ``(0, u_k]`` (safety: every singular value stays in ``(0, 1)``, whatever
+   the input's lower bound, and one pushed by rounding up to ``u_k`` comes back below 1) and
+   ``p(s) > l_{k+1}`` on ``[l_k, 1]`` (the next interval, a float64 number certified to lie
+   below the true minimum).
 
 Steps are added until ``1 - l_k <= 2^-50`` (four ulps of 1 in float64); the last polynomial is the
 one the iteration repeats beyond the schedule. Nothing here runs at import
@@ -28,6 +30,7 @@ constants (tests/test_polar.py recomputes one and compares it bit for bit).
 from __future__ import annotations
 
 import decimal
+import math
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +47,9 @@ _CTX = decimal.Context(prec=150)
 # Safety margins tried, smallest first.
 _DELTAS = tuple(Fraction(1, 2**k) for k in range(52, 39, -1))
 MAX_STEPS = 40
+#: Each step is designed on [l_k, 1 + tau_k], tau_k = min(TAU, 1 - l_k): a singular value that
+#: rounding pushed up to tau_k above 1 is mapped back below 1 instead of amplified [PO-4].
+TAU = 2.0**-8
 # p(1) = 1 with (degree - 1) / 2 derivatives 0 at 1: 3/2 s - 1/2 s^3 and 15/8 s - 5/4 s^3 + 3/8 s^5.
 _LIMIT = {3: ("1.5", "-0.5"), 5: ("1.875", "-1.25", "0.375")}
 
@@ -94,28 +100,28 @@ def _critical_points(c, lo, hi):
     return sorted(_CTX.sqrt(t) for t in ts if t > 0 and lo < _CTX.sqrt(t) < hi)
 
 
-def remez_odd(lower, degree, *, iterations=200):
+def remez_odd(lower, degree, upper=1.0, *, iterations=200):
     """``(c, E)``: the odd polynomial ``p(s) = sum_j c_j s^(2j+1)`` of ``degree`` minimising
-    ``max_{[lower, 1]} |1 - p(s)|``, and that minimum ``E`` (Decimal) [PO-2].
+    ``max_{[lower, upper]} |1 - p(s)|``, and that minimum ``E`` (Decimal) [PO-2].
 
-    The reference starts at the Chebyshev extrema of ``[lower, 1]`` placed on a geometric
-    scale (the error of the optimum is spread over decades of ``s`` when ``lower`` is small).
+    The reference starts at points spread geometrically over ``[lower, upper]`` (the error of
+    the optimum is spread over decades of ``s`` when ``lower`` is small).
     """
     q = (degree - 1) // 2
-    lo = Decimal(lower)
+    lo, hi = Decimal(lower), Decimal(upper)
     n = q + 2
-    ratio = _CTX.divide(Decimal(1), lo)
+    ratio = _CTX.divide(hi, lo)
     ref = [_CTX.multiply(lo, _CTX.power(ratio, _CTX.divide(Decimal(i), Decimal(n - 1)))) for i in range(n)]
-    ref[-1] = Decimal(1)
+    ref[-1] = hi
     c, e = None, None
     for _ in range(iterations):
         rows = [[_CTX.power(x, 2 * j + 1) for j in range(q + 1)] + [Decimal((-1) ** i)] for i, x in enumerate(ref)]
         sol = _solve(rows, [Decimal(1)] * n)
         c, e = sol[:-1], abs(sol[-1])
-        interior = _critical_points(c, lo, Decimal(1))
+        interior = _critical_points(c, lo, hi)
         if len(interior) != q:
             raise ArithmeticError(f"Remez lost an extremum at lower={lower}, degree={degree}: {interior}")
-        new = [lo, *interior, Decimal(1)]
+        new = [lo, *interior, hi]
         worst = max(abs(1 - _odd(c, x)) for x in new)
         ref = new
         if worst - e <= e * Decimal("1e-40"):
@@ -168,7 +174,7 @@ def _sturm_roots(p, lo, hi):
 
     def changes(x):
         signs = [v for v in (_eval(s, x) for s in seq) if v != 0]
-        return sum(1 for a, b in zip(signs, signs[1:]) if (a < 0) != (b < 0))
+        return sum(1 for a, b in zip(signs[:-1], signs[1:], strict=True) if (a < 0) != (b < 0))
 
     return changes(lo) - changes(hi)
 
@@ -186,19 +192,19 @@ def _odd_poly(c):
     return out
 
 
-def certify_step(coeffs, lower, next_lower):
+def certify_step(coeffs, lower, next_lower, upper=1.0):
     """Whether the float64 ``coeffs`` (``p(s) = sum_j c_j s^(2j+1)``) satisfy, exactly:
-    ``p(s)/s > 0`` on ``[0, 1]``, ``p(s) < 1`` on ``[0, 1]`` and ``p(s) > next_lower`` on
+    ``p(s)/s > 0`` and ``p(s) < 1`` on ``[0, upper]``, and ``p(s) > next_lower`` on
     ``[lower, 1]`` [PO-3]."""
     c = [Fraction(x) for x in coeffs]
-    lo, nl = Fraction(lower), Fraction(next_lower)
-    # p(s)/s = sum_j c_j t^j in t = s^2 in [0, 1].
-    if not _positive_on(c, Fraction(0), Fraction(1)):
+    lo, nl, hi = Fraction(lower), Fraction(next_lower), Fraction(upper)
+    # p(s)/s = sum_j c_j t^j in t = s^2 in [0, upper^2].
+    if not _positive_on(c, Fraction(0), hi * hi):
         return False
     p = _odd_poly(c)
     one_minus = [-a for a in p]
     one_minus[0] += 1
-    if not _positive_on(one_minus, Fraction(0), Fraction(1)):
+    if not _positive_on(one_minus, Fraction(0), hi):
         return False
     shifted = list(p)
     shifted[0] -= nl
@@ -217,10 +223,19 @@ def _minimum_estimate(coeffs, lower):
     return min(_odd(c, x) for x in points)
 
 
+def _upper(lower):
+    """``u_k = 1 + tau_k``, ``tau_k = min(TAU, 1 - l_k)``, a float64 number not above its exact
+    value (the certificate holds for the float)."""
+    exact = 1 + min(Fraction(TAU), 1 - Fraction(lower))
+    u = float(exact)
+    return u if Fraction(u) <= exact else math.nextafter(u, 0.0)
+
+
 def _one_step(lower, degree):
-    """``(coefficients, next_lower, delta)`` of one certified step on ``[lower, 1]``."""
+    """``(coefficients, next_lower, upper)`` of one certified step on ``[lower, upper]``."""
+    upper = _upper(lower)
     try:
-        c, e = remez_odd(lower, degree)
+        c, e = remez_odd(lower, degree, upper)
     except ArithmeticError:
         if 1.0 - lower > 1e-8:
             raise
@@ -235,22 +250,22 @@ def _one_step(lower, degree):
         # The next lower bound: a float64 number just below the minimum (certified below).
         nl = float(estimate)
         for _ in range(64):
-            if Fraction(nl) < Fraction(estimate) and certify_step(coeffs, lower, nl):
-                return coeffs, nl, delta
+            if Fraction(nl) < Fraction(estimate) and certify_step(coeffs, lower, nl, upper):
+                return coeffs, nl, upper
             if Fraction(nl) >= Fraction(estimate):
                 nl = float(Fraction(nl) - Fraction(nl) / 2**52)
                 continue
             break
-    raise ArithmeticError(f"no certified step on [{lower}, 1] for degree {degree}")
+    raise ArithmeticError(f"no certified step on [{lower}, {upper}] for degree {degree}")
 
 
 def schedule(lower, degree):
-    """``[(coeffs, l_k, l_{k+1})]``: the certified steps from ``l_0 = lower`` until the lower
+    """``[(coeffs, l_k, l_{k+1}, u_k)]``: the certified steps from ``l_0 = lower`` until the lower
     bound stops rising (the float64 limit) [PO-2] [PO-3]."""
     steps, lo = [], float(lower)
     for _ in range(MAX_STEPS):
-        coeffs, nl, _ = _one_step(lo, degree)
-        steps.append((coeffs, lo, nl))
+        coeffs, nl, upper = _one_step(lo, degree)
+        steps.append((coeffs, lo, nl, upper))
         # Stop when the next interval is within float64 rounding of 1 (or stops rising): the
         # last polynomial, certified on [l_{K-1}, 1], maps [l_K, 1] (a subset) above l_K too,
         # so repeating it keeps every certificate.
@@ -263,13 +278,13 @@ def schedule(lower, degree):
 def _render(schedules):
     lines = ['"""Generated by ``python -m reflip._polar_schedule`` (see that module and proofs/polar.md,',
              '[PO-2] [PO-3]); do not edit. ``SCHEDULES[(degree, l_0)]`` is a tuple of steps',
-             '``(coefficients, l_k, l_{k+1})``: ``p_k(s) = sum_j c_j s^(2j+1)`` certified to map',
-             '``(0, 1]`` into ``(0, 1)`` and ``[l_k, 1]`` above ``l_{k+1}``."""', "",
+             '``(coefficients, l_k, l_{k+1}, u_k)``: ``p_k(s) = sum_j c_j s^(2j+1)`` certified to map',
+             '``(0, u_k]`` into ``(0, 1)`` and ``[l_k, 1]`` above ``l_{k+1}``."""', "",
              "SCHEDULES = {"]
     for (degree, lower), steps in schedules.items():
         lines.append(f"    ({degree}, {lower!r}): (")
-        for coeffs, lo, nl in steps:
-            lines.append(f"        ({tuple(coeffs)!r}, {lo!r}, {nl!r}),")
+        for coeffs, lo, nl, upper in steps:
+            lines.append(f"        ({tuple(coeffs)!r}, {lo!r}, {nl!r}, {upper!r}),")
         lines.append("    ),")
     lines.append("}")
     return "\n".join(lines) + "\n"

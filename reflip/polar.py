@@ -78,9 +78,6 @@ DEGREES = (3, 5)
 LOWERS = tuple(sorted({lower for _, lower in SCHEDULES}, reverse=True))
 BACKWARDS = ("unrolled", "implicit")
 ON_NONCONVERGENCE = ("warn", "raise", "ignore")
-# Interval [1, 1 + TAU] above 1 on which the rounding analysis of [PO-4] bounds each polynomial's
-# slope; the bound is only claimed while every step's overshoot stays below it.
-TAU = 2.0**-6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,11 +89,11 @@ def polar_schedule(degree=5, lower=1e-3):
 
     Returns
     -------
-    tuple of (coefficients, l_k, l_{k+1})
+    tuple of (coefficients, l_k, l_{k+1}, u_k)
         ``coefficients = (c_0, ..., c_q)`` of ``p_k(s) = sum_j c_j s^(2j+1)`` (float64,
         ``q = (degree - 1) / 2``): certified, for these exact float64 numbers, to satisfy
-        ``0 < p_k(s) < 1`` on ``(0, 1]`` and ``p_k > l_{k+1}`` on ``[l_k, 1]``. The last
-        polynomial is repeated beyond the schedule.
+        ``0 < p_k(s) < 1`` on ``(0, u_k]`` (``u_k = 1 + min(2^-8, 1 - l_k)``) and
+        ``p_k > l_{k+1}`` on ``[l_k, 1]``. The last polynomial is repeated beyond the schedule.
     """
     degree = check_choice(degree, "degree", DEGREES)
     lower = check_choice(lower, "lower", LOWERS)
@@ -107,30 +104,40 @@ def polar_schedule(degree=5, lower=1e-3):
 def _default_n_iter(degree, lower, dtype_eps):
     """Schedule steps after which ``1 - l_k <= eps`` of the dtype (all of them in float64)."""
     steps = SCHEDULES[(degree, lower)]
-    for k, (_, _, nl) in enumerate(steps):
+    for k, (_, _, nl, _) in enumerate(steps):
         if 1.0 - nl <= dtype_eps:
             return k + 1
     return len(steps)
 
 
-def _coefficients(degree, lower, n_iter):
-    """The ``n_iter`` coefficient tuples of the iteration (the last schedule step repeated)."""
+def _steps(degree, lower, n_iter):
+    """``(coefficients, u_k)`` of the ``n_iter`` steps (the last schedule step repeated)."""
     steps = SCHEDULES[(degree, lower)]
-    return tuple(steps[min(k, len(steps) - 1)][0] for k in range(n_iter))
+    return tuple((steps[min(k, len(steps) - 1)][0], steps[min(k, len(steps) - 1)][3]) for k in range(n_iter))
 
 
-def _slope_above_one(c, tau):
-    """``(max(0, max p'), lower bound of min p)`` over ``[1, 1 + tau]`` for ``p(s) = sum_j c_j s^(2j+1)``
-    (``p'`` is a polynomial of degree <= 2 in ``t = s^2``: its maximum is at an end or the
-    vertex; ``min p >= p(1) - tau max |p'|``)."""
-    lo, hi = 1.0, (1.0 + tau) ** 2
-    ts = [lo, hi]
+def _coefficients(degree, lower, n_iter):
+    """The ``n_iter`` coefficient tuples of the iteration."""
+    return tuple(c for c, _ in _steps(degree, lower, n_iter))
+
+
+def _excess(c, u, t):
+    """Upper bound of ``max(p(s) - 1, -1 - p(s), 0)`` over ``[u, 1 + t]`` (``0`` when
+    ``1 + t <= u``), given that ``|p| < 1`` on ``[0, u]`` [PO-3]: ``p(s) <= p(u) + (s - u) L``
+    with ``L`` the largest ``|p'|`` on the interval (``p'`` is of degree <= 2 in ``s^2``: its
+    extremes are at the ends or the vertex)."""
+    hi = 1.0 + t
+    if hi <= u:
+        return 0.0
+    ts = [u * u, hi * hi]
     if len(c) == 3 and c[2] != 0.0:
         vertex = -3.0 * c[1] / (10.0 * c[2])
-        if lo < vertex < hi:
+        if ts[0] < vertex < ts[1]:
             ts.append(vertex)
-    dp = [sum((2 * j + 1) * cj * t**j for j, cj in enumerate(c)) for t in ts]
-    return max(0.0, max(dp)), sum(c) - tau * max(abs(d) for d in dp)
+    slope = max(abs(sum((2 * j + 1) * cj * x**j for j, cj in enumerate(c))) for x in ts)
+    p_u = sum(cj * u ** (2 * j + 1) for j, cj in enumerate(c))
+    # 4 ulps of slack on the evaluation of p(u) (|p(u)| < 1, a handful of terms).
+    return max(0.0, abs(p_u) + 2.0**-50 + (hi - u) * slope - 1.0)
 
 
 def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
@@ -139,12 +146,14 @@ def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
 
     In exact arithmetic every singular value stays in ``(0, 1)`` [PO-3]. In floating point the
     scaling commits ``t_0 = gamma_{mn+2} + 4u`` (``u = eps / 2``, ``gamma_n = n u / (1 - n u)``)
-    and step ``k`` a spectral-norm error ``e_k <= 2 (1 + TAU)^(d) N (S'_k gamma_M +
-    S_k (gamma_{q(N+2)} + gamma_N))`` (``S_k = sum |c_j|``, ``S'_k = sum j |c_j|``, Higham's
-    componentwise bound for products); a singular value ``1 + t`` leaves step ``k`` below
-    ``1 + L_k t`` with ``L_k = max(0, max p_k')`` over ``[1, 1 + TAU]``. So
-    ``t_{k+1} = L_k t_k + e_k``; the bound is ``t_K``, or ``inf`` when some ``t_k`` exceeds
-    ``TAU`` (huge matrices in float32: the worst-case constants grow like ``N^2 eps``).
+    and step ``k``, on an input with ``sigma_max <= 1 + t_k``, a spectral-norm error
+    ``e_k <= 2 (1 + t_k)^d N (S'_k gamma_M + S_k (gamma_{q(N+2)} + gamma_N))`` (``S_k = sum |c_j|``,
+    ``S'_k = sum j |c_j|``; Higham's componentwise bound for each product, the factor 2
+    covering the second-order terms). Each ``p_k`` maps ``(0, u_k]`` into ``(0, 1)``
+    (``u_k = 1 + min(2^-8, 1 - l_k)``), so an overshoot ``t_k <= u_k - 1`` is absorbed; a larger
+    one leaves at most ``_excess``. Hence ``t_{k+1} = excess_k(t_k) + e_k``, and the bound is
+    ``t_K``; ``inf`` where the worst-case constants (``~N^2 eps``, float32 with ``N`` beyond a
+    few dozen) exceed ``2^-8``.
 
     Returns
     -------
@@ -163,17 +172,14 @@ def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
 
     q = (degree - 1) // 2
     t = gamma(m * n + 2) + 4.0 * u
-    for c in _coefficients(degree, lower, n_iter):
+    for c, upper in _steps(degree, lower, n_iter):
+        if not t <= 2.0**-8:
+            return math.inf
         s1 = sum(abs(x) for x in c)
         s2 = sum(j * abs(x) for j, x in enumerate(c))
-        err = 2.0 * (1.0 + TAU) ** degree * small * (s2 * gamma(big) + s1 * (gamma(q * (small + 2)) + gamma(small)))
-        slope, low = _slope_above_one(c, TAU)
-        # A singular value pushed past 1 by rounding must not come out below -1 either (its
-        # sign would flip and |p| exceed 1); low >= -1 rules that out.
-        if not (t <= TAU and low >= -1.0):
-            return math.inf
-        t = slope * t + err
-    return t if t <= TAU else math.inf
+        err = 2.0 * (1.0 + t) ** degree * small * (s2 * gamma(big) + s1 * (gamma(q * (small + 2)) + gamma(small)))
+        t = _excess(c, upper, t) + err
+    return t if t <= 2.0**-8 else math.inf
 
 
 # ----------------------------------------------------------------------------------------------
