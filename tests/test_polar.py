@@ -1,0 +1,406 @@
+"""Tests of the Lipschitz-safe polar iteration (reflip/polar.py, proofs/polar.md) outside the
+claim suite: the schedule (reproducible, certified, optimal against a linear-programming
+minimax), the polar factor against the float64 SVD, safety at the worst points of the schedule,
+the derivatives against independent oracles (autograd tracing a plain loop written here,
+central differences, the dot-product test), bad input, the convergence report."""
+import math
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+
+import reflip
+from reflip import BjorckConvergenceError, BjorckConvergenceWarning, bjorck
+from reflip._polar_coefficients import SCHEDULES
+from reflip.polar import (
+    polar,
+    polar_bwd,
+    polar_fwd,
+    polar_jvp,
+    polar_schedule,
+    safety_bound,
+)
+from reflip.testing.backends import available_backends
+
+RNG = np.random.default_rng(20251117)
+QUIET = {"on_nonconvergence": "ignore"}
+
+
+@pytest.fixture(autouse=True)
+def _convergence_warnings_are_errors():
+    """A test that expects a BjorckConvergenceWarning says so with pytest.warns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BjorckConvergenceWarning)
+        yield
+
+
+def _haar(rng, k):
+    q, r = np.linalg.qr(rng.standard_normal((k, k)))
+    return q * np.sign(np.diag(r))
+
+
+def _with_singular_values(s, m, n, seed=0):
+    """``U diag(s) V^T`` with Haar ``U``, ``V`` (float64)."""
+    rng = np.random.default_rng(seed)
+    r = len(s)
+    return (_haar(rng, m)[:, :r] * np.asarray(s, float)) @ _haar(rng, n)[:, :r].T
+
+
+def _scaled_singular_values(ratio, n):
+    """``n`` singular values whose smallest over their 2-norm is exactly ``ratio``: the others
+    spread geometrically over [1/2, 1], the smallest solved for."""
+    rest = np.geomspace(0.5, 1.0, n - 1)
+    small = ratio * np.sqrt(np.sum(rest**2) / (1.0 - ratio**2))
+    return np.concatenate([[small], rest])
+
+
+def _uvt(w):
+    u, _, vt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+    return u @ vt
+
+
+def _residual(y):
+    y = np.asarray(y, np.float64)
+    if y.shape[-2] < y.shape[-1]:
+        y = np.swapaxes(y, -1, -2)
+    g = np.swapaxes(y, -1, -2) @ y
+    return float(np.max(np.linalg.norm(g - np.eye(g.shape[-1]), axis=(-2, -1))))
+
+
+def _p(c, s):
+    return sum(cj * s ** (2 * j + 1) for j, cj in enumerate(c))
+
+
+# ----------------------------------------------------------------------------------------------
+# The schedule [PO-2] [PO-3]
+
+
+@pytest.mark.parametrize("degree, lower", [(3, 0.1), (5, 0.1), (5, 0.01)])
+def test_schedule_is_reproducible(degree, lower):
+    """[PO-2] the shipped coefficients are what the documented script computes, bit for bit."""
+    from reflip._polar_schedule import schedule
+
+    assert tuple(schedule(lower, degree)) == SCHEDULES[(degree, lower)]
+
+
+@pytest.mark.parametrize("key", sorted(SCHEDULES))
+def test_schedule_maps_into_the_unit_interval(key):
+    """[PO-3] every shipped polynomial, evaluated densely in float64 (an oracle independent of
+    the Sturm certificate), stays in (0, 1) on (0, u_k] and above l_{k+1} on [l_k, 1]; the
+    lower bounds rise to within 2^-50 of 1."""
+    steps = SCHEDULES[key]
+    for coeffs, lo, nl, upper in steps:
+        s = np.concatenate([np.linspace(0.0, upper, 200_001)[1:], np.geomspace(1e-9, 1.0, 20_001)])
+        p = _p(coeffs, s)
+        # float64 evaluation of p commits up to ~sum |c_j| eps: the exact statement is the
+        # rational certificate (test_schedule_certificates_hold_exactly).
+        slack = 2 * sum(abs(c) for c in coeffs) * np.finfo(float).eps
+        assert np.all(p > 0) and np.max(p) <= 1.0 + slack, (key, coeffs, np.max(p) - 1)
+        on = s[(s >= lo) & (s <= 1.0)]
+        assert np.min(_p(coeffs, on)) > nl * (1 - 4e-16), (key, coeffs)
+        assert lo < nl < 1.0 and 1.0 < upper <= 1.0 + 2.0**-8
+    assert 1.0 - steps[-1][2] <= 2.0**-50
+    for (_, _, nl, _), (_, lo, _, _) in zip(steps[:-1], steps[1:], strict=True):
+        assert nl == lo
+
+
+def test_schedule_certificates_hold_exactly():
+    """[PO-3] the exact rational certificate holds for every shipped step, and refuses a
+    polynomial that reaches 1 (the first step's unscaled minimax polynomial)."""
+    from reflip._polar_schedule import certify_step
+
+    for steps in SCHEDULES.values():
+        for coeffs, lo, nl, upper in steps:
+            assert certify_step(coeffs, lo, nl, upper)
+    coeffs, lo, nl, upper = SCHEDULES[(5, 1e-3)][0]
+    assert not certify_step(tuple(1.01 * c for c in coeffs), lo, nl, upper)
+    assert not certify_step(coeffs, lo, nl, 1.1)
+
+
+@pytest.mark.parametrize("degree, step", [(3, 0), (3, 4), (5, 0), (5, 2), (5, 4)])
+def test_schedule_step_is_minimax(degree, step):
+    """[PO-2] each step maximises min p / max p over [l_k, u_k] among odd polynomials of its
+    degree: compared with the minimax solved as a linear program on a dense grid (scipy),
+    an oracle independent of the Remez exchange."""
+    from scipy.optimize import linprog
+
+    coeffs, lo, _, upper = SCHEDULES[(degree, 1e-3)][step]
+    q = (degree - 1) // 2
+    x = np.concatenate([np.geomspace(lo, upper, 4000), np.linspace(lo, upper, 4000)])
+    basis = np.stack([x ** (2 * j + 1) for j in range(q + 1)], axis=1)
+    # minimise E subject to |1 - basis @ c| <= E.
+    a = np.block([[basis, -np.ones((len(x), 1))], [-basis, -np.ones((len(x), 1))]])
+    b = np.concatenate([np.ones(len(x)), -np.ones(len(x))])
+    cost = np.zeros(q + 2)
+    cost[-1] = 1.0
+    sol = linprog(cost, A_ub=a, b_ub=b, bounds=[(None, None)] * (q + 2), method="highs")
+    e = sol.x[-1]
+    p = _p(coeffs, x)
+    r = np.min(p) / np.max(p)
+    # Compared as minimax errors (1 - r) / (1 + r), to the LP solver's tolerance.
+    assert (1 - r) / (1 + r) == pytest.approx(e, abs=1e-7)
+
+
+def test_schedule_rejects_unknown_parameters():
+    with pytest.raises(ValueError, match="degree"):
+        polar_schedule(degree=4)
+    with pytest.raises(ValueError, match="lower"):
+        polar_schedule(lower=0.5)
+    assert polar_schedule(5, 1e-3) is SCHEDULES[(5, 1e-3)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The polar factor [PO-1] [PO-3] [PO-6]
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (9, 4), (4, 9), (2, 3, 6, 5)])
+@pytest.mark.parametrize("degree", [3, 5])
+def test_converges_to_the_svd_polar_factor(shape, degree, dtype):
+    """[PO-1] [PO-3] from s_min / ||W||_F >= 1e-3 the default schedule returns U V^T of the
+    float64 SVD, semi-orthonormal, and reports convergence; tall, wide and stacked inputs."""
+    *batch, m, n = shape
+    r = min(m, n)
+    w = np.stack([_with_singular_values(7.0 * _scaled_singular_values(1e-3 * 1.01, r), m, n, seed=i)
+                  for i in range(int(np.prod(batch, dtype=int)))]).reshape(shape).astype(dtype)
+    y, res = polar_fwd(w, degree=degree)
+    tol = 50 * r * np.finfo(dtype).eps
+    assert y.dtype == w.dtype and y.shape == w.shape
+    np.testing.assert_allclose(y, _uvt(w), atol=tol)
+    assert _residual(y) < tol
+    assert res.info.converged and res.info.n_iter == len(res.config.coeffs)
+    np.testing.assert_array_equal(polar(w, degree=degree), y)
+
+
+def test_steps_and_products_against_bjorck():
+    """[PO-3] degree 5 from s_min / ||W||_F = 1e-3 reaches ||Y^T Y - I||_F < 1e-6 within the 8
+    steps of its schedule (24 products), where Björck order 1 needs more than 40 products."""
+    w = _with_singular_values(_scaled_singular_values(1e-3, 32), 32, 32, seed=3)
+
+    def steps_to(f):
+        return next(k for k in range(1, 60) if _residual(f(k)) < 1e-6)
+
+    k_polar = steps_to(lambda k: polar(w, degree=5, n_iter=k, **QUIET))
+    k_bjorck = steps_to(lambda k: bjorck(w, n_iter=k, **QUIET))
+    assert k_polar <= 8 and 3 * k_polar < 2 * k_bjorck, (k_polar, k_bjorck)
+    assert polar_fwd(w)[1].info.n_iter == 8
+
+
+def _worst_inputs(degree, lower, n, dtype, seed):
+    """Matrices whose scaled singular values sit on the worst points of the first step: the
+    interior maxima of p_0 (where p_0 is largest on [0, 1]), 1 (rank one) and the design
+    lower bound, the others filling ||A_0||_F = 1."""
+    coeffs = SCHEDULES[(degree, lower)][0][0]
+    s = np.linspace(lower, 1.0, 1_000_001)
+    p = _p(coeffs, s)
+    interior = s[1:-1][(p[1:-1] >= p[:-2]) & (p[1:-1] >= p[2:])]
+    out = [np.asarray(_with_singular_values([1.0], n, n, seed=seed), dtype)]
+    for x in interior:
+        rest = np.sqrt((1 - x * x) / (n - 1)) * np.ones(n - 1)
+        out.append(_with_singular_values(np.concatenate([[x], rest]), n, n, seed=seed).astype(dtype))
+    out.append(_with_singular_values(_scaled_singular_values(lower, n), n, n, seed=seed).astype(dtype))
+    return out
+
+
+@pytest.mark.parametrize("degree", [3, 5])
+def test_safety_at_the_worst_points(degree, dtype):
+    """[PO-3] [PO-4] on inputs at the interior maxima of the polynomials, after every number of
+    steps, the largest singular value (float64 SVD) is <= 1 + safety_bound; the margin
+    measured is reported in the assertion message."""
+    worst = -np.inf
+    for lower in (1e-1, 1e-3):
+        for w in _worst_inputs(degree, lower, 6, dtype, seed=1):
+            for k in range(0, len(SCHEDULES[(degree, lower)]) + 2):
+                y = polar(w, degree=degree, lower=lower, n_iter=k, **QUIET)
+                smax = np.linalg.svd(np.asarray(y, np.float64), compute_uv=False)[0]
+                bound = safety_bound(w.shape, dtype, degree=degree, lower=lower, n_iter=k)
+                assert math.isfinite(bound)
+                assert smax <= 1.0 + bound, (lower, k, smax - 1.0, bound)
+                worst = max(worst, smax - 1.0)
+    assert worst <= 4 * np.finfo(dtype).eps, worst
+
+
+def test_a_schedule_that_overshoots_breaks_the_bound():
+    """[PO-4] the check above has teeth: the unscaled minimax polynomial of the first step
+    (p*(1 + E), which reaches 1 + E) pushes the worst input far above 1 + safety_bound."""
+    coeffs, *_ = SCHEDULES[(5, 1e-3)][0]
+    s = np.linspace(1e-3, 1.0, 100_001)
+    p = _p(coeffs, s)
+    e = (np.max(p) - np.min(p)) / (np.max(p) + np.min(p))
+    x = s[np.argmax(p)]
+    a = _with_singular_values([x, math.sqrt(1 - x * x)], 2, 2)
+    overshoot = a @ ((1 + e) * (coeffs[0] * np.eye(2) + coeffs[1] * (a.T @ a) + coeffs[2] * (a.T @ a) @ (a.T @ a)))
+    assert np.linalg.svd(overshoot, compute_uv=False)[0] > 1 + 0.5 + safety_bound((2, 2), "float64", n_iter=1)
+
+
+def test_small_singular_values_are_safe_and_still_converge(dtype):
+    """[PO-3] below the design bound (and zero singular values) the result stays inside the
+    unit ball; positive ones converge with more steps, zero ones stay zero and are reported."""
+    w = _with_singular_values([1e-5, 0.5, 1.0], 5, 3, seed=2).astype(dtype)
+    y = polar(w, lower=1e-1, n_iter=40, **QUIET)
+    assert np.linalg.svd(np.asarray(y, np.float64), compute_uv=False)[0] <= 1 + 8 * np.finfo(dtype).eps
+    assert _residual(y) < 1e-5
+    z = _with_singular_values([0.0, 0.5, 1.0], 5, 3, seed=2).astype(dtype)
+    with pytest.warns(BjorckConvergenceWarning, match="did not converge"):
+        y0 = polar(z)
+    # Rounding noise in the zero direction grows by at most prod_k p_k'(0) (~3e4 over the 8
+    # steps of the default schedule).
+    assert np.linalg.svd(np.asarray(y0, np.float64), compute_uv=False)[-1] < 1e5 * np.finfo(dtype).eps
+
+
+def test_equivariance_and_scale_invariance():
+    """[PO-1] P(Q W R) = Q P(W) R for orthogonal Q, R; P(W^T) = P(W)^T; P(2^j W) = P(W) bit for
+    bit (the Frobenius scaling removes the power of two exactly)."""
+    w = RNG.standard_normal((6, 4))
+    q, r = _haar(RNG, 6), _haar(RNG, 4)
+    y = polar(w, n_iter=4, **QUIET)
+    np.testing.assert_allclose(polar(q @ w @ r, n_iter=4, **QUIET), q @ y @ r, atol=1e-13)
+    np.testing.assert_allclose(polar(w.T, n_iter=4, **QUIET), y.T, atol=1e-13)
+    np.testing.assert_array_equal(polar(w * 2.0**-7, n_iter=4, **QUIET), y)
+
+
+# ----------------------------------------------------------------------------------------------
+# Derivatives [PO-5]
+
+
+def _autograd_polar(w, coeffs):
+    """An independent formulation traced by autograd: the scaling and the steps written out as
+    plain products (no Horner, no reflip code)."""
+    a = w / anp.sqrt(anp.sum(w * w))
+    for c in coeffs:
+        x = anp.dot(a.T, a)
+        poly = c[0] * anp.eye(x.shape[0]) + c[1] * x
+        if len(c) == 3:
+            poly = poly + c[2] * anp.dot(x, x)
+        a = anp.dot(a, poly)
+    return a
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (6, 3), (3, 6)])
+@pytest.mark.parametrize("degree", [3, 5])
+def test_unrolled_vjp_matches_autograd_of_a_plain_loop(shape, degree):
+    """[PO-5] the unrolled VJP equals autograd's gradient of the same steps written as a loop."""
+    w = RNG.standard_normal(shape)
+    g = RNG.standard_normal(shape)
+    y, res = polar_fwd(w, degree=degree, n_iter=6, **QUIET)
+    coeffs = res.config.coeffs
+
+    def f(z):
+        if z.shape[0] < z.shape[1]:
+            return anp.sum(_autograd_polar(z.T, coeffs).T * g)
+        return anp.sum(_autograd_polar(z, coeffs) * g)
+
+    np.testing.assert_allclose(polar_bwd(res, g), grad(f)(w), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+@pytest.mark.parametrize("shape", [(5, 5), (7, 4), (4, 7), (2, 5, 3)])
+def test_jvp_matches_central_differences_and_the_vjp_is_its_adjoint(backward, shape):
+    """[PO-5] the JVP against a central difference of the forward (float64), and the
+    dot-product test <J v, u> = <v, J^T u>."""
+    r = min(shape[-2:])
+    w = np.stack([_with_singular_values(_scaled_singular_values(0.05, r), *shape[-2:], seed=i)
+                  for i in range(int(np.prod(shape[:-2], dtype=int)))]).reshape(shape)
+    v, u = RNG.standard_normal(shape), RNG.standard_normal(shape)
+    params = dict(n_iter=None if backward == "implicit" else 5, backward=backward, **QUIET)
+    _, res = polar_fwd(w, **params)
+    h = 1e-6
+    fd = (polar(w + h * v, **params) - polar(w - h * v, **params)) / (2 * h)
+    jv = polar_jvp(res, v)
+    # Central differences: O(h^2) truncation, relative to the largest entry.
+    np.testing.assert_allclose(jv, fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
+    assert np.sum(jv * u) == pytest.approx(np.sum(v * polar_bwd(res, u)), rel=1e-12)
+
+
+def test_implicit_and_unrolled_agree_once_converged():
+    """[PO-5] two different rules for the same limit: the unrolled derivative of the converged
+    iteration equals the implicit derivative of U V^T."""
+    w = _with_singular_values(_scaled_singular_values(0.05, 5), 8, 5, seed=4)
+    g = RNG.standard_normal((8, 5))
+    _, ru = polar_fwd(w, n_iter=12)
+    _, ri = polar_fwd(w, backward="implicit")
+    np.testing.assert_allclose(polar_bwd(ru, g), polar_bwd(ri, g), atol=1e-9)
+
+
+def test_array_api_strict_matches_numpy():
+    """[PO-1] the core runs under array_api_strict and gives NumPy's results."""
+    (backend,) = available_backends(("array_api_strict-nodds",))
+    w = RNG.standard_normal((2, 3, 5))
+    g = RNG.standard_normal((2, 3, 5))
+    for kwargs in (dict(n_iter=5, **QUIET), dict(backward="implicit", tol=1e-12, n_iter=30)):
+        y, res = polar_fwd(w, **kwargs)
+        with backend.active():
+            ys, ress = polar_fwd(backend.asarray(w), **kwargs)
+            outs = [ys, polar_bwd(ress, backend.asarray(g)), polar_jvp(ress, backend.asarray(g))]
+            outs = [np.asarray(reflip.to_numpy(o)) for o in outs]
+        for got, want in zip(outs, [y, polar_bwd(res, g), polar_jvp(res, g)], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input, mutation, the report [PO-6]
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    (np.ones((3, 3), np.float16), TypeError, "float32 or float64"),
+    (np.ones((3, 3), np.int64), TypeError, "float32 or float64"),
+    (np.ones((3, 3), np.complex128), TypeError, "float32 or float64"),
+    (np.ones(3), ValueError, "at least 2"),
+    (np.ones((0, 3)), ValueError, "empty"),
+    (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, "finite"),
+])
+def test_bad_input(bad, err, match):
+    with pytest.raises(err, match=match):
+        polar_fwd(bad)
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    (dict(degree=4), ValueError, "degree"), (dict(degree="5"), TypeError, "degree"),
+    (dict(lower=0.5), ValueError, "lower"), (dict(lower="small"), TypeError, "lower"),
+    (dict(n_iter=-1), ValueError, "n_iter"), (dict(n_iter=2.0), TypeError, "n_iter"),
+    (dict(n_iter=10**6), ValueError, "n_iter"), (dict(tol=0.0), ValueError, "tol"),
+    (dict(tol="1e-3"), TypeError, "tol"), (dict(backward="exact"), ValueError, "backward"),
+    (dict(on_nonconvergence="loud"), ValueError, "on_nonconvergence"),
+    (dict(check_finite=1), TypeError, "check_finite"),
+])
+def test_bad_parameters(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        polar_fwd(np.eye(3), **kwargs)
+    with pytest.raises(TypeError, match="return_info"):
+        polar(np.eye(3), return_info="yes")
+
+
+def test_bad_cotangents_and_no_mutation():
+    """Cotangents of the wrong shape or dtype are refused; no input is ever modified."""
+    w = RNG.standard_normal((5, 3))
+    g = RNG.standard_normal((5, 3))
+    w0, g0 = w.copy(), g.copy()
+    _, res = polar_fwd(w, n_iter=3, **QUIET)
+    polar_bwd(res, g)
+    polar_jvp(res, g)
+    polar(w, n_iter=3, **QUIET)
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(g, g0)
+    with pytest.raises(ValueError, match="shape"):
+        polar_bwd(res, np.ones((3, 5)))
+    with pytest.raises(TypeError, match="y_bar"):
+        polar_bwd(res, np.ones((5, 3), np.float16))
+    with pytest.raises(ValueError, match="w_dot"):
+        polar_jvp(res, np.ones((5, 4)))
+
+
+def test_convergence_report():
+    """[PO-6] Björck's rules: a missed tol warns, raises or stays silent per on_nonconvergence;
+    the report's residual is that of the returned Y; tol stops early."""
+    w = _with_singular_values(_scaled_singular_values(1e-3, 4), 4, 4)
+    with pytest.warns(BjorckConvergenceWarning, match="did not reach tol"):
+        polar_fwd(w, n_iter=2, tol=1e-8)
+    with pytest.raises(BjorckConvergenceError, match="did not reach tol"):
+        polar_fwd(w, n_iter=2, tol=1e-8, on_nonconvergence="raise")
+    y, info = polar(w, n_iter=2, tol=1e-8, on_nonconvergence="ignore", return_info=True)
+    assert not info.converged and info.max_residual == pytest.approx(_residual(y), rel=1e-10)
+    y, res = polar_fwd(w, tol=1e-4)
+    assert res.info.n_iter < 8 and res.info.converged and _residual(y) <= 1e-4
+    with pytest.warns(BjorckConvergenceWarning, match="did not converge"):
+        polar(w, n_iter=3)
