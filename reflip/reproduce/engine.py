@@ -72,20 +72,29 @@ def _serial(fn, settings, jobs, outcome, errors):
             errors[job.key] = _describe(exc)
 
 
-def _processes(fn, settings, jobs, outcome, errors, n_jobs, progress, count):
+def _processes(fn, settings, jobs, outcome, errors, n_jobs, progress, count, isolated=False):
+    """``jobs`` in a pool of ``n_jobs`` processes, or each in its own process (``isolated``).
+
+    A process that dies breaks its whole pool (``BrokenProcessPool``): every job still pending
+    there fails with it. The retry round therefore runs each job in a pool of its own, so that
+    a job that kills its process again takes no other job down with it.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: a fresh interpreter per worker, no forked BLAS or thread state.
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, settings, job): job.key for job in jobs}
-        for future in as_completed(futures):
-            key = futures[future]
-            try:
-                outcome.results[key] = future.result()
-                _done(progress, key, count)
-            except Exception as exc:  # includes BrokenProcessPool: a worker died
-                errors[key] = _describe(exc)
+    context = multiprocessing.get_context("spawn")
+    groups = [[job] for job in jobs] if isolated else [jobs]
+    for group in groups:
+        with ProcessPoolExecutor(max_workers=1 if isolated else n_jobs, mp_context=context) as pool:
+            futures = {pool.submit(fn, settings, job): job.key for job in group}
+            for future in as_completed(futures):
+                key = futures[future]
+                try:
+                    outcome.results[key] = future.result()
+                    _done(progress, key, count)
+                except Exception as exc:  # includes BrokenProcessPool: a worker died
+                    errors[key] = _describe(exc)
 
 
 def _dask(fn, settings, jobs, outcome, errors, client, attempt, progress, count):
@@ -140,7 +149,7 @@ def execute(jobs, settings, *, n_jobs=1, scheduler=None, fn=run_job, progress=Fa
             if client is not None:
                 _dask(fn, settings, pending, outcome, errors, client, attempt, progress, count)
             elif n_jobs > 1 and len(pending) > 1:
-                _processes(fn, settings, pending, outcome, errors, n_jobs, progress, count)
+                _processes(fn, settings, pending, outcome, errors, n_jobs, progress, count, isolated=attempt == 2)
             else:
                 _serial(fn, settings, pending, outcome, errors)
             for key, error in errors.items():
