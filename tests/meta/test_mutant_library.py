@@ -3,16 +3,16 @@ be killed by the claims expected to catch it, and the mutants planting a known p
 must be told its cause. Each mutant is audited once (``audit_mutant`` caches the report) and
 every test below reads that report. That reflip itself passes the same claims is
 tests/test_audit.py's job (the same claims, NumPy, float64)."""
+import importlib
+
 import pytest
 
-from reflip.testing import mutants_bjorck, mutants_groupsort, mutants_projections, mutants_spectral
-from reflip.testing.mutants import ADAPTER_MUTANTS, all_mutants, audit_mutant, kill_report
+from reflip.testing.mutants import ADAPTER_MUTANTS, MODULES, all_mutants, audit_mutant, kill_report
 
 pytestmark = pytest.mark.meta
 
 MUTANTS = all_mutants()
-EXPECTED = {**mutants_groupsort.EXPECTED, **mutants_bjorck.EXPECTED, **mutants_projections.EXPECTED,
-            **mutants_spectral.EXPECTED}
+EXPECTED = {name: claims for module in MODULES for name, claims in importlib.import_module(module).EXPECTED.items()}
 
 # The traps of ports of the paper's code, and what the failure message must say about each.
 HINTS = {
