@@ -1,0 +1,231 @@
+"""The fused Björck products of the NumPy fast path (reflip/_fast/numpy_bjorck.py) against the
+array-API core, within the rounding bound proved in [BJ-11]: the Gram matrix, the step and the
+reverse step [BJ-8] on the same inputs, every step of a forward run and of its unrolled
+backward, inputs never modified nor copied, the fallback to the core without SciPy.
+
+The bound is ``|fused - core| <= 2 gamma_D |y|_abs`` entrywise, ``|y|_abs`` the absolute
+evaluation (the core's own program run on absolute values in float64) and ``D`` the rounding
+depth of [BJ-11]; :func:`check_fast_against_core` is also what the planted bugs of
+tests/meta/test_fast_bjorck_mutants.py must fail.
+"""
+import importlib
+import sys
+
+import array_api_compat.numpy as xp
+import array_api_strict
+import numpy as np
+import pytest
+
+import reflip
+from reflip import _fast
+from reflip._fast import numpy_bjorck as nb
+from reflip.tolerances import eps
+
+# The module (reflip.bjorck, the attribute, is the function).
+bj = importlib.import_module("reflip.bjorck")
+QUIET = {"on_nonconvergence": "ignore"}
+
+
+def gamma(d, dtype):
+    """``gamma_D = D u / (1 - D u)``, ``u = eps / 2`` [BJ-11]."""
+    u = eps(dtype) / 2
+    return d * u / (1 - d * u)
+
+
+def depths(m, n, p):
+    """Rounding depths of [BJ-11] for the tall shape ``M x N`` and order ``p``."""
+    return {"gram": m + 4, "step": p * (n + 4) + 2, "vjp": m + p * (n + 4) + 2 * p + 9}
+
+
+def assert_within(fused, core, magnitude, d, what):
+    """``|fused - core| <= 2 gamma_D magnitude`` entrywise [BJ-11], the float64 magnitude
+    enlarged by ``1 / (1 - gamma_D(float64))`` for its own rounding and the float64 difference
+    by one more unit roundoff."""
+    dtype = fused.dtype
+    bound = 2 * gamma(d, dtype) * magnitude / (1 - gamma(d + 2, np.float64))
+    diff = np.abs(fused.astype(np.float64) - core.astype(np.float64)) * (1 - eps(np.float64))
+    bad = diff > bound
+    assert not bad.any(), (f"{what}: fused and core differ beyond the [BJ-11] bound at {int(bad.sum())} "
+                           f"entries; worst ratio {float(np.max(diff / np.maximum(bound, 1e-300))):.3g}")
+    return float(np.max(diff / np.maximum(bound, 1e-300)))
+
+
+def _abs64(a):
+    return np.abs(np.asarray(a, dtype=np.float64))
+
+
+def _core_step(a, x, coeffs):
+    return bj._step(a, x, coeffs, bj._scaled_eyes(coeffs, a, xp))
+
+
+def _core_vjp(a, x, g, coeffs):
+    return bj._step_vjp(a, x, g, coeffs, bj._scaled_eyes(coeffs, a, xp))
+
+
+def check_products(steps, a, g, coeffs):
+    """Gram matrix, step and reverse step of ``steps`` on ``a`` (and cotangent ``g``) against
+    the core within [BJ-11]; returns the worst ratio to the bound."""
+    m, n, p = a.shape[-2], a.shape[-1], len(coeffs) - 1
+    d = depths(m, n, p)
+    acoef = tuple(abs(c) for c in coeffs)
+    aa = _abs64(a)
+    x = steps.gram(a)
+    worst = assert_within(x, a.mT @ a, aa.mT @ aa, d["gram"], "Gram matrix")
+    ax = _abs64(x)
+    worst = max(worst, assert_within(steps.step(a, x), _core_step(a, x, coeffs),
+                                     _core_step(aa, ax, acoef), d["step"], "step"))
+    worst = max(worst, assert_within(steps.step_vjp(a, x, g), _core_vjp(a, x, g, coeffs),
+                                     _core_vjp(aa, ax, _abs64(g), acoef), d["vjp"], "reverse step"))
+    return worst
+
+
+class _Spy:
+    """Records every reverse step of the fast path: its inputs and a copy of its result (the
+    results live in reused buffers)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        original = nb.BjorckSteps.step_vjp
+
+        def step_vjp(steps, a, x, g):
+            out = original(steps, a, x, g)
+            self.calls.append((a, x, np.array(g), np.array(out), steps.coeffs))
+            return out
+
+        monkeypatch.setattr(nb.BjorckSteps, "step_vjp", step_vjp)
+
+
+def check_fast_against_core(w, g, order, monkeypatch, n_iter=5):
+    """The whole fused path on one input [BJ-11]: products on the scaled input, every step of
+    a forward run (each stored ``(A_k, X_k)`` against the core's Gram matrix of ``A_k`` and
+    ``A_{k+1}`` against the core's step from ``(A_k, X_k)``), every reverse step of its
+    unrolled backward, and the fast path really taken (a forward without it stores the
+    core's iterates, which this would not detect). Raises AssertionError."""
+    coeffs = bj.bjorck_coefficients(order)
+    transposed = w.shape[-2] < w.shape[-1]
+    a0, _ = bj._scale(w.mT if transposed else w, "frobenius", xp)
+    steps = _fast.bjorck_steps(a0, coeffs, "default", xp)
+    assert isinstance(steps, nb.BjorckSteps), "no fast path for a NumPy float array"
+    gt = g.mT if transposed else g
+    check_products(steps, a0, gt, coeffs)
+    spy = _Spy(monkeypatch)
+    y, res = reflip.bjorck_fwd(w, order=order, n_iter=n_iter, **QUIET)
+    w_bar = reflip.bjorck_bwd(res, g)
+    d = depths(a0.shape[-2], a0.shape[-1], order)
+    nexts = [a for a, _ in res.iterates[1:]] + [res.y]
+    for (a, x), a_next in zip(res.iterates, nexts, strict=True):
+        aa = _abs64(a)
+        assert_within(x, a.mT @ a, aa.mT @ aa, d["gram"], "forward Gram matrix")
+        assert_within(a_next, _core_step(a, x, coeffs), _core_step(aa, _abs64(x), tuple(map(abs, coeffs))),
+                      d["step"], "forward step")
+    assert len(spy.calls) == n_iter, "the backward did not run the fused reverse steps"
+    for a, x, gk, out, c in spy.calls:
+        assert_within(out, _core_vjp(a, x, gk, c), _core_vjp(_abs64(a), _abs64(x), _abs64(gk), tuple(map(abs, c))),
+                      d["vjp"], "reverse step")
+    return y, w_bar
+
+
+SHAPES = [(48, 48), (70, 30), (30, 70), (3, 40, 24), (2, 17, 33)]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_fused_path_within_the_proved_bound(shape, order, dtype, monkeypatch):
+    """[BJ-11] Gram matrix, step and reverse step, and every step of a forward and backward
+    run, within ``2 gamma_D |y|_abs`` of the core: square, tall, wide (the tall view is
+    Fortran-ordered), stacks of each."""
+    rng = np.random.default_rng(sum(shape) + order)
+    w = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    check_fast_against_core(w, g, order, monkeypatch)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_bound_holds_on_iterates_near_and_far_from_convergence(order, dtype):
+    """[BJ-11] the products on a badly scaled first iterate (singular values down to 1e-3) and
+    on a nearly orthonormal late one (``X`` close to ``I``: the cancellation in ``a_0 + a_1``
+    is largest there), for C- and Fortran-ordered ``A`` and a strided cotangent."""
+    rng = np.random.default_rng(order)
+    n = 40
+    u, _ = np.linalg.qr(rng.standard_normal((2 * n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    coeffs = bj.bjorck_coefficients(order)
+    for spread in (np.geomspace(1e-3, 1, n), 1 + 1e-3 * rng.standard_normal(n)):
+        a = ((u * spread) @ v.T).astype(dtype)
+        g = rng.standard_normal((2 * n, 2 * n)).astype(dtype)[:, ::2]  # neither C nor F order
+        for layout in (np.ascontiguousarray(a), np.asfortranarray(a)):
+            check_products(nb.steps(layout, coeffs, reuse=False), layout, g, coeffs)
+
+
+def test_bjorck_and_bjorck_fwd_and_checkpoint_agree_bit_for_bit(dtype):
+    """The fused path gives the same bits whether its buffers are reused (``bjorck``) or not
+    (``bjorck_fwd``, checkpoint recomputation): the same products on the same layouts."""
+    rng = np.random.default_rng(7)
+    for shape in [(64, 40), (40, 64), (3, 20, 20)]:
+        w = rng.standard_normal(shape).astype(dtype)
+        g = rng.standard_normal(shape).astype(dtype)
+        y, res = reflip.bjorck_fwd(w, order=2, n_iter=9, **QUIET)
+        np.testing.assert_array_equal(reflip.bjorck(w, order=2, n_iter=9, **QUIET), y)
+        _, res_c = reflip.bjorck_fwd(w, order=2, n_iter=9, checkpoint=True, **QUIET)
+        np.testing.assert_array_equal(reflip.bjorck_bwd(res_c, g), reflip.bjorck_bwd(res, g))
+
+
+def test_inputs_never_modified_and_contiguous_operands_never_copied(monkeypatch):
+    """The fused path writes only into its own arrays and passes C- or Fortran-ordered
+    operands to BLAS as they are (the copy of a strided operand is replaced by a failure);
+    ``scaling="none"`` iterates from the caller's own array."""
+
+    def no_copy(m):
+        raise AssertionError(f"a contiguous operand was copied (strides {m.strides})")
+
+    monkeypatch.setattr(nb, "_copy", no_copy)
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((50, 30)))
+    cases = [(rng.standard_normal((50, 30)), {}), (rng.standard_normal((30, 50)), {}),
+             (rng.standard_normal((2, 30, 50)), {"order": 3}), (0.9 * q, {"scaling": "none"}),
+             (np.asfortranarray(rng.standard_normal((50, 30))), {"order": 2})]
+    for w, kw in cases:
+        w_before, g = w.copy(), rng.standard_normal(w.shape)
+        g_before = g.copy()
+        y, res = reflip.bjorck_fwd(w, n_iter=6, **kw, **QUIET)
+        reflip.bjorck_bwd(res, g)
+        reflip.bjorck_jvp(res, g)
+        reflip.bjorck(w, n_iter=6, **kw, **QUIET)
+        np.testing.assert_array_equal(w, w_before)
+        np.testing.assert_array_equal(g, g_before)
+        assert not any(np.shares_memory(y, arr) for arr in (w, g))
+
+
+def test_falls_back_to_the_core_without_scipy(monkeypatch, dtype):
+    """Without SciPy (its import fails) there is no fast path and the core runs: the results
+    are the core's bit for bit."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((30, 20)).astype(dtype)
+    g = rng.standard_normal((30, 20)).astype(dtype)
+    with monkeypatch.context() as m:
+        m.setattr(nb, "ENABLED", False)
+        y_core, res_core = reflip.bjorck_fwd(w, n_iter=7, **QUIET)
+        bar_core = reflip.bjorck_bwd(res_core, g)
+    monkeypatch.setitem(sys.modules, "scipy.linalg", None)  # `from scipy.linalg import blas` fails
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    assert _fast.bjorck_steps(w, (1.5, -0.5), "default", xp) is None
+    y, res = reflip.bjorck_fwd(w, n_iter=7, **QUIET)
+    np.testing.assert_array_equal(y, y_core)
+    np.testing.assert_array_equal(reflip.bjorck_bwd(res, g), bar_core)
+
+
+def test_dispatch_only_numpy_float_matrices_and_stacks():
+    """The fast path takes 2-d and 3-d NumPy float32/float64 arrays in the default precision;
+    anything else (deeper stacks, other namespaces, other precisions) returns None and the
+    core runs."""
+    c = (1.5, -0.5)
+    assert isinstance(_fast.bjorck_steps(np.ones((3, 2), np.float32), c, "default", xp), nb.BjorckSteps)
+    assert isinstance(_fast.bjorck_steps(np.ones((2, 3, 2)), c, "default", xp), nb.BjorckSteps)
+    assert _fast.bjorck_steps(np.ones((2, 2, 3, 2)), c, "default", xp) is None
+    assert _fast.bjorck_steps(np.ones((3, 2)), c, "tf32-mixed", xp) is None
+    strict = array_api_strict.ones((3, 2), dtype=array_api_strict.float64)
+    assert _fast.bjorck_steps(strict, c, "default", array_api_strict) is None
+    # A 4-d stack runs the core and still works.
+    w = np.random.default_rng(0).standard_normal((2, 2, 6, 4))
+    y = reflip.bjorck(w, n_iter=30)
+    np.testing.assert_allclose(np.swapaxes(y, -1, -2) @ y, np.broadcast_to(np.eye(4), (2, 2, 4, 4)), atol=1e-12)
