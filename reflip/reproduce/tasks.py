@@ -355,7 +355,7 @@ ROBUSTNESS = {
 # MNIST (28 x 28 pixels in [0, 1], l2 norm ~ 9): the radii of the literature, l2 1.58 (the
 # BCOP anchor below) and l_inf 0.1. The Lipschitz networks output 1-Lipschitz logits (no Scale)
 # trained with the hinge margin their certificate needs at the anchor radius: sqrt(2) * 1.58 =
-# 2.23 in l2 (margin > sqrt 2 L eps, [CT-4]) and 2 * 0.15 = 0.3 in l_inf ([CT-5]).
+# 2.23 in l2 (margin > sqrt 2 L eps, [CT-3]) and 2 * 0.15 = 0.3 in l_inf ([CT-4]).
 MNIST_CLASSIFIERS = (
     Classifier("ReLU baseline", "relu", "none", "cross_entropy"),
     Classifier("MaxMin l_inf-projected (hinge)", "max_min", "linf", "hinge", scale=1.0, margin=0.3, cert_p="inf"),
