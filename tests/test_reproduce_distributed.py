@@ -166,3 +166,17 @@ def test_summary_says_what_is_missing(monkeypatch, tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     assert "## Missing results" in summary and f"`{key}`" in summary
     assert f"job {key} failed (attempt 2)" in capsys.readouterr().err
+
+
+def test_engine_usage_errors(monkeypatch, capsys, tmp_path):
+    assert main(["reproduce", "gnp", "--tiny", "--seed", "1", "--seeds", "0", "1", "--out", str(tmp_path)]) == 2
+    assert "give seed or seeds, not both" in capsys.readouterr().err
+    assert main(["reproduce", "gnp", "--tiny", "--seeds", "0", "0", "--out", str(tmp_path)]) == 2
+    assert "distinct integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "gnp", "--tiny", "--jobs", "0"])
+    assert "--jobs" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # Dask not installed
+    assert main(["reproduce", "gnp", "--tiny", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)]) == 2
+    assert "pip install 'reflip[distributed]'" in capsys.readouterr().err
+    assert not (tmp_path / "gnp").exists()
