@@ -131,6 +131,7 @@ def execute(jobs, settings, *, n_jobs=1, scheduler=None, fn=run_job, progress=Fa
         A line on stderr as each job finishes (parallel runs: the jobs draw no progress bars).
     """
     outcome, pending, client, own_client = Outcome(), list(jobs), None, False
+    t0 = time.perf_counter()
     count = [0, len(pending)]
     if scheduler is not None:
         try:
@@ -162,4 +163,5 @@ def execute(jobs, settings, *, n_jobs=1, scheduler=None, fn=run_job, progress=Fa
     finally:
         if own_client:
             client.close()
+    outcome.wall_seconds = time.perf_counter() - t0
     return outcome

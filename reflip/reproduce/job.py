@@ -45,11 +45,13 @@ class Settings:
 @dataclass
 class Outcome:
     """``results``: job key -> what the job returned; ``failures``: job key -> its last error
-    (one line); ``retried``: the keys that failed on the first attempt."""
+    (one line); ``retried``: the keys that failed on the first attempt; ``wall_seconds``: the
+    wall clock of the whole sweep (every experiment of the command: their jobs interleave)."""
 
     results: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
     retried: list = field(default_factory=list)
+    wall_seconds: float = 0.0
 
 
 def record_jobs(run, outcome, jobs):
@@ -60,6 +62,7 @@ def record_jobs(run, outcome, jobs):
     done = [outcome.results[k] for k in keys if k in outcome.results]
     run.jobs = {"count": len(keys), "cpu_seconds": float(sum(r.get("job_cpu_seconds", 0.0) for r in done)),
                 "devices": sorted({r["device"] for r in done if "device" in r}),
+                "sweep_wall_seconds": outcome.wall_seconds,
                 "retried": [k for k in keys if k in outcome.retried],
                 "missing": [{"key": k, "error": outcome.failures.get(k, "no result")}
                             for k in keys if k not in outcome.results]}
@@ -71,10 +74,11 @@ def run_here(module, ctx, out, *, tasks=None, command=None, dataset="mnist", dat
     its results folder; returns the folder."""
     settings = Settings(mode=ctx.mode, backend=ctx.backend, dtype=ctx.dtype, threads=ctx.threads,
                         dataset=dataset, data=data, progress=ctx.progress)
-    outcome = Outcome()
+    outcome, t0 = Outcome(), time.perf_counter()
     with ctx.blas_threads():
         for job in module.jobs(settings, [ctx.seed], tasks):
             c0 = time.process_time()
             outcome.results[job.key] = module.run_job(ctx, job, settings)
             outcome.results[job.key]["job_cpu_seconds"] = time.process_time() - c0
+    outcome.wall_seconds = time.perf_counter() - t0
     return module.report(out, settings, [ctx.seed], outcome, command=command, tasks=tasks)

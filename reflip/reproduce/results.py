@@ -9,7 +9,8 @@ The JSON document::
      "device": str, "versions": {package: version}, "command": [argv...],
      "started": ISO 8601 UTC, "wall_seconds": float, "cpu_seconds": float (this process),
      "jobs": {"count": int, "cpu_seconds": float (summed over the training jobs, wherever they ran),
-              "devices": [str...] (where they ran), "retried": [job key...],
+              "devices": [str...] (where they ran), "sweep_wall_seconds": float (every experiment
+              of the command, whose jobs interleave), "retried": [job key...],
               "missing": [{"key", "error"}...]},
      "config": {...},                       # the settings actually used
      "results": {...},                      # every measured number, per seed and aggregated
@@ -212,9 +213,10 @@ class Run:
         seeds = f"seed {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds {', '.join(map(str, self.seeds))}"
         head = (f"# reflip reproduce {self.experiment} (--{self.mode}, {seeds})\n\n"
                 f"Backend {self.backend} on {doc['device']}; reflip {doc['versions'].get('reflip', '?')}, "
-                f"numpy {doc['versions'].get('numpy', '?')}; {doc['wall_seconds']:.1f} s wall clock, "
-                f"{doc['cpu_seconds']:.1f} s CPU in this process, {self.jobs['cpu_seconds']:.1f} s CPU in the "
-                f"{self.jobs['count']} training jobs (wherever they ran).\n")
+                f"numpy {doc['versions'].get('numpy', '?')}. Training jobs: {self.jobs['count']}, "
+                f"{self.jobs['cpu_seconds']:.1f} s CPU (summed over the jobs, wherever they ran); the sweep of "
+                f"this command took {self.jobs.get('sweep_wall_seconds', 0.0):.1f} s wall clock; this "
+                f"report {doc['wall_seconds']:.1f} s wall clock and {doc['cpu_seconds']:.1f} s CPU.\n")
         body = [head, summary.strip() + "\n"]
         if self.jobs["missing"]:
             body.append("## Missing results\n\nThese jobs failed twice; the tables and checks above use the "
