@@ -28,6 +28,15 @@ from .bjorck import (
     bjorck_fwd,
     bjorck_jvp,
 )
+from .polar import (
+    PolarResiduals,
+    polar,
+    polar_bwd,
+    polar_fwd,
+    polar_jvp,
+    polar_schedule,
+    safety_bound,
+)
 from .projections import (
     LinfProjectResiduals,
     PinfProjectResiduals,
@@ -85,6 +94,13 @@ __all__ = [
     "bjorck_bwd",
     "bjorck_jvp",
     "bjorck_coefficients",
+    "PolarResiduals",
+    "polar",
+    "polar_fwd",
+    "polar_bwd",
+    "polar_jvp",
+    "polar_schedule",
+    "safety_bound",
     "LinfProjectResiduals",
     "linf_project",
     "linf_project_fwd",

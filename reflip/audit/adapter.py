@@ -90,6 +90,7 @@ for _name in list(REGISTRY):
 PROTOCOL_PARAMS = {
     "group_sort": None,
     "bjorck": ("order", "beta", "n_iter", "scaling"),
+    "polar": ("degree", "lower", "n_iter"),
     "linf_project": ("radius",),
     "pinf_project": ("p", "radius"),
     "row_scale": ("p", "radius"),

@@ -5,6 +5,7 @@ from . import (
     bjorck,  # noqa: F401
     constructions,  # noqa: F401
     groupsort,  # noqa: F401
+    polar,  # noqa: F401
     projections,  # noqa: F401
     spectral,  # noqa: F401
     universality,  # noqa: F401

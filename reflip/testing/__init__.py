@@ -21,6 +21,8 @@ CORE_INTERNALS = {
     # iteration and its VJP, the recomputed iterates of the backward, the convergence report.
     "reflip.bjorck": ("_validated", "_bjorck_fwd", "_report_convergence", "_scale", "_scale_jacobian",
                       "_scaled_eyes", "_step", "_step_vjp", "_recomputed_pairs", "_tall"),
+    # mutants_polar: validation into a config and the core forward, with the schedule swapped.
+    "reflip.polar": ("_validated", "_polar_fwd"),
     # mutants_projections: the l1-ball projection's forward and Jacobian.
     "reflip.projections": ("_l1_ball_fwd", "_l1_ball_jacobian"),
     # tests/meta/test_universality_mutants.py: the layers of an evaluation on a backend.

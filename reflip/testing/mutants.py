@@ -17,7 +17,7 @@ __all__ = ["RecordAdapter", "all_mutants", "audit_mutant", "kill_report", "ADAPT
            "META_MUTANTS"]
 
 MODULES = ("reflip.testing.mutants_groupsort", "reflip.testing.mutants_bjorck",
-           "reflip.testing.mutants_projections", "reflip.testing.mutants_spectral")
+           "reflip.testing.mutants_projections", "reflip.testing.mutants_spectral", "reflip.testing.mutants_polar")
 # Primitives whose mutants are planted by a meta-test of their own rather than as records of
 # the library: max_min_network's bugs sit in the constructions its claims build (patched
 # functions of reflip.universality), which an adapter cannot carry. Every registered primitive
