@@ -128,12 +128,16 @@ def check_fast_against_core(w, g, order, monkeypatch, n_iter=5):
 SHAPES = [(48, 48), (70, 30), (30, 70), (3, 40, 24), (2, 17, 33)]
 
 
+@pytest.mark.parametrize("gram", ["syrk", "gemm"])
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_fused_path_within_the_proved_bound(shape, order, dtype, monkeypatch):
+def test_fused_path_within_the_proved_bound(shape, order, gram, dtype, monkeypatch):
     """[BJ-11] Gram matrix, step and reverse step, and every step of a forward and backward
     run, within ``2 gamma_D |y|_abs`` of the core: square, tall, wide (the tall view is
-    Fortran-ordered), stacks of each."""
+    Fortran-ordered), stacks of each; the Gram matrix by SYRK with its triangle mirrored in
+    tiles of 16 (several tiles, a last one cut short) or by GEMM."""
+    monkeypatch.setattr(nb, "GRAM", gram)
+    monkeypatch.setattr(nb, "MIRROR_BLOCK", 16)
     rng = np.random.default_rng(sum(shape) + order)
     w = rng.standard_normal(shape).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)

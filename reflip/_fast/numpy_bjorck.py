@@ -31,6 +31,13 @@ __all__ = ["ENABLED", "BjorckSteps", "steps"]
 
 #: Set to ``False`` to run the array-API core instead (benchmarks compare the two).
 ENABLED = True
+#: How the Gram matrix ``A^T A`` is formed: ``"syrk"`` (the symmetric rank-k product computes
+#: one triangle, half the flops, then the triangle is mirrored by blocks) or ``"gemm"`` (the
+#: full product). benchmarks/bench_bjorck.py times both (``--gram``); the default is the one
+#: that measured faster (benchmarks/results/2026-12-02-cpu-2core-epyc.md).
+GRAM = "syrk"
+#: Block edge of the mirror copy: a 128 x 128 float64 block pair fits in a 512 KiB L2.
+MIRROR_BLOCK = 128
 
 
 def _blas():
@@ -75,6 +82,32 @@ def _gemm(gemm, alpha, a, b, beta, c):
     return c
 
 
+def _syrk(syrk, a, c):
+    """``c <- A^T A`` for 2-d ``a`` into the square Fortran- or C-contiguous ``c``: the upper
+    triangle by one SYRK (each entry the same inner product of two columns as in a GEMM,
+    [BJ-11]), the lower one copied from it by blocks (exact)."""
+    cf = c if c.flags.f_contiguous else c.T  # c symmetric: either orientation holds A^T A
+    fa, ta = _fortran(a.T)  # op(fa) = A^T, and SYRK forms op(fa) op(fa)^T
+    out = syrk(1.0, fa, beta=0.0, c=cf, trans=ta, lower=0, overwrite_c=1)
+    if not np.shares_memory(out, cf):
+        raise AssertionError("scipy's syrk did not write into the output in place")
+    _mirror_upper(cf)
+    return c
+
+
+def _mirror_upper(c, block=None):
+    """Copy the upper triangle of the Fortran-ordered square ``c`` onto its lower triangle, by
+    ``block x block`` tiles (a transposed tile is read and written within the cache)."""
+    b = block or MIRROR_BLOCK
+    n = c.shape[0]
+    for j in range(0, n, b):
+        for i in range(j + b, n, b):
+            c[i:i + b, j:j + b] = c[j:j + b, i:i + b].T
+        d = c[j:j + b, j:j + b]
+        lower = np.tril_indices(d.shape[0], -1)
+        d[lower] = d.T[lower]
+
+
 def _diagonal(r):
     """Writable view of the diagonal of a square C- or Fortran-contiguous matrix (stride
     ``N + 1`` entries in both layouts)."""
@@ -106,6 +139,7 @@ class BjorckSteps:
 
     def __init__(self, blas, dtype, coeffs, reuse):
         self._gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+        self._syrk = (blas.ssyrk if dtype == np.float32 else blas.dsyrk) if GRAM == "syrk" else None
         self.dtype = dtype
         self.coeffs = tuple(float(c) for c in coeffs)
         self.reuse = reuse
@@ -135,12 +169,15 @@ class BjorckSteps:
     # -- the three operations; a stack is a loop over its matrices ----------------------------
 
     def gram(self, a):
-        """``X = A^T A`` [BJ-1]: one GEMM per matrix into a new array (the caller stores it
-        for the backward and the convergence report reads it)."""
+        """``X = A^T A`` [BJ-1], one SYRK (or GEMM, :data:`GRAM`) per matrix into a new array
+        (the caller stores it for the backward and the convergence report reads it)."""
         n = a.shape[-1]
         x = np.empty((*a.shape[:-2], n, n), dtype=a.dtype)
         for ai, xi in _matrices(a, x):
-            _gemm(self._gemm, 1.0, ai.T, ai, 0.0, xi)
+            if self._syrk is not None:
+                _syrk(self._syrk, ai, xi)
+            else:
+                _gemm(self._gemm, 1.0, ai.T, ai, 0.0, xi)
         return x
 
     def step(self, a, x):

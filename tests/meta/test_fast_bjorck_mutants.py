@@ -27,6 +27,10 @@ def _no_diagonal(r):
     return np.diagonal(r).copy()
 
 
+def _no_mirror(c, block=None):
+    """The SYRK triangle left unmirrored: the lower triangle of ``X`` is whatever was there."""
+
+
 MUTANTS = {
     # beta = a_0 (the constant term of P) off by one part in a million.
     "beta_off_by_1e-6": ("_gemm", _gemm_mutant(lambda al, be: (al, be * (1 + 1e-6) if be not in (0.0, 1.0) else be))),
@@ -35,6 +39,7 @@ MUTANTS = {
     # alpha ignored (a_1, a_p taken as 1).
     "alpha_ignored": ("_gemm", _gemm_mutant(lambda al, be: (1.0, be))),
     "diagonal_add_missing": ("_diagonal", _no_diagonal),
+    "gram_triangle_not_mirrored": ("_mirror_upper", _no_mirror),
 }
 
 
