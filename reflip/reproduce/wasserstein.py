@@ -183,7 +183,7 @@ def _grid(task, mode):
 
 def _plots(run, task, norms, surfaces, grid, points, seed):
     """Gradient-norm histograms (every seed pooled) and the learned critics of ``seed`` (the
-    first seed whose critics all finished) against the optimal one."""
+    first seed with a result) against the optimal one."""
     run.save_figure(plotting.histograms(norms, f"{task.title}: input-gradient norms of the critics (all seeds)",
                                         "||grad f(x)||_2 on transport rays", reference=1.0),
                     f"gradnorm_{task.name}")
