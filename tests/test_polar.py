@@ -404,3 +404,36 @@ def test_convergence_report():
     assert res.info.n_iter < 8 and res.info.converged and _residual(y) <= 1e-4
     with pytest.warns(BjorckConvergenceWarning, match="did not converge"):
         polar(w, n_iter=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# As a Dense constraint [PO-1] [PO-5]
+
+
+def test_dense_layer_with_the_polar_constraint():
+    """[PO-5] Dense(constraint="polar") takes polar_fwd's keyword arguments (picked up from its
+    signature), refuses bad ones at construction, applies W_eff = polar(W) and pulls the
+    weight gradient back through polar's VJP (checked by central differences)."""
+    import array_api_compat.numpy as xp
+
+    from reflip import nn
+
+    layer = nn.Dense(5, 3, constraint="polar", degree=3, n_iter=6)
+    assert layer.options == {"degree": 3, "n_iter": 6, "on_nonconvergence": "ignore"}
+    with pytest.raises(ValueError, match="degree"):
+        nn.Dense(5, 3, constraint="polar", degree=4)
+    with pytest.raises(TypeError, match="order"):
+        nn.Dense(5, 3, constraint="polar", order=2)
+    params = layer.init(np.random.default_rng(0), xp, np.float64)
+    params["W"] = params["W"] + 0.3 * RNG.standard_normal(params["W"].shape)
+    x, y_bar = RNG.standard_normal((4, 5)), RNG.standard_normal((4, 3))
+    y, res = layer.forward(params, x, xp)
+    np.testing.assert_array_equal(res.w_eff, polar(params["W"], degree=3, n_iter=6, **QUIET))
+    _, grads = layer.backward(res, y_bar, xp, False)
+    v, h = RNG.standard_normal(params["W"].shape), 1e-6
+
+    def loss(w):
+        return float(np.sum(layer.forward({**params, "W": w}, x, xp)[0] * y_bar))
+
+    fd = (loss(params["W"] + h * v) - loss(params["W"] - h * v)) / (2 * h)
+    assert np.sum(grads["W"] * v) == pytest.approx(fd, rel=1e-6)

@@ -35,7 +35,7 @@ from ._opnorm import operator_norm
 
 __all__ = ["Layer", "Dense", "Activation", "Scale", "CONSTRAINTS", "ACTIVATIONS", "INITS", "MAX_PARAMETERS"]
 
-CONSTRAINTS = ("bjorck", "linf", "pinf", "spectral", "unit_row", "none")
+CONSTRAINTS = ("bjorck", "polar", "linf", "pinf", "spectral", "unit_row", "none")
 ACTIVATIONS = ("group_sort", "max_min", "full_sort", "relu", "abs")
 INITS = ("orthogonal", "normal")
 
@@ -46,7 +46,7 @@ INITS = ("orthogonal", "normal")
 MAX_PARAMETERS = 2**31
 
 # Constraints with a registry primitive: W_eff = fun(W, **options), VJP = bwd(residuals, .).
-_PRIMITIVES = {"bjorck": "bjorck", "linf": "linf_project", "pinf": "pinf_project",
+_PRIMITIVES = {"bjorck": "bjorck", "polar": "polar", "linf": "linf_project", "pinf": "pinf_project",
                "spectral": "spectral_normalize"}
 
 
@@ -124,9 +124,12 @@ class Dense(Layer):
         ``W`` has shape ``(out_features, in_features)``, ``b`` shape ``(out_features,)``; at
         most :data:`MAX_PARAMETERS` (2^31) entries, ``in_features * out_features`` (larger
         is a typo that would fail only when ``init`` allocates) [NN-11].
-    constraint : {"bjorck", "linf", "pinf", "spectral", "unit_row", "none"}, default "none"
+    constraint : {"bjorck", "polar", "linf", "pinf", "spectral", "unit_row", "none"}, default "none"
         ``"bjorck"``: ``W_eff = bjorck(W, ...)``, (semi-)orthonormal, ``||W_eff||_2 = 1`` once
-        converged [BJ-1]. ``"linf"``: every row projected onto the l1 ball,
+        converged [BJ-1]. ``"polar"``: ``W_eff = polar(W, ...)``, the same limit by the
+        optimal-polynomial schedule, ``||W_eff||_2 <= 1 + safety_bound`` after any number of
+        steps [PO-3]; options those of :func:`reflip.polar_fwd`, ``on_nonconvergence`` as
+        for ``"bjorck"``. ``"linf"``: every row projected onto the l1 ball,
         ``||W_eff||_inf <= radius`` [PR-1]. ``"pinf"``: every row in the ``l_q`` ball
         (``1/p + 1/q = 1``), ``||W_eff||_{p,inf} <= radius`` [PR-7]; first Dense layer only
         [NN-11]. ``"spectral"``: ``W / sigma_max`` by power iteration [PR-11].
@@ -181,7 +184,7 @@ class Dense(Layer):
                             "input norm of the network, rows of W_eff go to the dual-norm ball [PR-7]")
         if self.constraint == "pinf":
             options["p"] = check_p(options["p"])
-        if (self.constraint == "bjorck" and "on_nonconvergence" not in options
+        if (self.constraint in ("bjorck", "polar") and "on_nonconvergence" not in options
                 and "ignore" in _BJORCK_ON_NONCONVERGENCE):
             # Training runs few Björck iterations on purpose (the paper's code: 10-25, more at
             # test time), and every certificate uses the exact norm of W_eff [NN-3], so an
