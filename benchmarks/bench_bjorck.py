@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 
 import reflip
-from benchmarks.common import add_backend_argument, backends, heading, ms, parse_shapes, pct, table, timeit
+from benchmarks.common import add_backend_argument, backends, heading, measure, ms, parse_shapes, pct, table, timeit
 from reflip.testing.bench_inputs import well_conditioned
 
 
@@ -300,6 +300,217 @@ def memory_section(be, quick=False, n_iter=25):
     table(["backward", "peak MiB (allocated during fwd+bwd)", "in units of w"], rows)
 
 
+# ----------------------------------------------------------------------------------------------
+# The fused NumPy path against the core [BJ-11], every method to a tolerance, peak memory by
+# method (``--frontier``; issue 17)
+
+
+def _core_off():
+    """Context switching the NumPy fast path of Björck off (the core runs): "before"."""
+    import contextlib
+
+    from reflip._fast import numpy_bjorck
+
+    @contextlib.contextmanager
+    def ctx(enabled):
+        old = numpy_bjorck.ENABLED
+        numpy_bjorck.ENABLED = enabled
+        try:
+            yield
+        finally:
+            numpy_bjorck.ENABLED = old
+
+    return ctx
+
+
+def _with(enabled, fn):
+    ctx = _core_off()
+
+    def run():
+        with ctx(enabled):
+            return fn()
+
+    return run
+
+
+def fused_section(be, n=1024, n_iter=25, repeat=5):
+    """Order 1, ``n x n`` float32: forward and forward + unrolled backward of the core and of
+    the fused path against the GEMM rate, all in alternating rounds with the reference GEMM;
+    the elementwise time of one step and one reverse step (the step's time less its GEMMs,
+    and the core's passes timed alone); the Gram matrix by SYRK + mirror, by GEMM and by
+    NumPy's ``a.mT @ a``."""
+    from scipy.linalg import blas
+
+    from reflip._fast import numpy_bjorck as nb
+
+    bj = importlib.import_module("reflip.bjorck")
+    warnings.simplefilter("ignore", reflip.BjorckConvergenceWarning)
+    w = well_conditioned(be.xp, n, "float32", lo=0.1)
+    g = be.normal((n, n), 5)
+    a, r = be.normal((n, n), 2), be.normal((n, n), 3)
+    units_fwd, units_bwd = 2 * n_iter + 1, 3 * n_iter
+
+    def fb():
+        return reflip.bjorck_bwd(reflip.bjorck_fwd(w, n_iter=n_iter)[1], g)
+
+    fns = {"gemm": lambda: a @ r,
+           "forward core": _with(False, lambda: reflip.bjorck(w, n_iter=n_iter)),
+           "forward fused": _with(True, lambda: reflip.bjorck(w, n_iter=n_iter)),
+           "fwd+bwd core": _with(False, fb), "fwd+bwd fused": _with(True, fb)}
+    t = measure(fns, be, repeat=repeat, budget=math.inf)
+    gemm = t["gemm"]
+    rows = []
+    for what in ("forward", "fwd+bwd"):
+        units = units_fwd if what == "forward" else units_fwd + units_bwd
+        for impl in ("core", "fused"):
+            tt = t[f"{what} {impl}"]
+            rows.append([f"{what} ({impl})", f"{ms(tt.best)} ({ms(tt.worst)})", units, pct(units * gemm.best, tt.best)])
+    print(f"### Björck order 1, {n_iter} steps, {n}x{n} float32: core against fused (alternating rounds)\n")
+    print(f"GEMM {n}^3 in the same rounds: {ms(gemm.best)} ms best, {ms(gemm.worst)} ms worst "
+          f"({2 * n ** 3 / gemm.best / 1e9:.0f} GFLOP/s best).\n")
+    table(["what", "ms best (worst round)", "GEMM units", "% of GEMM rate (best rounds)"], rows)
+
+    # One step and one reverse step on an iterate halfway through, against their GEMMs.
+    coeffs = bj.bjorck_coefficients(1)
+    a0 = np.asarray(reflip.bjorck(w, n_iter=6, on_nonconvergence="ignore"))
+    x0 = a0.T @ a0
+    eyes = bj._scaled_eyes(coeffs, a0, np)
+    fast = nb.steps(a0, coeffs, reuse=True)
+    xbar = np.empty_like(x0)
+    parts = {
+        "gemm": lambda: a @ r,
+        "core step": lambda: bj._step(a0, x0, coeffs, eyes),
+        "fused step": lambda: fast.step(a0, x0),
+        "core reverse step": lambda: bj._step_vjp(a0, x0, g, coeffs, eyes),
+        "fused reverse step": lambda: fast.step_vjp(a0, x0, g),
+        # The core's elementwise work, alone: Horner's a_0 I + a_1 X (the whole forward step
+        # but its product), and the reverse step's a_1 r_bar, X_bar + X_bar^T, A_bar + A(...).
+        "core passes, step": lambda: bj._horner(x0, coeffs, eyes),
+        "core passes, reverse": lambda: (bj._horner(x0, coeffs, eyes), coeffs[1] * x0, xbar + xbar.T, a0 + g),
+        "fused passes, step": lambda: np.copyto(fast._work[("step", 0)], a0),
+        "fused passes, reverse": lambda: (np.copyto(fast._work[("vjp", 0)], g),
+                                          np.add(xbar, xbar.T, out=fast._scratch("sym", n))),
+    }
+    tp = measure(parts, be, repeat=repeat + 2, budget=math.inf)
+    g1 = tp["gemm"]
+    prow = []
+    for label, key, k in [("step", "step", 1), ("reverse step", "reverse step", 3)]:
+        for impl in ("core", "fused"):
+            tt = tp[f"{impl} {key}"]
+            passes = tp[f"{impl} passes, {'step' if k == 1 else 'reverse'}"]
+            prow.append([f"{label} ({impl})", ms(tt.best), k, f"{ms(tt.best - k * g1.best)}",
+                         f"{ms(passes.best)}-{ms(passes.worst)}", f"{100 * passes.best / g1.best:.1f}%"])
+    print(f"Elementwise time per step, {n}x{n} float32, order 1 (GEMM in the same rounds: {ms(g1.best)} ms "
+          f"best, {ms(g1.worst)} worst)\n")
+    table(["what", "ms (best)", "GEMMs in it", "step - its GEMMs, ms", "elementwise passes alone, ms (best-worst)",
+           "passes / GEMM"], prow)
+
+    # The Gram matrix: SYRK + mirror, GEMM, NumPy (which also calls SYRK for a.T @ a).
+    at = a.T
+    xf = np.empty((n, n), dtype=np.float32, order="F")
+    grams = {"syrk + mirror": lambda: nb._syrk(blas.ssyrk, a, xf),
+             "syrk alone": lambda: blas.ssyrk(1.0, at, c=xf, overwrite_c=1),
+             "gemm": lambda: nb._gemm(blas.sgemm, 1.0, a.T, a, 0.0, xf),
+             "numpy a.T @ a": lambda: a.T @ a}
+    tg = measure(grams, be, repeat=repeat + 2, budget=math.inf)
+    table(["Gram matrix " + f"{n}x{n}", "ms best", "ms worst"],
+          [[k, ms(v.best), ms(v.worst)] for k, v in tg.items()])
+
+
+def _spread_matrix(n, s_min, seed=0):
+    """A square float64 matrix whose Frobenius-scaled singular values run geometrically from
+    ``s_min`` up (``||W||_F = 1`` and ``sigma_min = s_min`` exactly): every method starts
+    from the same ``A_0`` with the stated smallest singular value."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lo, hi = s_min, 1.0
+    for _ in range(200):  # bisection on the top singular value: ||geomspace(s_min, top)|| = 1
+        top = (lo + hi) / 2
+        lo, hi = (top, hi) if np.linalg.norm(np.geomspace(s_min, top, n)) < 1 else (lo, top)
+    s = np.geomspace(s_min, top, n)
+    s /= np.linalg.norm(s)
+    s[0] = s_min
+    return (u * s) @ v.T
+
+
+def _methods():
+    """``name -> (fun(w, tol, dtype), products per step, products of the report)``: Björck
+    orders 1-4 and, when reflip has it, the polar iteration of degrees 3 and 5."""
+    out = {}
+    for p in (1, 2, 3, 4):
+        out[f"bjorck order {p}"] = (lambda w, tol, s_min, p=p: reflip.bjorck(w, order=p, n_iter=400, tol=tol,
+                                                                           return_info=True), p + 1)
+    polar = getattr(reflip, "polar", None)
+    if polar is not None:
+        for d in (3, 5):
+            out[f"polar degree {d}"] = (lambda w, tol, s_min, d=d: polar(w, degree=d, lower=s_min, n_iter=400,
+                                                                          tol=tol, return_info=True), (d + 1) // 2)
+    return out
+
+
+def to_tolerance_section(be, n=256, s_mins=(1e-3, 1e-2, 1e-1), repeat=3):
+    """Products and wall time each method needs to bring ``||Y^T Y - I||_F`` to ``1e-6``
+    (float64) and to the float32 target ``N eps`` (the rounding floor is 0.07-0.3 N eps,
+    [BJ-10]), from ``A_0`` with the given smallest singular value (:func:`_spread_matrix`),
+    every method timed in the same alternating rounds; with ``tol`` each step reads its
+    residual (the Gram matrix the next step uses anyway)."""
+    warnings.simplefilter("ignore", reflip.BjorckConvergenceWarning)
+    methods = _methods()
+    rows = []
+    for dtype, tol in (("float64", 1e-6), ("float32", n * float(np.finfo(np.float32).eps))):
+        for s_min in s_mins:
+            w = be.asarray(_spread_matrix(n, s_min).astype(dtype))
+            fns, info = {}, {}
+            for name, (fun, per_step) in methods.items():
+                try:
+                    _, inf = fun(w, tol, s_min)
+                except (ValueError, TypeError) as err:  # e.g. a lower bound the polar iteration lacks
+                    rows.append([dtype, f"{tol:.1e}", s_min, name, "-", "-", "-", f"not run: {err}"[:80]])
+                    continue
+                info[name] = (inf, per_step)
+                fns[name] = lambda fun=fun: fun(w, tol, s_min)
+            t = measure(fns, be, repeat=repeat, budget=math.inf)
+            for name, (inf, per_step) in info.items():
+                reached = inf.max_residual <= tol
+                rows.append([dtype, f"{tol:.1e}", s_min, name, inf.n_iter if reached else f">{inf.n_iter}",
+                             inf.n_iter * per_step + 1, f"{ms(t[name].best)} ({ms(t[name].worst)})",
+                             f"{inf.max_residual:.1e}"])
+    print(f"### Steps, products and wall time to a tolerance, {n}x{n}, {be.name} (alternating rounds)\n")
+    print("Products: n_iter x products per step + the Gram matrix of the final residual. Wall time: the "
+          "whole call with tol (best of the rounds, worst in brackets).\n")
+    table(["dtype", "tol", "sigma_min of A_0", "method", "steps", "products", "ms best (worst)", "residual"], rows)
+
+
+def method_memory_section(be, n=512, n_iter=25):
+    """Peak memory of forward + backward for every method and backward mode, ``n x n``
+    float32 (tracemalloc: NumPy reports its allocations; the inputs are excluded)."""
+    warnings.simplefilter("ignore", reflip.BjorckConvergenceWarning)
+    w = well_conditioned(be.xp, n, "float32", lo=0.1)
+    g = be.normal((n, n), 1)
+    cases = []
+    for p in (1, 2, 3, 4):
+        cases.append((f"bjorck order {p}, unrolled (fused)", True, reflip.bjorck_fwd, reflip.bjorck_bwd,
+                      dict(order=p, n_iter=n_iter)))
+    cases += [("bjorck order 1, unrolled (core)", False, reflip.bjorck_fwd, reflip.bjorck_bwd, dict(n_iter=n_iter)),
+              ("bjorck order 1, checkpoint (fused)", True, reflip.bjorck_fwd, reflip.bjorck_bwd,
+               dict(n_iter=n_iter, checkpoint=True)),
+              ("bjorck order 1, implicit", True, reflip.bjorck_fwd, reflip.bjorck_bwd,
+               dict(n_iter=n_iter, backward="implicit"))]
+    if getattr(reflip, "polar_fwd", None) is not None:
+        for d in (3, 5):
+            for mode in ("unrolled", "implicit"):
+                cases.append((f"polar degree {d}, {mode}", True, reflip.polar_fwd, reflip.polar_bwd,
+                              dict(degree=d, lower=0.1, backward=mode)))
+    rows = []
+    for label, enabled, fwd, bwd, kw in cases:
+        peak = _peak_bytes(be, _with(enabled, lambda fwd=fwd, bwd=bwd, kw=kw: bwd(fwd(w, **kw)[1], g)))
+        steps = fwd(w, **kw)[1].info.n_iter
+        rows.append([label, steps, f"{peak / 2 ** 20:.1f}", f"{peak / w.nbytes:.1f}"])
+    print(f"### Peak memory of forward + backward by method, {n}x{n} float32 (s in [0.1, 1]), {be.name}\n")
+    table(["method", "steps", "peak MiB", "in units of w"], rows)
+
+
 def scaling_rows(be, quick=False):
     """Rows of the scaling table (benchmarks/run.py): time / n^3 should stay flat."""
     warnings.simplefilter("ignore", reflip.BjorckConvergenceWarning)
@@ -321,7 +532,15 @@ def main(argv=None):
     parser.add_argument("--orders", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--skip-convergence", action="store_true")
     parser.add_argument("--quick", action="store_true", help="64x64 and 128x64 only, a small convergence table")
+    parser.add_argument("--frontier", nargs="*", choices=["fused", "tol", "memory"], default=None,
+                        help="issue 17 instead of the tables above (NumPy): the fused path against the core "
+                             "and the GEMM rate, every method to a tolerance, peak memory by method "
+                             "(all three without a value)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads for --frontier (threadpoolctl; default: the library's)")
     args = parser.parse_args(argv)
+    if args.frontier is not None:
+        return frontier(args)
     shapes = [(64, 64), (128, 64)] if args.quick else parse_shapes(args.shapes)
     shapes += [(4096, 1024)] if args.large else []
     shapes += [(4096, 4096)] if args.huge else []
@@ -330,6 +549,27 @@ def main(argv=None):
         orders_section(be, shapes, args.n_iter, args.orders)
     if not args.skip_convergence:
         convergence_section(n=32 if args.quick else 256)
+
+
+def frontier(args):
+    """``--frontier``: the sections of issue 17 on NumPy, under ``--threads`` BLAS threads."""
+    import contextlib
+
+    limit = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(args.threads)
+    which = args.frontier or ["fused", "tol", "memory"]
+    be = backends(["numpy"], torch=False)[0]
+    heading(be)
+    with limit:
+        if "fused" in which:
+            fused_section(be, n=128 if args.quick else 1024, n_iter=args.n_iter)
+        if "tol" in which:
+            to_tolerance_section(be, n=64 if args.quick else 256)
+        if "memory" in which:
+            method_memory_section(be, n=64 if args.quick else 512, n_iter=args.n_iter)
 
 
 if __name__ == "__main__":
