@@ -39,10 +39,21 @@ import math
 import warnings
 from typing import NamedTuple
 
+import numpy as np
+
 from ._backend import get_namespace
 from ._polar_coefficients import SCHEDULES
 from ._registry import Primitive, register
-from ._validate import MAX_ITERATIONS, check_array, check_bool, check_choice, check_cotangent, check_int, check_real
+from ._validate import (
+    MAX_ITERATIONS,
+    NUMERIC_DTYPES,
+    check_array,
+    check_bool,
+    check_choice,
+    check_cotangent,
+    check_int,
+    check_real,
+)
 from .bjorck import (
     BjorckConvergenceError,
     BjorckConvergenceWarning,
@@ -95,9 +106,14 @@ def polar_schedule(degree=5, lower=1e-3):
         ``0 < p_k(s) < 1`` on ``(0, u_k]`` (``u_k = 1 + min(2^-8, 1 - l_k)``) and
         ``p_k > l_{k+1}`` on ``[l_k, 1]``. The last polynomial is repeated beyond the schedule.
     """
-    degree = check_choice(degree, "degree", DEGREES)
-    lower = check_choice(lower, "lower", LOWERS)
+    degree, lower = _check_schedule(degree, lower)
     return SCHEDULES[(degree, lower)]
+
+
+def _check_schedule(degree, lower):
+    """``degree`` an integer in :data:`DEGREES`, ``lower`` a real number in :data:`LOWERS`."""
+    degree = check_choice(check_int(degree, "degree"), "degree", DEGREES)
+    return degree, check_choice(check_real(lower, "lower"), "lower", LOWERS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -155,17 +171,37 @@ def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
     ``t_K``; ``inf`` where the worst-case constants (``~N^2 eps``, float32 with ``N`` beyond a
     few dozen) exceed ``2^-8``.
 
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(..., m, n)``, the shape of ``w``.
+    dtype : float32 or float64 (a dtype or its name)
+    degree, lower, n_iter
+        As for :func:`polar_fwd` (``n_iter=None``: the default number of steps for ``dtype``).
+
     Returns
     -------
     float
     """
-    *_, m, n = (int(d) for d in shape)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"shape must be a tuple of integers (..., m, n), got {shape!r}")
+    if len(shape) < 2:
+        raise ValueError(f"shape must have at least 2 entries (..., m, n), got {tuple(shape)}")
+    *_, m, n = (check_int(d, "shape", minimum=1) for d in shape)
     big, small = max(m, n), min(m, n)
-    degree = check_choice(degree, "degree", DEGREES)
-    lower = check_choice(lower, "lower", LOWERS)
+    degree, lower = _check_schedule(degree, lower)
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in NUMERIC_DTYPES:
+        # The dtype policy of the numerical primitives: float32 and float64 only, TypeError.
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    dtype = name
     u = eps(dtype) / 2.0
     if n_iter is None:
         n_iter = _default_n_iter(degree, lower, eps(dtype))
+    n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
 
     def gamma(k):
         return k * u / (1.0 - k * u) if k * u < 1.0 else math.inf
@@ -238,8 +274,7 @@ def _validated(w, *, degree, lower, n_iter, tol, backward, on_nonconvergence, ch
     """Public-layer validation (through :mod:`reflip._validate`): ``(xp, cfg)``."""
     xp = get_namespace(w=w)
     check_array(w, xp, "w", min_ndim=2, what=" (..., m, n)")
-    degree = check_choice(degree, "degree", DEGREES)
-    lower = check_choice(lower, "lower", LOWERS)
+    degree, lower = _check_schedule(degree, lower)
     if n_iter is None:
         n_iter = _default_n_iter(degree, lower, eps(w.dtype))
     n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)

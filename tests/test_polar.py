@@ -437,3 +437,29 @@ def test_dense_layer_with_the_polar_constraint():
 
     fd = (loss(params["W"] + h * v) - loss(params["W"] - h * v)) / (2 * h)
     assert np.sum(grads["W"] * v) == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    (dict(shape=(6,), dtype="float64"), ValueError, "shape"),
+    (dict(shape="66", dtype="float64"), TypeError, "shape"),
+    (dict(shape=(6, 0), dtype="float64"), ValueError, "shape"),
+    (dict(shape=(6, 2.0), dtype="float64"), TypeError, "shape"),
+    (dict(shape=(6, 6), dtype="float16"), TypeError, "dtype"),
+    (dict(shape=(6, 6), dtype="no such dtype"), TypeError, "dtype"),
+    (dict(shape=(6, 6), dtype="float64", degree=5.0), TypeError, "degree"),
+    (dict(shape=(6, 6), dtype="float64", lower=0.3), ValueError, "lower"),
+    (dict(shape=(6, 6), dtype="float64", n_iter=-1), ValueError, "n_iter"),
+])
+def test_safety_bound_bad_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        safety_bound(**kwargs)
+
+
+def test_safety_bound_grows_with_size_and_is_inf_where_worst_case_constants_explode():
+    """[PO-4] the bound grows with the size and the unit roundoff; float32 beyond a few dozen
+    columns has no finite worst-case bound (the a posteriori residual certifies instead)."""
+    b = [safety_bound((n, n), "float64") for n in (2, 6, 64, 1024)]
+    assert all(0 < x < y for x, y in zip(b[:-1], b[1:], strict=True)) and b[-1] < 1e-8
+    assert 0 < safety_bound((6, 6), np.float32) < 1e-4
+    assert safety_bound((256, 256), "float32") == math.inf
+    assert safety_bound((3, 5, 6), "float64") == safety_bound((6, 5), "float64")
