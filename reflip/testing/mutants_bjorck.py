@@ -23,6 +23,7 @@ from ..bjorck import (
     _recomputed_pairs,
     _report_convergence,
     _scale,
+    _scale_jacobian,
     _scaled_eyes,
     _step,
     _step_vjp,
@@ -111,10 +112,7 @@ def _bwd_detached_late(residuals, y_bar):
         k = k_run - 1 - i
         eyes = _scaled_eyes(cfg.coeffs, a, xp)
         a_bar = cfg.coeffs[0] * a_bar if k >= 4 else _step_vjp(a, x, a_bar, cfg.coeffs, eyes)
-    a0, _ = _scale(residuals.w, cfg.scaling, xp)
-    if cfg.scaling == "frobenius":
-        a_bar = a_bar - xp.sum(a_bar * a0, axis=(-2, -1), keepdims=True) * a0
-    return _tall(a_bar / residuals.scale, cfg.transposed)
+    return _tall(_scale_jacobian(residuals, a_bar, xp), cfg.transposed)
 
 
 # 5. Convergence judged by the step size ||A_{k+1} - A_k||_F <= tol and reported as converged:

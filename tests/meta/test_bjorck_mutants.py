@@ -40,10 +40,14 @@ def test_late_iterations_check(name, should_pass):
 def test_detached_gradient_is_tens_of_times_off():
     """[BJ-8] reproduces the peer measurement (28-43x off once more than 4 iterations run): the
     detached gradient's norm grows by ~P(0) = 1.5 per detached step, 20-60x after 15 steps on a
-    spectrally normalized 64 x 64 Gaussian matrix, while the first 4 steps are exact."""
+    spectrally normalized 64 x 64 Gaussian matrix, while through the first 4 steps it is
+    reflip's backward (to rounding: reflip's NumPy fast path orders its products differently
+    from the core the mutant is built from)."""
     _, res, g = _late_iteration_gradient_error(REGISTRY["bjorck"])
     exact = REGISTRY["bjorck"].bwd(res, g)
     ratio = np.linalg.norm(MUTANTS["detached_late_iterations"].bwd(res, g)) / np.linalg.norm(exact)
     assert 20 < ratio < 60, ratio
     _, res4 = REGISTRY["bjorck"].fwd(res.w, n_iter=4)
-    np.testing.assert_array_equal(MUTANTS["detached_late_iterations"].bwd(res4, g), REGISTRY["bjorck"].bwd(res4, g))
+    exact4 = REGISTRY["bjorck"].bwd(res4, g)
+    np.testing.assert_allclose(MUTANTS["detached_late_iterations"].bwd(res4, g), exact4, rtol=1e-12,
+                               atol=1e-12 * float(np.max(np.abs(exact4))))
