@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from benchmarks.common import backends, heading, table
+from benchmarks.common import backends, heading, measure, table
 from benchmarks.common import timeit as _timeit
 from reflip import bjorck_bwd, bjorck_fwd, group_sort_bwd, group_sort_fwd, nn
 from reflip.nn import losses, optim, train
@@ -162,6 +162,122 @@ def torch_rows(be, args):
     return [dict(backend=be.name, device=be.device, impl=f"PyTorch {torch.__version__}", total=total)]
 
 
+# ----------------------------------------------------------------------------------------------
+# reflip (core, fused, stopped at PyTorch's orthonormality) against PyTorch, 1 and 2 threads
+
+
+def _reflip_step(be, args, options, fused=True, constraint="bjorck"):
+    """``(step, residual)``: one training step of the reflip network with the ``constraint``'s
+    ``options`` (the NumPy fast path of Björck on or off) and the largest final
+    ``||Y^T Y - I||_F`` over its layers."""
+    import reflip
+    from reflip._fast import numpy_bjorck
+
+    xp = namespace(be)
+    if constraint == "bjorck":
+        model = build(args.widths, args.n_iter, args.order, options)
+    else:
+        model = nn.Sequential([layer for i, (a, b) in enumerate(zip(args.widths[:-1], args.widths[1:], strict=True))
+                               for layer in ([nn.Dense(a, b, constraint, **options)]
+                                             + ([nn.Activation("max_min")] if i < len(args.widths) - 2 else []))])
+    fwd = getattr(reflip, f"{constraint}_fwd")
+    params = model.init(seed=0, xp=xp, dtype=args.dtype)
+    rng = np.random.default_rng(0)
+    x = xp.asarray(rng.standard_normal((args.batch, args.widths[0])), dtype=getattr(xp, args.dtype))
+    labels = xp.asarray(rng.integers(0, args.widths[-1], args.batch))
+    objective = train.supervised_objective(model, "multi_margin", margin=0.3)
+    opt = optim.Adam(1e-3)
+    state = opt.init(params)
+
+    def step():
+        old = numpy_bjorck.ENABLED
+        numpy_bjorck.ENABLED = fused
+        try:
+            _, grads = objective(params, (x, labels))
+        finally:
+            numpy_bjorck.ENABLED = old
+        opt.update(params, grads, state)
+
+    residual = max(float(fwd(p["W"], **layer.options)[1].info.max_residual)
+                   for layer, p in zip(model.layers, params, strict=True) if isinstance(layer, nn.Dense))
+    return step, residual
+
+
+def _torch_step(be, args):
+    """``(step, residual)`` of the PyTorch network of :func:`torch_rows` (same init as there)."""
+    torch = be.torch
+    import torch.nn.functional as F
+
+    dtype = getattr(torch, args.dtype)
+    gen = torch.Generator().manual_seed(0)
+    ws = [torch.nn.init.orthogonal_(torch.empty(b, a, dtype=dtype), generator=gen).requires_grad_()
+          for a, b in zip(args.widths[:-1], args.widths[1:], strict=True)]
+    bs = [torch.zeros(b, dtype=dtype, requires_grad=True) for b in args.widths[1:]]
+    x = torch.randn(args.batch, args.widths[0], generator=gen, dtype=dtype)
+    labels = torch.randint(0, args.widths[-1], (args.batch,), generator=gen)
+    opt = torch.optim.Adam(ws + bs, lr=1e-3)
+
+    def tall_bjorck(w):
+        a = w.T if w.shape[0] < w.shape[1] else w
+        a = a / torch.linalg.matrix_norm(a)
+        for _ in range(args.n_iter):
+            a = 1.5 * a - 0.5 * a @ (a.T @ a)
+        return a
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = x
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            a = tall_bjorck(w)
+            h = h @ (a.T if w.shape[0] < w.shape[1] else a).T + b
+            if i < len(ws) - 1:
+                pairs = h.view(h.shape[0], -1, 2)
+                h = torch.stack([pairs.min(-1).values, pairs.max(-1).values], -1).view(h.shape)
+        F.multi_margin_loss(h, labels, p=1, margin=0.3).backward()
+        opt.step()
+
+    with torch.no_grad():
+        residual = max(float(torch.linalg.matrix_norm(a.T @ a - torch.eye(a.shape[1], dtype=dtype)))
+                       for a in map(tall_bjorck, ws))
+    return step, residual
+
+
+def compare_section(be, args):
+    """The training step of reflip (the core, the fused NumPy path, the fused path stopped by
+    ``tol`` once as orthonormal as PyTorch's 25 steps) against PyTorch, in alternating rounds,
+    with 1 and 2 BLAS / PyTorch threads (``--threads``)."""
+    from threadpoolctl import threadpool_limits
+
+    torch = be.torch
+    rows = []
+    for threads in args.threads:
+        with threadpool_limits(threads):
+            torch.set_num_threads(threads)
+            t_step, t_res = _torch_step(be, args)
+            fns = {"PyTorch": (t_step, t_res)}
+            fns["reflip core"] = _reflip_step(be, args, {}, fused=False)
+            fns["reflip fused"] = _reflip_step(be, args, {})
+            # Equal final orthonormality: stop as soon as every layer is as orthonormal as
+            # PyTorch's 25 steps left its worst one (n_iter stays the cap).
+            fns["reflip fused, tol = PyTorch's residual"] = _reflip_step(be, args, {"tol": t_res})
+            if "polar" in nn.layers.CONSTRAINTS:
+                # The polar iteration [PO-1] to the same orthonormality: the orthogonal init
+                # puts every Frobenius-scaled singular value at 1/sqrt(N) >= 1/32, above the
+                # design bound 1e-2, and training keeps them near it.
+                fns["reflip polar degree 5, tol = PyTorch's residual"] = _reflip_step(
+                    be, args, {"degree": 5, "lower": 1e-2, "tol": t_res}, constraint="polar")
+            t = measure({k: v[0] for k, v in fns.items()}, be, repeat=args.repeat, budget=math.inf)
+            for name, (_, res) in fns.items():
+                rows.append([threads, name, f"{1e3 * t[name].best:.0f}", f"{1e3 * t[name].worst:.0f}",
+                             f"{res:.1e}", f"{t['PyTorch'].best / t[name].best:.2f}"])
+    print(f"### Training step against PyTorch by threads, {be.name} ({be.device})\n")
+    print(f"Network {'-'.join(map(str, args.widths))}, MaxMin, Björck order {args.order} x {args.n_iter} "
+          f"(reflip with tol: at most {args.n_iter}), multi-margin loss, Adam; batch {args.batch}, {args.dtype}; "
+          f"alternating rounds, best of {args.repeat} after a warm-up.\n")
+    table(["threads", "implementation", "ms / step (best)", "ms (worst round)", "final ||Y^T Y - I||_F (worst layer)",
+           "PyTorch / this (best)"], rows, align="rl" + "r" * 4)
+
+
 def section(be, quick=False, args=None):
     """The training-step table for one backend (``args``: the options of :func:`main`)."""
     args = args or parser().parse_args([])
@@ -206,6 +322,10 @@ def parser():
     ap.add_argument("--widths", type=int, nargs="+", default=[784, 1024, 1024, 1024, 10])
     ap.add_argument("--tf32", action="store_true", help="CuPy float32: Björck in tf32-mixed precision")
     ap.add_argument("--quick", action="store_true", help=f"a small network: {QUICK}")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="with --torch, NumPy only: instead of the tables above, reflip (core, fused, fused "
+                         "stopped at PyTorch's orthonormality) against PyTorch in alternating rounds, "
+                         "under each number of BLAS / PyTorch threads (threadpoolctl)")
     return ap
 
 
@@ -214,6 +334,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.torch and args.order != 1:
         ap.error("--torch compares the order-1 Björck loop; use --order 1")
+    if args.threads is not None:
+        if not args.torch:
+            ap.error("--threads compares with PyTorch: add --torch")
+        args = argparse.Namespace(**{**vars(args), **(QUICK if args.quick else {})})
+        be = backends(["numpy"], torch=True)[0]
+        heading(be)
+        return compare_section(be, args)
     for be in backends(args.backend, torch=args.torch):
         heading(be)
         section(be, args.quick, args)
