@@ -553,10 +553,6 @@ def _scale_jacobian(res, t, xp):
     return (t - along * a0) / c
 
 
-# reflip/audit/diagnose.py imports the former name of the VJP; one function now [BJ-8].
-_scale_vjp = _scale_jacobian
-
-
 def _unrolled_bwd(res, y_bar, xp):
     a_bar, eyes = y_bar, None
     # [BJ-11] NumPy: the reverse steps fused with BLAS alpha/beta, their results in two

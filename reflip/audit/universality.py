@@ -19,19 +19,10 @@ from ..tolerances import eps
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host
 from .generic import generic_claims
 
-__all__ = ["network_cases", "dense_reference", "preactivations", "exact_constraints", "rounding_bound",
+__all__ = ["dense_reference", "preactivations", "exact_constraints", "rounding_bound",
            "interpolation_tolerance", "evaluate", "lipschitz_ratio"]
 
 PRIMITIVE = "max_min_network"
-
-
-def network_cases(dtype, kind):
-    """The registry's strategy of ``max_min_network`` cases:
-    :func:`reflip.testing.strategies.universality.max_min_network_cases` (imported when called,
-    so that the audit imports hypothesis only to run)."""
-    from ..testing.strategies.universality import max_min_network_cases
-
-    return max_min_network_cases(dtype, kind)
 
 
 # ----------------------------------------------------------------------------------------------

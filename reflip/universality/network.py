@@ -502,7 +502,7 @@ MAX_MIN_NETWORK = register(
         # MaxMin's permutation is piecewise constant in x and the layers are affine: the
         # second derivative is 0 almost everywhere, as for GroupSort [GS-11].
         second_order=True,
-        strategy="reflip.audit.universality:network_cases",
+        strategy="reflip.testing.strategies:max_min_network_cases",
         piecewise_linear=True,
     )
 )
