@@ -322,15 +322,16 @@ class AdapterImpl:
         return take(y_dot, inv_out)
 
     # -- diagnosis ----------------------------------------------------------------------------
-    def diagnose(self, case, backend, dtype):
+    def diagnose(self, case, backend, dtype, part=""):
         """Name the undeclared convention under which this implementation would agree with
-        reflip on ``case`` ("" when none explains the difference)."""
+        reflip on ``case`` ("" when none explains the difference); ``part`` ("forward", "vjp",
+        "jvp" or "" when unknown) is the output that differed."""
         try:
             # The alternatives tried may warn (an unconverged implicit backward, an overflowing
             # scaling): those warnings are about the alternatives, not the failure.
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                return diagnose(self, case, dtype)
+                return diagnose(self, case, dtype, part)
         except Exception:  # a diagnosis is a hint: never let it mask the failure itself
             return ""
 

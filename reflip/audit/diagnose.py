@@ -6,6 +6,8 @@ with reflip, or "" when none does.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .._backend import get_namespace, to_numpy
@@ -375,6 +377,11 @@ DIAGNOSERS = {"group_sort": _group_sort, "linf_project": _linf_project, "bjorck"
               "row_scale": _rows("row_scale")}
 
 
-def diagnose(impl, case, dtype):
+def diagnose(impl, case, dtype, part=""):
+    """The diagnosis of ``impl``'s disagreement on ``case``; ``part`` ("forward", "vjp", "jvp",
+    or "" when unknown) is the output that differed: a diagnoser taking ``part`` draws its
+    diagnosis from that output's evidence only."""
     fn = DIAGNOSERS.get(impl.name)
-    return fn(impl, case, dtype) if fn else ""
+    if fn is None:
+        return ""
+    return fn(impl, case, dtype, part=part) if "part" in inspect.signature(fn).parameters else fn(impl, case, dtype)

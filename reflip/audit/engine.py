@@ -24,7 +24,14 @@ STATUSES = ("pass", "fail", "xfail", "xpass", "not provided", "not applicable")
 
 
 class ClaimFailure(AssertionError):
-    """A claim does not hold for an implementation on a drawn case."""
+    """A claim does not hold for an implementation on a drawn case.
+
+    ``figures``: what the check measured on the failing case (the report's worst-figures
+    column shows these for a failed check, not the figures of the cases that passed)."""
+
+    def __init__(self, message="", figures=None):
+        super().__init__(message)
+        self.figures = dict(figures or {})
 
 
 class NotSupported(Exception):
@@ -81,6 +88,9 @@ class ClaimResult:
     seconds: float = 0.0
     error: str = ""
     counterexample: object = None
+    # The figures measured on the failing case (``figures`` holds the worst over the cases that
+    # passed): a failed check's report shows these, so that its numbers are the failure's.
+    failing_figures: dict = field(default_factory=dict)
     reason: str = ""  # why a check is xfail / not provided
     implementation: str = "reflip"
 
@@ -218,6 +228,21 @@ class _Timer:
         return False
 
 
+def _user_notes(notes):
+    """Hypothesis's notes without its explanation of which lines failing cases ran (reflip's
+    harness lines, meaningless to a user): the reproduction notes stay."""
+    kept, skipping = [], False
+    for note in notes:
+        if note.startswith("Explanation:"):
+            skipping = True
+            continue
+        if skipping and (note.startswith("    ") or note.startswith("(and ")):
+            continue
+        skipping = False
+        kept.append(note)
+    return kept
+
+
 def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout=None) -> ClaimResult:
     """Run ``claim`` on ``impl`` over hypothesis cases.
 
@@ -225,7 +250,7 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
     ``settings`` (the audit), failures, exceptions and time-outs are returned in the result,
     with the minimal failing case in ``result.counterexample``.
     """
-    from hypothesis import HealthCheck, given, reject
+    from hypothesis import HealthCheck, Phase, given, reject
     from hypothesis import settings as hsettings
 
     result = ClaimResult(claim, backend.name, dtype)
@@ -263,6 +288,9 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
         database=None if settings is not None else base.database,
         # One failure, the minimal one, whose message names its cause (not "2 distinct failures").
         report_multiple_bugs=False,
+        # No "Explanation: these lines were always and only run by failing examples": the lines
+        # are reflip's own harness, which tells a user nothing about their implementation.
+        phases=[p for p in base.phases if p is not Phase.explain],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
     )
@@ -275,8 +303,9 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
                 measured = claim.check(impl, case, backend, dtype) or {}
         except NotSupported:
             reject()
-        except Exception:
+        except Exception as exc:
             result.counterexample = case  # hypothesis replays the minimal failing case last
+            result.failing_figures = {k: float(v) for k, v in getattr(exc, "figures", {}).items()}
             raise
         for key, value in measured.items():
             figures[key] = max(figures.get(key, -math.inf), float(value))
@@ -292,7 +321,7 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
         if settings is None:
             raise
     except Exception as exc:  # the report names the failure; pytest gets it re-raised
-        notes = "\n".join(getattr(exc, "__notes__", []) or [])
+        notes = "\n".join(_user_notes(getattr(exc, "__notes__", []) or []))
         result.error = f"{type(exc).__name__}: {exc}" + (f"\n{notes}" if notes else "")
         if settings is None:
             raise

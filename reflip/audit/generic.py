@@ -94,14 +94,14 @@ def fd_check(impl, backend, dtype, x_eval, x_fd, params, x_dot, y_bar, step):
     if exceeds(vjp_err, rtol):
         raise ClaimFailure(
             f"VJP disagrees with central differences: <bwd(y_bar), v> = {dot(x_bar, x_dot):.10g}, "
-            f"<y_bar, FD(v)> = {dot(y_bar, fd):.10g} (relative error {vjp_err:.3g} > {rtol:.3g})")
+            f"<y_bar, FD(v)> = {dot(y_bar, fd):.10g} (relative error {vjp_err:.3g} > {rtol:.3g})", figures)
     if impl.jvp is not None:
         y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
         jvp_err = _norm(y_dot - fd) / (_norm(fd) + floor + eps(np.float64))
         figures["jvp_vs_fd"] = jvp_err
         if exceeds(jvp_err, rtol):
             raise ClaimFailure(
-                f"JVP disagrees with central differences: relative error {jvp_err:.3g} > {rtol:.3g}")
+                f"JVP disagrees with central differences: relative error {jvp_err:.3g} > {rtol:.3g}", figures)
     return figures
 
 
@@ -187,10 +187,13 @@ def _check_fun_is_fwd(impl, case, backend, dtype):
     return {}
 
 
-def _failure(impl, case, backend, dtype, message):
-    """A :class:`ClaimFailure` carrying the implementation's diagnosis of the difference, if any."""
-    diagnosis = getattr(impl, "diagnose", lambda *a: "")(case, backend, dtype)
-    return ClaimFailure(message + (f"; {diagnosis}" if diagnosis else ""))
+def _failure(impl, case, backend, dtype, message, figures=None, part=""):
+    """A :class:`ClaimFailure` carrying the implementation's diagnosis of the difference, if any;
+    ``part`` ("forward", "vjp", "jvp") says which output differed, so that a diagnosis is drawn
+    from the evidence of that part only (a VJP cause is never attached to a forward mismatch)."""
+    diagnose = getattr(impl, "diagnose", None)
+    diagnosis = diagnose(case, backend, dtype, part=part) if diagnose is not None else ""
+    return ClaimFailure(message + (f"; {diagnosis}" if diagnosis else ""), figures)
 
 
 @generic("matches_reflip", "differentiable", reference=True)
@@ -207,17 +210,17 @@ def _check_matches_reflip(impl, case, backend, dtype):
     try:
         y, residuals = impl.fwd(x, **case.params)
     except ClaimFailure as exc:
-        raise _failure(impl, case, backend, dtype, str(exc)) from exc
+        raise _failure(impl, case, backend, dtype, str(exc), part="forward") from exc
     y_ref, res_ref = reference.fwd(x, **case.params)
     y, y_ref = host(y), host(y_ref)
     rtol = derivative_rtol(dtype)
     if y.shape != y_ref.shape:
         raise _failure(impl, case, backend, dtype, f"forward differs from reflip's: shape {y.shape} instead "
-                                                   f"of {y_ref.shape}")
+                                                   f"of {y_ref.shape}", part="forward")
     figures = {"forward_vs_reflip": _norm(y - y_ref) / (_norm(y_ref) + eps(np.float64))}
     if exceeds(figures["forward_vs_reflip"], rtol):
         raise _failure(impl, case, backend, dtype, f"forward differs from reflip's (relative error "
-                                                   f"{figures['forward_vs_reflip']:.3g})")
+                                                   f"{figures['forward_vs_reflip']:.3g})", figures, "forward")
     x_dot, y_bar = _directions(case, y_ref.shape)
     natural = derivative_scale(case.x, y_ref)
     if impl.bwd is not None:
@@ -227,7 +230,8 @@ def _check_matches_reflip(impl, case, backend, dtype):
                                                                 + eps(np.float64))
         if exceeds(figures["vjp_vs_reflip"], rtol):
             raise _failure(impl, case, backend, dtype,
-                           f"VJP differs from reflip's (relative error {figures['vjp_vs_reflip']:.3g})")
+                           f"VJP differs from reflip's (relative error {figures['vjp_vs_reflip']:.3g})", figures,
+                           "vjp")
     if impl.jvp is not None and reference.jvp is not None:
         y_dot = host(impl.jvp(residuals, backend.asarray(x_dot, dtype)))
         y_dot_ref = host(reference.jvp(res_ref, backend.asarray(x_dot, dtype)))
@@ -235,7 +239,8 @@ def _check_matches_reflip(impl, case, backend, dtype):
                                                                 + eps(np.float64))
         if exceeds(figures["jvp_vs_reflip"], rtol):
             raise _failure(impl, case, backend, dtype,
-                           f"JVP differs from reflip's (relative error {figures['jvp_vs_reflip']:.3g})")
+                           f"JVP differs from reflip's (relative error {figures['jvp_vs_reflip']:.3g})", figures,
+                           "jvp")
     return figures
 
 

@@ -57,7 +57,7 @@ def _check_lipschitz(impl, case, backend, dtype):
         lhs, rhs = np.linalg.norm(dy, p), np.linalg.norm(dx, p)
         figures[f"ratio_l{p}"] = lhs / rhs if rhs > 0 else 0.0
         if exceeds(lhs, rhs * (1 + 1e-12)):
-            raise ClaimFailure(f"||f(x) - f(x')||_{p} = {lhs:.10g} > ||x - x'||_{p} = {rhs:.10g}")
+            raise ClaimFailure(f"||f(x) - f(x')||_{p} = {lhs:.10g} > ||x - x'||_{p} = {rhs:.10g}", figures)
     return figures
 
 
@@ -105,21 +105,32 @@ def _check_isometry(impl, case, backend, dtype):
     if not np.array_equal(np.sort(gx, axis=-1), np.sort(gy, axis=-1)):
         raise ClaimFailure("the VJP is not a permutation of the cotangent within each group "
                            f"(relative l2 norm change {figures['norm_change_l2']:.3g})"
-                           + _tie_trap(host(case.x, dtype), gx, gy, case.params))
+                           + _tie_trap(host(case.x, dtype), gx, gy, case.params), figures)
     return figures
 
 
 def _tie_trap(x, gx, gy, params):
     """Name the tie trap behind a VJP that is no permutation [GS-7]: in a group with tied
-    inputs, one cotangent sent to two entries (a mask ``x_i == y_j`` backward), or two sent to
-    one entry (max and min both taking the first index of a tie, as PyTorch's do)."""
+    inputs, one cotangent sent to two entries (a mask ``x_i == y_j`` backward), two sent to
+    one entry (max and min both taking the first index of a tie, as PyTorch's do), or the
+    tied cotangents averaged over the tied entries (``torch.maximum`` / ``torch.minimum``, whose
+    gradient at ``a == b`` is half to each)."""
     xg = _groups(x, params).reshape(-1, gx.shape[-1])
     flat_x, flat_y = gx.reshape(-1, gx.shape[-1]), gy.reshape(-1, gy.shape[-1])
     for group, bx, by in zip(xg, flat_x, flat_y, strict=True):
         if len(np.unique(group)) == group.size or np.array_equal(np.sort(bx), np.sort(by)):
             continue
-        sums = np.array([sum(c) for r in range(2, by.size + 1) for c in itertools.combinations(by.tolist(), r)])
-        # y_bar is Gaussian: a VJP entry equal (to rounding) to a sum of cotangents is no accident.
+        subsets = [c for r in range(2, by.size + 1) for c in itertools.combinations(by.tolist(), r)]
+        sums = np.array([sum(c) for c in subsets])
+        means = np.array([sum(c) / len(c) for c in subsets])
+        # y_bar is Gaussian: a VJP entry equal (to rounding) to a sum or a mean of several
+        # cotangents is no accident.
+        averaged = np.isclose(bx[:, None], means[None, :], rtol=1e-5, atol=0).any(axis=-1)
+        if np.count_nonzero(averaged) >= 2:
+            return ("; at tied inputs every tied entry received the AVERAGE of their cotangents, (g1 + g2) / 2: "
+                    "the gradient of torch.maximum / torch.minimum (or jnp.maximum / jnp.minimum) at a tie, "
+                    "split half to each input, as in half-split MaxMin ports built on them; the VJP must "
+                    "send each cotangent whole to one tied entry, by the stable order [GS-7]")
         if not np.any(np.isclose(bx[:, None], sums[None, :], rtol=1e-5, atol=0)):
             continue
         if np.count_nonzero(bx == 0) > np.count_nonzero(by == 0):
