@@ -417,6 +417,56 @@ target("bjorck_coefficients", lambda **k: reflip.bjorck_coefficients(**k),
        lambda kw, v, w: None if finite(np.asarray(v, dtype=float)) else (_ for _ in ()).throw(
            AssertionError(f"coefficients {v}")), beta_conflicts)
 
+POLAR_PARAMS = {
+    "w": array_param(MATS),
+    "degree": choice_param((3, 5), invalid=(4, 1, 7, "5", None, 5.0, True)),
+    "lower": choice_param((1e-1, 1e-2, 1e-3, 1e-6), invalid=(0.0, 0.5, 1e-7, -1e-3, "a", None)),
+    "n_iter": Param(st.sampled_from([ABSENT, None, 0, 2, 8, 30]),
+                    st.sampled_from([10 ** 30, -1, 2.5, "10", True])),
+    "tol": real_param(1e-12, 1e-2, extra_invalid=(-1.0, 0.0), allow=(ABSENT, None)),
+    "on_nonconvergence": choice_param((ABSENT, "warn", "raise", "ignore")),
+    "check_finite": Param(st.sampled_from([ABSENT, True]), st.sampled_from([False, "no", 0])),
+}
+
+
+def polar_check(kw, y, warns):
+    """Every singular value below ``1 + safety_bound`` whether or not it converged [PO-4];
+    orthonormal unless a non-convergence warning was issued [BJ-10]."""
+    bjorck_check(kw, y, warns)
+    w = np.asarray(kw["w"])
+    if not finite(w):
+        return
+    opts = {k: kw[k] for k in ("degree", "lower", "n_iter") if kw.get(k) is not ABSENT}
+    bound = reflip.safety_bound(w.shape, w.dtype, **opts)
+    s = np.linalg.svd(arr(y).astype(np.float64), compute_uv=False)
+    assert np.all(s <= 1 + bound), f"singular value {s.max()!r} above 1 + safety_bound = {1 + bound!r}"
+
+
+target("polar", lambda **k: reflip.polar(**k), POLAR_PARAMS, polar_check, None, RAISE_DOCUMENTED)
+target("polar_fwd", lambda **k: reflip.polar_fwd(**k)[0], POLAR_PARAMS, polar_check, None,
+       RAISE_DOCUMENTED)
+target("polar_bwd",
+       lambda w, backward, check_finite, y_bar: reflip.polar_bwd(
+           reflip.polar_fwd(w, backward=backward, check_finite=check_finite)[1], y_bar),
+       {**_BJ_VJP_PARAMS, "y_bar": Param(cotangent_like("w"), bad_cotangent())},
+       shape_check("w"), IMPLICIT)
+target("polar_jvp",
+       lambda w, backward, check_finite, w_dot: reflip.polar_jvp(
+           reflip.polar_fwd(w, backward=backward, check_finite=check_finite)[1], w_dot),
+       {**_BJ_VJP_PARAMS, "w_dot": Param(cotangent_like("w"), bad_cotangent())},
+       shape_check("w"), IMPLICIT)
+target("polar_schedule", lambda **k: reflip.polar_schedule(**k),
+       {"degree": POLAR_PARAMS["degree"], "lower": POLAR_PARAMS["lower"]},
+       lambda kw, sched, w: None if len(sched) > 0 else fail("empty schedule"))
+target("safety_bound", lambda **k: reflip.safety_bound(**k),
+       {"shape": Param(st.sampled_from([(2, 2), (3, 5), (2, 4, 4)]),
+                       st.sampled_from([(), (0, 2), (2,), (-1, 2), "2x2", None, (2.0, 2)])),
+        "dtype": Param(st.sampled_from(["float32", "float64", np.float64]),
+                       st.sampled_from(["float16", "int64", np.longdouble, None, 5])),
+        "degree": POLAR_PARAMS["degree"], "lower": POLAR_PARAMS["lower"],
+        "n_iter": POLAR_PARAMS["n_iter"]},
+       lambda kw, t, w: None if t >= 0 else fail(f"bound {t}"))
+
 PROJ = {"w": array_param(ANY), "radius": RADIUS}
 target("linf_project", lambda **k: reflip.linf_project(**k),
        {**PROJ, "threshold": choice_param(("exact", "detached", ABSENT))},
