@@ -125,11 +125,18 @@ def _check_conventions(conventions):
 
 def load_impl(spec):
     """Resolve ``"package.module:attribute"`` to an adapter (an instance; a class or a factory
-    function is called without arguments). The module is imported with the current directory
-    on the path, as ``python -m`` would, so that a project's own adapters need no install."""
+    function is called without arguments), or a ready adapter's short name
+    (:data:`reflip.adapters.peers.PEERS`: ``"deel-torchlip"``...). The module is imported with
+    the current directory on the path, as ``python -m`` would, so that a project's own adapters
+    need no install."""
+    from ..adapters.peers import PEERS, load_peer
+
+    if spec in PEERS:  # a ready adapter's short name (reflip.adapters.peers)
+        return load_peer(spec)
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
-        raise ValueError(f"--impl must look like 'package.module:adapter', got {spec!r}")
+        raise ValueError(f"--impl must look like 'package.module:adapter' or be one of {sorted(PEERS)}, "
+                         f"got {spec!r}")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     obj = getattr(importlib.import_module(module), attr)
