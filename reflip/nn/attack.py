@@ -97,7 +97,7 @@ def pgd_attack(model, params, x, labels, eps, p=2, *, steps=50, step_size=None, 
     x_adv : array like ``x``
         Per example, the visited point with the smallest margin (``x`` itself when no step
         lowered it). ``||x_adv - x||_p <= eps`` up to rounding. A row of ``x`` holding NaN
-        stays NaN: its gradient is NaN [NN-14].
+        is returned as it is: its margin and gradient are NaN, no step improves it [NN-14].
     """
     xp = _namespace(x=x, labels=labels)
     check_floating(x, xp, "x")

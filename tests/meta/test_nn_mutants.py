@@ -1,6 +1,7 @@
 """Meta-tests of the network suite: each planted bug — a Dense layer that skips its constraint
 in the forward pass, a backward pass that forgets the bias gradient or the constraint's VJP, a
-certificate missing its sqrt 2 (or using sqrt 2 in l_inf) — makes the real tests fail."""
+certificate missing its sqrt 2 (or using sqrt 2 in l_inf), a backward pass that forgets the NaN
+rows — makes the real tests fail."""
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from reflip.tolerances import exact_rtol, fd_rtol
 
 from .. import test_nn_backprop as backprop
 from .. import test_nn_certify as certificates
+from .. import test_nn_inputs as inputs
 from .. import test_nn_lipschitz as bounds
 
 pytestmark = pytest.mark.meta
@@ -104,3 +106,21 @@ def test_certificate_checks_catch(monkeypatch, mutant, checks):
     for check in checks:
         with pytest.raises(AssertionError):
             check()
+
+
+class ForgetsNanRows(nn.Sequential):
+    """The chained VJPs alone: a NaN row of ``x`` gets the finite ``x_bar`` that GroupSort's
+    permutation (or ReLU's ``NaN > 0`` mask) passes through."""
+
+    def forward(self, params, x):
+        y, res = super().forward(params, x)
+        return y, res._replace(nan_rows=None)
+
+
+@pytest.mark.parametrize("act", ["max_min", "group_sort", "full_sort", "relu"])
+def test_nan_policy_check_catches_a_backward_without_nan_rows(act):
+    """[NN-14] the NaN policy test fails on a network whose backward hides NaN rows (reflip's
+    own passes it: tests/test_nn_inputs.py)."""
+    model = ForgetsNanRows(inputs._model(act).layers)
+    with pytest.raises(AssertionError):
+        inputs.check_nan_policy(model)
