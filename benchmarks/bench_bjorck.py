@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 
 import reflip
-from benchmarks.common import add_backend_argument, backends, heading, measure, ms, parse_shapes, pct, table, timeit
+from benchmarks.common import add_backend_argument, backends, heading, ms, parse_shapes, pct, table, timeit
 from reflip.testing.bench_inputs import well_conditioned
 
 
@@ -333,7 +333,33 @@ def _with(enabled, fn):
     return run
 
 
-def fused_section(be, n=1024, n_iter=25, repeat=5):
+def measure_both(fns, repeat=5, warmup=1):
+    """:func:`benchmarks.common.measure` (NumPy: alternating rounds, best and worst) reading two
+    clocks: ``{name: (wall Timing, CPU Timing)}``. The CPU time of the process
+    (``time.process_time``) is what a single-threaded computation costs whatever else the
+    machine runs (a 2-core machine shared by several jobs deschedules it for whole scheduler
+    quanta: wall times then spread 2-10x); with several threads it adds up the threads,
+    spin-waits included, so there only the wall clock says how the work scales."""
+    import time
+
+    from benchmarks.common import Timing
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeat):
+        for name in names if r % 2 == 0 else reversed(names):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fns[name]()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    return {k: (Timing(min(wall[k]), max(wall[k]), repeat), Timing(min(cpu[k]), max(cpu[k]), repeat)) for k in fns}
+
+
+def fused_section(be, n=512, n_iter=25, repeat=5):
     """Order 1, ``n x n`` float32: forward and forward + unrolled backward of the core and of
     the fused path against the GEMM rate, all in alternating rounds with the reference GEMM;
     the elementwise time of one step and one reverse step (the step's time less its GEMMs,
@@ -357,26 +383,30 @@ def fused_section(be, n=1024, n_iter=25, repeat=5):
            "forward core": _with(False, lambda: reflip.bjorck(w, n_iter=n_iter)),
            "forward fused": _with(True, lambda: reflip.bjorck(w, n_iter=n_iter)),
            "fwd+bwd core": _with(False, fb), "fwd+bwd fused": _with(True, fb)}
-    t = measure(fns, be, repeat=repeat, budget=math.inf)
-    gemm = t["gemm"]
+    t = measure_both(fns, repeat=repeat)
     rows = []
     for what in ("forward", "fwd+bwd"):
         units = units_fwd if what == "forward" else units_fwd + units_bwd
         for impl in ("core", "fused"):
-            tt = t[f"{what} {impl}"]
-            rows.append([f"{what} ({impl})", f"{ms(tt.best)} ({ms(tt.worst)})", units, pct(units * gemm.best, tt.best)])
+            (tw, tc), (gw, gc) = t[f"{what} {impl}"], t["gemm"]
+            rows.append([f"{what} ({impl})", f"{ms(tc.best)} ({ms(tc.worst)})", f"{ms(tw.best)} ({ms(tw.worst)})",
+                         units, pct(units * gc.best, tc.best), pct(units * gw.best, tw.best)])
+    gw, gc = t["gemm"]
     print(f"### Björck order 1, {n_iter} steps, {n}x{n} float32: core against fused (alternating rounds)\n")
-    print(f"GEMM {n}^3 in the same rounds: {ms(gemm.best)} ms best, {ms(gemm.worst)} ms worst "
-          f"({2 * n ** 3 / gemm.best / 1e9:.0f} GFLOP/s best).\n")
-    table(["what", "ms best (worst round)", "GEMM units", "% of GEMM rate (best rounds)"], rows)
+    print(f"GEMM {n}^3 in the same rounds: CPU {ms(gc.best)} ms best ({ms(gc.worst)} worst), wall {ms(gw.best)} "
+          f"({ms(gw.worst)}); {2 * n ** 3 / gc.best / 1e9:.0f} GFLOP/s per CPU-second.\n")
+    table(["what", "CPU ms best (worst)", "wall ms best (worst)", "GEMM units", "% of GEMM rate, CPU",
+           "% of GEMM rate, wall"], rows)
 
     # One step and one reverse step on an iterate halfway through, against their GEMMs.
     coeffs = bj.bjorck_coefficients(1)
-    a0 = np.asarray(reflip.bjorck(w, n_iter=6, on_nonconvergence="ignore"))
+    a0 = np.ascontiguousarray(reflip.bjorck(w, n_iter=6, on_nonconvergence="ignore"))
     x0 = a0.T @ a0
     eyes = bj._scaled_eyes(coeffs, a0, np)
     fast = nb.steps(a0, coeffs, reuse=True)
-    xbar = np.empty_like(x0)
+    fast.step(a0, x0)
+    fast.step_vjp(a0, x0, g)  # allocates the workspace the passes below write into
+    xbar = fast._scratch("xbar", n)
     parts = {
         "gemm": lambda: a @ r,
         "core step": lambda: bj._step(a0, x0, coeffs, eyes),
@@ -384,25 +414,27 @@ def fused_section(be, n=1024, n_iter=25, repeat=5):
         "core reverse step": lambda: bj._step_vjp(a0, x0, g, coeffs, eyes),
         "fused reverse step": lambda: fast.step_vjp(a0, x0, g),
         # The core's elementwise work, alone: Horner's a_0 I + a_1 X (the whole forward step
-        # but its product), and the reverse step's a_1 r_bar, X_bar + X_bar^T, A_bar + A(...).
+        # but its product), and the reverse step's R_0, a_1 r_bar, X_bar + X_bar^T and the sum
+        # of the two terms of A_bar.
         "core passes, step": lambda: bj._horner(x0, coeffs, eyes),
-        "core passes, reverse": lambda: (bj._horner(x0, coeffs, eyes), coeffs[1] * x0, xbar + xbar.T, a0 + g),
+        "core passes, reverse": lambda: (bj._horner(x0, coeffs, eyes), coeffs[1] * x0, x0 + x0.T, a0 + g),
+        # The fused path's: the copy the order-1 GEMM accumulates into, and the symmetrisation.
         "fused passes, step": lambda: np.copyto(fast._work[("step", 0)], a0),
         "fused passes, reverse": lambda: (np.copyto(fast._work[("vjp", 0)], g),
                                           np.add(xbar, xbar.T, out=fast._scratch("sym", n))),
     }
-    tp = measure(parts, be, repeat=repeat + 2, budget=math.inf)
-    g1 = tp["gemm"]
+    tp = measure_both(parts, repeat=repeat + 4)
+    g1 = tp["gemm"][1]
     prow = []
     for label, key, k in [("step", "step", 1), ("reverse step", "reverse step", 3)]:
         for impl in ("core", "fused"):
-            tt = tp[f"{impl} {key}"]
-            passes = tp[f"{impl} passes, {'step' if k == 1 else 'reverse'}"]
-            prow.append([f"{label} ({impl})", ms(tt.best), k, f"{ms(tt.best - k * g1.best)}",
+            tt = tp[f"{impl} {key}"][1]
+            passes = tp[f"{impl} passes, {'step' if k == 1 else 'reverse'}"][1]
+            prow.append([f"{label} ({impl})", ms(tt.best), k, ms(tt.best - k * g1.best),
                          f"{ms(passes.best)}-{ms(passes.worst)}", f"{100 * passes.best / g1.best:.1f}%"])
-    print(f"Elementwise time per step, {n}x{n} float32, order 1 (GEMM in the same rounds: {ms(g1.best)} ms "
-          f"best, {ms(g1.worst)} worst)\n")
-    table(["what", "ms (best)", "GEMMs in it", "step - its GEMMs, ms", "elementwise passes alone, ms (best-worst)",
+    print(f"Elementwise time per step, {n}x{n} float32, order 1, CPU time (GEMM in the same rounds: "
+          f"{ms(g1.best)} ms best, {ms(g1.worst)} worst)\n")
+    table(["what", "CPU ms (best)", "GEMMs in it", "step - its GEMMs, ms", "elementwise passes alone, ms (best-worst)",
            "passes / GEMM"], prow)
 
     # The Gram matrix: SYRK + mirror, GEMM, NumPy (which also calls SYRK for a.T @ a).
@@ -412,9 +444,9 @@ def fused_section(be, n=1024, n_iter=25, repeat=5):
              "syrk alone": lambda: blas.ssyrk(1.0, at, c=xf, overwrite_c=1),
              "gemm": lambda: nb._gemm(blas.sgemm, 1.0, a.T, a, 0.0, xf),
              "numpy a.T @ a": lambda: a.T @ a}
-    tg = measure(grams, be, repeat=repeat + 2, budget=math.inf)
-    table(["Gram matrix " + f"{n}x{n}", "ms best", "ms worst"],
-          [[k, ms(v.best), ms(v.worst)] for k, v in tg.items()])
+    tg = measure_both(grams, repeat=repeat + 4)
+    table(["Gram matrix " + f"{n}x{n}", "CPU ms best", "CPU ms worst", "wall ms best"],
+          [[k, ms(c.best), ms(c.worst), ms(wl.best)] for k, (wl, c) in tg.items()])
 
 
 def _spread_matrix(n, s_min, seed=0):
@@ -470,16 +502,18 @@ def to_tolerance_section(be, n=256, s_mins=(1e-3, 1e-2, 1e-1), repeat=3):
                     continue
                 info[name] = (inf, per_step)
                 fns[name] = lambda fun=fun: fun(w, tol, s_min)
-            t = measure(fns, be, repeat=repeat, budget=math.inf)
+            t = measure_both(fns, repeat=repeat)
             for name, (inf, per_step) in info.items():
                 reached = inf.max_residual <= tol
+                tw, tc = t[name]
                 rows.append([dtype, f"{tol:.1e}", s_min, name, inf.n_iter if reached else f">{inf.n_iter}",
-                             inf.n_iter * per_step + 1, f"{ms(t[name].best)} ({ms(t[name].worst)})",
+                             inf.n_iter * per_step + 1, f"{ms(tc.best)} ({ms(tc.worst)})", ms(tw.best),
                              f"{inf.max_residual:.1e}"])
     print(f"### Steps, products and wall time to a tolerance, {n}x{n}, {be.name} (alternating rounds)\n")
-    print("Products: n_iter x products per step + the Gram matrix of the final residual. Wall time: the "
-          "whole call with tol (best of the rounds, worst in brackets).\n")
-    table(["dtype", "tol", "sigma_min of A_0", "method", "steps", "products", "ms best (worst)", "residual"], rows)
+    print("Products: n_iter x products per step + the Gram matrix of the final residual. Time: the whole "
+          "call with tol, CPU time of the process (best of the rounds, worst in brackets) and wall time.\n")
+    table(["dtype", "tol", "sigma_min of A_0", "method", "steps", "products", "CPU ms best (worst)", "wall ms best",
+           "residual"], rows)
 
 
 def method_memory_section(be, n=512, n_iter=25):
@@ -536,6 +570,7 @@ def main(argv=None):
                         help="issue 17 instead of the tables above (NumPy): the fused path against the core "
                              "and the GEMM rate, every method to a tolerance, peak memory by method "
                              "(all three without a value)")
+    parser.add_argument("--fused-n", type=int, default=512, help="matrix size of --frontier fused")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads for --frontier (threadpoolctl; default: the library's)")
     args = parser.parse_args(argv)
@@ -557,6 +592,9 @@ def frontier(args):
 
     limit = contextlib.nullcontext()
     if args.threads is not None:
+        # SciPy's BLAS is a second OpenBLAS with its own thread pool: load it before limiting,
+        # or threadpoolctl (which acts on the libraries loaded at the time) misses it.
+        import scipy.linalg.blas  # noqa: F401
         from threadpoolctl import threadpool_limits
 
         limit = threadpool_limits(args.threads)
@@ -565,7 +603,7 @@ def frontier(args):
     heading(be)
     with limit:
         if "fused" in which:
-            fused_section(be, n=128 if args.quick else 1024, n_iter=args.n_iter)
+            fused_section(be, n=128 if args.quick else args.fused_n, n_iter=args.n_iter)
         if "tol" in which:
             to_tolerance_section(be, n=64 if args.quick else 256)
         if "memory" in which:

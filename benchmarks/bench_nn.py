@@ -246,6 +246,9 @@ def compare_section(be, args):
     """The training step of reflip (the core, the fused NumPy path, the fused path stopped by
     ``tol`` once as orthonormal as PyTorch's 25 steps) against PyTorch, in alternating rounds,
     with 1 and 2 BLAS / PyTorch threads (``--threads``)."""
+    # SciPy's BLAS (the fused Björck path) is a second OpenBLAS with its own thread pool: load
+    # it before limiting, or threadpoolctl (which acts on the loaded libraries) misses it.
+    import scipy.linalg.blas  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     torch = be.torch
