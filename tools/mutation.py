@@ -1,0 +1,143 @@
+"""Run mutmut on one core module of reflip with that module's own test selection.
+
+Usage (from the repository root, in the venv with ``pip install -e .[mutation]``)::
+
+    python tools/mutation.py --list
+    nice -n 19 python tools/mutation.py norms [--jobs 2] [--workdir DIR] [--resume]
+    python tools/mutation.py norms --summary      # counts of an earlier run, no new run
+
+Why a script and a scratch copy. mutmut 3 mutates the files in place of a ``mutants/`` folder
+beside ``pyproject.toml`` and reads one ``[tool.mutmut]`` table. Running it in the shared
+checkout would write that folder among other people's files, and one table cannot give each
+module its own tests. So each run copies the working tree (tracked and untracked, unignored
+files) to ``DIR/<module>`` (default ``/tmp/reflip-mutation``), replaces the copy's
+``[tool.mutmut]`` table with the module's selection below, and runs ``mutmut run`` there with
+``CI=true`` (the derandomized hypothesis profile: a mutant's verdict does not depend on the
+run). The table in ``pyproject.toml`` itself is the whole-core run (every module below, the
+union of their tests): hours on 2 cores.
+
+The tests of a module are the files that check it against an independent oracle; mutmut then
+runs, for each mutant, only those of them that call the mutated function. Counts come from
+mutmut's ``.meta`` files with mutmut's own exit-code table (docs/mutation.md has the results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module name -> (files mutated, tests run). Only the tests that exercise a module directly:
+#: the whole suite per mutant would not fit in a few hours on 2 cores.
+MODULES = {
+    "norms": (["reflip/norms.py"], ["tests/test_norms.py", "tests/test_oracles.py"]),
+    "layouts": (["reflip/layouts.py"], ["tests/test_layouts.py", "tests/test_oracles.py"]),
+    "groupsort": (["reflip/groupsort.py"], ["tests/test_groupsort.py", "tests/test_oracles.py"]),
+    "projections": (["reflip/projections.py"], ["tests/test_projections.py", "tests/test_oracles.py"]),
+    "spectral": (["reflip/spectral.py"], ["tests/test_spectral.py", "tests/test_oracles.py"]),
+    "bjorck": (["reflip/bjorck.py"], ["tests/test_bjorck.py"]),
+    "polar": (["reflip/polar.py"], ["tests/test_polar.py"]),
+    "fast": (["reflip/_fast/numpy_*.py"], ["tests/test_fast.py", "tests/test_fast_bjorck.py"]),
+    "nn": (["reflip/nn/*.py"], ["tests/test_nn_layers.py", "tests/test_nn_lipschitz.py",
+                               "tests/test_nn_certify.py", "tests/test_nn_backprop.py",
+                               "tests/test_nn_train.py", "tests/test_nn_inputs.py"]),
+    "universality": (["reflip/universality/*.py"], ["tests/test_universality.py"]),
+}
+
+#: mutmut's exit-code table (mutmut.stats.status_by_exit_code), folded into the four columns of
+#: the issue's table; anything else (suspicious, segfault, no tests, not checked) is its own.
+_FOLD = {"killed": "killed", "caught by type check": "killed", "survived": "survived",
+         "timeout": "timeout"}
+
+
+def _mutmut_table(module, root):
+    files, tests = MODULES[module]
+    tests = [t for t in tests if (root / t).exists()]  # a new test file may not exist yet
+    lines = [
+        "[tool.mutmut]",
+        'source_paths = ["reflip"]',
+        f"only_mutate = {json.dumps(files)}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+        'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]',
+        'also_copy = ["proofs", "docs", "README.md", "CONTRIBUTING.md"]',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _replace_table(text, table):
+    """``text`` with its ``[tool.mutmut]`` table (header to next header) replaced by ``table``."""
+    pattern = re.compile(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n|\n)*", re.MULTILINE)
+    if pattern.search(text):
+        return pattern.sub(lambda _: table + "\n", text, count=1)
+    return text.rstrip("\n") + "\n\n" + table
+
+
+def _copy_tree(dest):
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def summarize(workdir):
+    """Counts per status and the names of the surviving mutants, from mutmut's .meta files."""
+    sys.path.insert(0, str(workdir))
+    from mutmut.stats import status_by_exit_code  # noqa: PLC0415 (mutmut is a dev-only tool)
+
+    counts, survivors = Counter(), []
+    for meta in sorted((workdir / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        for name, code in data.get("exit_code_by_key", {}).items():
+            status = status_by_exit_code[code]
+            counts[_FOLD.get(status, status)] += 1
+            if status == "survived":
+                survivors.append(name)
+    counts["generated"] = sum(counts.values())
+    return counts, survivors
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("module", nargs="?", choices=sorted(MODULES))
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument("--jobs", type=int, default=2, help="mutmut's --max-children (default 2)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/reflip-mutation"))
+    parser.add_argument("--resume", action="store_true", help="keep an earlier copy and its results")
+    parser.add_argument("--summary", action="store_true", help="only print an earlier run's counts")
+    args = parser.parse_args(argv)
+    if args.list or args.module is None:
+        for name, (files, tests) in MODULES.items():
+            print(f"{name}: {' '.join(files)} <- {' '.join(tests)}")
+        return 0
+    work = args.workdir / args.module
+    if not args.summary:
+        if work.exists() and not args.resume:
+            shutil.rmtree(work)
+        if not work.exists():
+            work.mkdir(parents=True)
+            _copy_tree(work)
+            toml = work / "pyproject.toml"
+            toml.write_text(_replace_table(toml.read_text(), _mutmut_table(args.module, work)))
+        env = dict(os.environ, CI="true")
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+                       cwd=work, env=env, check=False)
+    counts, survivors = summarize(work)
+    print(json.dumps({"module": args.module, **counts}, sort_keys=True))
+    for name in survivors:
+        print("survived:", name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
