@@ -53,3 +53,59 @@ def test_hypothesis_explanation_is_dropped():
                                   checks=["group_sort.isometry_ties"], **F64)
     assert "Explanation" not in report.to_markdown()
     assert "always and only run" not in report.to_markdown()
+
+
+def test_declared_detached_threshold_is_checked_against_its_derivative():
+    """[PR-4] [PR-5] (a) reflip's own projection with threshold='detached', declared, passes the
+    derivative checks (central differences of the projection with its threshold held constant);
+    an exact VJP declared 'detached' fails them."""
+    for dtype in ("float32", "float64"):
+        report = check_implementation(ports.DetachedProjection(), primitives=["linf_project"], dtypes=[dtype],
+                                      checks=["linf_project.fd", "linf_project.ties", "linf_project.matches_reflip"])
+        assert report.ok and report.checked == 3, report.to_markdown()
+
+    class ExactDeclaredDetached(ports.DetachedProjection):
+        name = "exact VJP declared detached"
+
+        def linf_project_vjp(self, w, y_bar, radius=1.0):
+            from reflip._registry import REGISTRY
+
+            record = REGISTRY["linf_project"]
+            return record.bwd(record.fwd(w, radius=radius)[1], y_bar)
+
+    report = check_implementation(ExactDeclaredDetached(), primitives=["linf_project"], checks=["linf_project.fd"],
+                                  shrink=False, **F64)
+    result = _result(report, "linf_project.fd")
+    assert result.status == "fail" and "declared derivative" in result.error, result.error
+
+
+def test_axis_error_names_the_axis_convention():
+    """[GS-10] (f) a GroupSort written for NCHW activations (sorts dim 1 whatever `axis` says)
+    raises torch's IndexError on 1-d inputs: every failure names the axis it sorts along."""
+    report = check_implementation(ports.channel_adapter(), primitives=["group_sort"], shrink=False,
+                                  checks=["group_sort.sorted_permutation", "group_sort.matches_reflip"], **F64)
+    for result in report.results:
+        assert result.status == "fail"
+        assert "IndexError" in result.error and "sorts along axis 1 whatever `axis` says" in result.error, result.error
+
+
+def test_last_axis_only_names_the_declaration():
+    """[GS-10] (f) an adapter that raises for any axis but the last is told to declare
+    group_sort.axis = 'last'; declared, it passes."""
+
+    class LastOnly:
+        name = "last axis only"
+        conventions = {}
+
+        def group_sort(self, x, k, axis=-1):
+            if axis not in (-1, x.ndim - 1):
+                raise IndexError("Dimension out of range")
+            y = np.sort(x.reshape(*x.shape[:-1], -1, k), axis=-1)
+            return y.reshape(x.shape)
+
+    report = check_implementation(LastOnly(), primitives=["group_sort"], shrink=False,
+                                  checks=["group_sort.sorted_permutation"], **F64)
+    assert "declare conventions['group_sort.axis'] = 'last'" in report.results[0].error
+    declared = LastOnly()
+    declared.conventions = {"group_sort.axis": "last"}
+    assert check_implementation(declared, primitives=["group_sort"], checks=["group_sort.sorted_permutation"], **F64).ok

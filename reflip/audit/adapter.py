@@ -50,7 +50,7 @@ import numpy as np
 from .._backend import to_numpy
 from .._registry import REGISTRY
 from ..layouts import MAX_MIN_LAYOUTS, max_min_indices
-from .diagnose import diagnose
+from .diagnose import axis_convention, diagnose
 from .engine import ClaimFailure, NotSupported
 
 __all__ = ["AdapterImpl", "CONVENTIONS", "PROTOCOL_PARAMS", "load_impl", "ReflipAdapter"]
@@ -289,7 +289,25 @@ class AdapterImpl:
             passed = {k: v for k, v in params.items() if self.takes(k)}
             # Every registry primitive maps an array to one of the same shape and dtype.
             return _as_numpy(_call(self.adapter, method, *args, **passed), method, x)
-        return self._group_sort(suffix, x, arg, params)
+        try:
+            return self._group_sort(suffix, x, arg, params)
+        except ClaimFailure as exc:
+            # The adapter raised: name the axis convention behind it, when one explains it
+            # (probing calls the adapter again, so not while probing).
+            if exc.__cause__ is None or getattr(self, "_probing", False):
+                raise
+            self._probing = True
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    hint = axis_convention(self, x, params, exc.__cause__)
+            except Exception:  # a diagnosis is a hint: never let it mask the failure itself
+                hint = ""
+            finally:
+                self._probing = False
+            if not hint:
+                raise
+            raise ClaimFailure(f"{exc}; {hint}") from exc.__cause__
 
     def _group_sort(self, suffix, x, arg, params):
         method = "group_sort" + suffix

@@ -16,7 +16,7 @@ from ..layouts import MAX_MIN_LAYOUTS
 from ..norms import dual_exponent
 from ..tolerances import eps
 
-__all__ = ["diagnose", "DIAGNOSERS"]
+__all__ = ["diagnose", "DIAGNOSERS", "axis_convention"]
 
 
 def _close(a, b, dtype):
@@ -109,6 +109,51 @@ def _group_sort(impl, case, dtype):
         if _explains(impl_vjp, vjp_with_forward_perm, probes_3, dtype):
             return ("the VJP gathers the cotangent with the forward permutation instead of its "
                     "inverse (invisible for group size 2)")
+    return ""
+
+
+def axis_convention(impl, x, params, error):
+    """Why a GroupSort adapter raised (``error``, e.g. torch's IndexError "Dimension out of
+    range") on ``x`` with ``params``: the axis it really sorts along, when one explains every
+    call that did not raise. "" when none does (the error is then reported alone).
+
+    Two conventions are told apart: a library correct along the last axis only (declare
+    ``group_sort.axis = 'last'`` and the harness moves the feature axis there), and one sorting a
+    fixed axis whatever it is passed (dim 1, the channels of an NCHW layer), which raises on
+    inputs with too few dimensions."""
+    ref = REGISTRY["group_sort"]
+    k, axis = params["group_size"], params.get("axis", -1) % np.ndim(x)
+    dtype = np.asarray(x).dtype
+    what = f"{type(error).__name__}: {error}" if error is not None else "an error"
+    if axis != np.ndim(x) - 1:
+        moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+        try:
+            agrees = _close(impl.fun(moved, group_size=k, axis=-1), ref.fun(moved, group_size=k, axis=-1), dtype)
+        except Exception:
+            agrees = False
+        if agrees:
+            return (f"the library raised {what} for axis={params.get('axis', -1)} on a {np.ndim(x)}-d input but "
+                    f"sorts correctly along the last axis: its axis handling supports the last axis only "
+                    f"(declare conventions['group_sort.axis'] = 'last', and the harness moves the feature axis last)")
+    rng = np.random.default_rng(4321)
+    probes = [(rng.permutation(12 ** d).reshape((12,) * d).astype(dtype) / 8, a)
+              for d in (1, 2, 3) for a in range(-1, d)]
+    outcomes = []
+    for p, a in probes:
+        try:
+            outcomes.append((p, a, np.asarray(impl.fun(p, group_size=k, axis=a), np.float64)))
+        except Exception:
+            outcomes.append((p, a, None))
+    ran = [(p, a, y) for p, a, y in outcomes if y is not None]
+    failed = sorted({p.ndim for p, _, y in outcomes if y is None})
+    if not ran or not failed:
+        return ""
+    for fixed in (1, 0, 2):
+        if all(p.ndim > fixed and _close(y, ref.fun(p, group_size=k, axis=fixed), dtype) for p, _, y in ran):
+            return (f"the library sorts along axis {fixed} whatever `axis` says (the channel axis of an NCHW "
+                    f"layer?), hence the error on {'/'.join(map(str, failed))}-d inputs: an axis convention "
+                    f"reflip cannot declare; move the feature axis to {fixed} in the adapter (e.g. "
+                    f"x.movedim(axis, {fixed}) before the call and back after)")
     return ""
 
 

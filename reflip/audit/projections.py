@@ -13,7 +13,7 @@ import numpy as np
 from ..norms import dual_exponent
 from ..tolerances import exact_rtol
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
-from .generic import dot, fd_check, generic_claims
+from .generic import DECLARED_DERIVATIVES, dot, fd_check, generic_claims
 
 __all__ = ["l1_ball_oracle", "l2_ball_oracle", "clip_oracle", "ball_oracle"]
 
@@ -36,6 +36,40 @@ def l1_ball_oracle(v, radius, iterations=200):
     theta = 0.5 * (lo + hi)
     inside = np.sum(a, axis=-1, keepdims=True) <= radius
     return np.where(inside, v, np.sign(v) * np.maximum(a - theta, 0.0))
+
+
+def l1_ball_threshold(v, radius, iterations=200):
+    """The threshold ``theta`` of every row of ``v`` (shape ``v.shape[:-1] + (1,)``), found by
+    the bisection of :func:`l1_ball_oracle`, and whether the row is inside the ball [PR-2]."""
+    v = np.asarray(v, np.float64)
+    a = np.abs(v)
+    lo = np.zeros(v.shape[:-1] + (1,))
+    hi = np.max(a, axis=-1, keepdims=True)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        above = np.sum(np.maximum(a - mid, 0.0), axis=-1, keepdims=True) > radius
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return 0.5 * (lo + hi), np.sum(a, axis=-1, keepdims=True) <= radius
+
+
+def frozen_threshold(x, params):
+    """Under a declared ``threshold = "detached"`` (the authors' convention [PR-5]), the
+    function whose derivative the VJP is: the soft threshold ``sign(v) max(|v| - theta, 0)``
+    with every row's ``theta`` held at its value at ``x`` (found by bisection, float64), and the
+    identity on rows inside the ball at ``x``. Central differences of it at ``x`` are the
+    declared derivative; ``None`` for the exact convention (the projection's own)."""
+    if params.get("threshold", "exact") != "detached":
+        return None
+    theta, inside = l1_ball_threshold(x, params["radius"])
+
+    def soft_threshold_at_fixed_theta(v):
+        v = np.asarray(v, np.float64)
+        return np.where(inside, v, np.sign(v) * np.maximum(np.abs(v) - theta, 0.0))
+
+    return soft_threshold_at_fixed_theta
+
+
+DECLARED_DERIVATIVES["linf_project"] = frozen_threshold
 
 
 def l2_ball_oracle(v, radius):
