@@ -75,9 +75,10 @@ def test_init_seed_is_named(seed, exc):
     _raises(exc, "seed", _model().init, seed=seed)
 
 
-def test_init_from_a_generator_is_reproducible():
-    a = _model().init(seed=np.random.default_rng(3))
-    b = _model().init(seed=np.random.default_rng(3))
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.SeedSequence])
+def test_init_from_a_generator_or_seed_sequence_is_reproducible(make):
+    a = _model().init(seed=make(3))
+    b = _model().init(seed=make(3))
     assert all(np.array_equal(p[k], q[k]) for p, q in zip(a, b) for k in p)
 
 
@@ -172,6 +173,27 @@ def _classifier():
     (lambda m, p, x, y: lipschitz.pair_ratios(m, p, x, n_pairs=10**30), ValueError, "n_pairs"),
     (lambda m, p, x, y: lipschitz.describe(np.ones(3), rtol=-1.0), ValueError, "rtol"),
     (lambda m, p, x, y: io.save(5, p), TypeError, "path"),
+    (lambda m, p, x, y: lipschitz.upper_bound(None, p), TypeError, "model"),
+    (lambda m, p, x, y: lipschitz.upper_bound(m, None), TypeError, "params"),
+    (lambda m, p, x, y: lipschitz.upper_bound(m, p[:1]), ValueError, "params"),
+    (lambda m, p, x, y: lipschitz.jacobians("model", p, x), TypeError, "model"),
+    (lambda m, p, x, y: lipschitz.pair_ratios(m, p, 1j), TypeError, "x"),
+    (lambda m, p, x, y: certify.pgd_attack(None, p, x, y, 0.1), TypeError, "model"),
+    (lambda m, p, x, y: certify.check_certificates(m, "p", x, y, 0.1, 1.0), TypeError, "params"),
+    (lambda m, p, x, y: m.freeze([{"W": "a", "b": "b"}, {}, {}]), TypeError, "params[0]['W']"),
+    (lambda m, p, x, y: nn.Sequential(None), TypeError, "layers"),
+    (lambda m, p, x, y: nn.Sequential([m.layers[0], "relu"]), TypeError, "layers[1]"),
+    (lambda m, p, x, y: m.init(xp="numpy"), TypeError, "xp"),
+    (lambda m, p, x, y: train.supervised_objective(m, "cross_entropy", margin=0.3), TypeError, "margin"),
+    (lambda m, p, x, y: train.supervised_objective(m, "multi_margin", margin=-1.0), ValueError, "margin"),
+    (lambda m, p, x, y: train.kr_objective(None), TypeError, "model"),
+    (lambda m, p, x, y: io.model_from_config({"type": "Sequential", "layers": [{"type": "Nope"}]}), ValueError,
+     "config"),
+    (lambda m, p, x, y: io.model_from_config({"type": "Sequential", "layers": [{"type": "Dense", "in_features": -1,
+                                                                                 "out_features": 2}]}),
+     ValueError, "config['layers'][0]"),
+    (lambda m, p, x, y: io.model_from_config({"type": "Sequential", "layers": [{"type": "Dense", "in_features": 2}]}),
+     TypeError, "config['layers'][0]"),
     (lambda m, p, x, y: io.save("unused.npz", [{"W": np.ones(2, np.int32)}]), TypeError, "params[0]"),
 ])
 def test_entry_points_follow_the_rule(call, exc, name):

@@ -50,7 +50,7 @@ def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
     (lambda: nn.Scale(math.inf), ValueError, "factor must be a finite number, got inf"),
     (lambda: nn.Sequential([]), ValueError, "layers must hold at least one layer"),
     (lambda: nn.Sequential([nn.Activation("relu")]), ValueError, "must include a Dense layer"),
-    (lambda: nn.Sequential([nn.Dense(3, 3), "relu"]), TypeError, "layer 1 must be a reflip.nn layer"),
+    (lambda: nn.Sequential([nn.Dense(3, 3), "relu"]), TypeError, r"layers\[1\] must be a reflip.nn layer"),
     (lambda: nn.Sequential([nn.Dense(4, 6), nn.Dense(5, 2)]), ValueError,
      "layer 1: Dense.* expects 5 input features but the previous layers output 6"),
     (lambda: nn.Sequential([nn.Dense(4, 6), nn.Activation("group_sort", group_size=4)]), ValueError,

@@ -15,6 +15,7 @@ import numpy as np
 from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_floating, check_int, check_real, check_seed
 from ..norms import check_p
 from .losses import _check_logits_labels, _namespace, _one_hot
+from .model import check_model
 
 __all__ = ["pgd_attack", "margins", "ATTACK_LOSSES"]
 
@@ -99,6 +100,7 @@ def pgd_attack(model, params, x, labels, eps, p=2, *, steps=50, step_size=None, 
         lowered it). ``||x_adv - x||_p <= eps`` up to rounding. A row of ``x`` holding NaN
         is returned as it is: its margin and gradient are NaN, no step improves it [NN-14].
     """
+    check_model(model)
     xp = _namespace(x=x, labels=labels)
     check_floating(x, xp, "x")
     p = check_p(p)

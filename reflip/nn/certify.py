@@ -21,6 +21,7 @@ from .._backend import get_namespace, to_numpy
 from .._validate import check_real
 from ..norms import check_p
 from .attack import margins, pgd_attack
+from .model import check_model
 
 __all__ = ["margins", "certified_radius", "certified_accuracy", "check_certificates", "pgd_attack",
            "output_constant"]
@@ -115,7 +116,7 @@ def check_certificates(model, params, x, labels, eps, L, p=2, q=None, **attack_o
         certified (its margin and radius are NaN) [NN-14].
     """
     eps = check_real(eps, "eps", minimum=0.0)
-    frozen, fparams = model.freeze(params)
+    frozen, fparams = check_model(model).freeze(params)
     logits = frozen(fparams, x)
     radius = to_numpy(certified_radius(logits, labels, L, p, q))
     correct = to_numpy(margins(logits, labels)) > 0

@@ -165,21 +165,25 @@ def model_from_config(config):
         raise TypeError(f"config must be a dict (Sequential.config()), got {type(config).__name__}")
     if config.get("type") != "Sequential":
         raise ValueError(f"config: expected a Sequential description, got type {config.get('type')!r}")
+    # The model is rebuilt below through the constructors, which validate every value.
     if not isinstance(config.get("layers"), list):
         raise ValueError("config['layers'] must be a list of layer descriptions")
     layers = []
-    for cfg in config["layers"]:
+    for i, cfg in enumerate(config["layers"]):
+        where = f"config['layers'][{i}]"
         if not isinstance(cfg, dict) or "type" not in cfg:
-            raise ValueError(f"config: every layer description must be a dict with a 'type', got {cfg!r}")
+            raise ValueError(f"{where} must be a dict with a 'type', got {cfg!r}")
         cfg = dict(cfg)
         kind = cfg.pop("type")
-        if kind not in LAYER_TYPES:
-            raise ValueError(f"unknown layer type {kind!r}; known: {sorted(LAYER_TYPES)}")
-        if kind == "Dense":
-            layers.append(LAYER_TYPES[kind](cfg.pop("in_features"), cfg.pop("out_features"), cfg.pop("constraint"),
-                                            **cfg))
-        else:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
+            raise ValueError(f"{where}: unknown layer type {kind!r}; known: {sorted(LAYER_TYPES)}")
+        if not all(isinstance(k, str) for k in cfg):
+            raise ValueError(f"{where}: keys must be strings, got {sorted(map(repr, cfg))}")
+        try:
+            # Keywords throughout: a missing or unknown one is a TypeError naming it.
             layers.append(LAYER_TYPES[kind](**cfg))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where} ({kind}): {exc}") from None
     return Sequential(layers)
 
 

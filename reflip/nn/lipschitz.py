@@ -25,6 +25,7 @@ from .._validate import check_array, check_int, check_real, check_seed
 from ..norms import dual_exponent
 from ._opnorm import check_pq, operator_norm, operator_norms
 from .layers import Activation, Dense
+from .model import check_model, require_array
 
 __all__ = [
     "operator_norm",
@@ -62,6 +63,7 @@ def upper_bound(model, params, p=2, q=None):
     float
     """
     p, q = check_pq(p, q)
+    check_model(model).check_params(params)
     bound, first = 1.0, True
     for layer, par in zip(model.layers, params):
         if isinstance(layer, Dense):
@@ -76,7 +78,7 @@ def jacobians(model, params, x):
     """Input Jacobians ``J_f(x_i)``, shape ``(batch, out_features, in_features)``: one forward
     pass and ``out_features`` input-only backward passes from its residuals [NN-2]. All NaN for
     a row whose forward pass meets NaN (a NaN in ``x_i``) [NN-14]."""
-    y, res = model.forward(params, x)
+    y, res = check_model(model).forward(params, x)
     xp = get_namespace(y)
     eye = xp.eye(y.shape[1], dtype=y.dtype)
     rows = [model.backward(res, xp.broadcast_to(eye[j:j + 1, :], y.shape), input_only=True)[0]
@@ -134,7 +136,7 @@ def input_gradients(model, params, x, output=None):
         Which output to differentiate: ``None`` for a scalar model, one index for all
         examples, or one per example (e.g. the labels).
     """
-    y, res = model.forward(params, x)
+    y, res = check_model(model).forward(params, x)
     return model.backward(res, _cotangent(y, output, get_namespace(y)), input_only=True)[0]
 
 
@@ -155,7 +157,11 @@ def pair_ratios(model, params, x, x2=None, p=2, q=None, n_pairs=None, seed=0):
     ``numpy.random.default_rng(seed)``. A pair at distance 0 gives 0; a pair with a NaN in
     either row gives NaN [NN-4] [NN-14]."""
     p, q = check_pq(p, q)
+    check_model(model)
     seed = check_seed(seed)
+    require_array(x, "x")
+    if x2 is not None:
+        require_array(x2, "x2")
     xp = get_namespace(x) if x2 is None else get_namespace(x, x2)
     check_array(x, xp, "x", min_ndim=2)
     if x2 is None:
@@ -206,7 +212,7 @@ def unit_activity(model, params, x):
         are NaN when a row of ``x`` meets NaN in the forward pass: a unit's activity there is
         undefined, so "never" and "always" are too [NN-14].
     """
-    y, res = model.forward(params, x)
+    y, res = check_model(model).forward(params, x)
     xp = get_namespace(y)
     undefined = bool(xp.any(xp.isnan(y)))
     out = []
@@ -231,6 +237,7 @@ def describe(values, target=1.0, rtol=1e-6):
     [NN-14]); ``n`` counts all values."""
     target = check_real(target, "target")
     rtol = check_real(rtol, "rtol", minimum=0.0)
+    require_array(values, "values")
     xp = get_namespace(values)
     check_array(values, xp, "values")
     v = np.asarray(to_numpy(values), dtype=np.float64).ravel()

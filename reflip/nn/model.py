@@ -13,7 +13,7 @@ from .._backend import get_namespace
 from .._validate import NUMERIC_DTYPES, check_floating, check_seed
 from .layers import Dense, Layer
 
-__all__ = ["Sequential", "SequentialResiduals"]
+__all__ = ["Sequential", "SequentialResiduals", "check_model"]
 
 
 class SequentialResiduals(NamedTuple):
@@ -43,10 +43,26 @@ def _resolve_dtype(xp, dtype):
                     f"its name), got {dtype!r}")
 
 
-def _require_array(a, name):
+def require_array(a, name):
+    """``TypeError`` naming ``name`` unless ``a`` is an array of an array-API library."""
     if not is_array_api_obj(a):
         raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
                         f"{type(a).__name__}")
+
+
+def _one_namespace(arrays, name):
+    try:
+        return get_namespace(*arrays)
+    except TypeError:
+        raise TypeError(f"{name} must be arrays of one array library, got arrays of "
+                        f"{sorted({type(a).__module__ for a in arrays})}") from None
+
+
+def check_model(model, name="model"):
+    """``TypeError`` naming ``name`` unless ``model`` is a :class:`Sequential`."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{name} must be a reflip.nn.Sequential, got {type(model).__name__}")
+    return model
 
 
 class Sequential:
@@ -69,12 +85,14 @@ class Sequential:
     """
 
     def __init__(self, layers):
+        if not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list or tuple of reflip.nn layers, got {type(layers).__name__}")
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers must hold at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a reflip.nn layer (Dense, Activation, Scale), "
+                raise TypeError(f"layers[{i}] must be a reflip.nn layer (Dense, Activation, Scale), "
                                 f"got {type(layer).__name__}")
         dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
         if not dense:
@@ -114,38 +132,57 @@ class Sequential:
             A negative ``seed``.
         """
         seed = check_seed(seed)
+        if not all(hasattr(xp, attr) for attr in ("asarray", "zeros", "float32", "float64")):
+            raise TypeError(f"xp must be an array module (numpy, cupy, array_api_strict...), got {xp!r}")
         dtype = _resolve_dtype(xp, dtype)
-        if isinstance(seed, np.random.Generator):
+        if isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
             children = seed.spawn(len(self.layers))
         else:
             children = np.random.SeedSequence(seed).spawn(len(self.layers))
         return [layer.init(np.random.default_rng(child), xp, dtype)
                 for layer, child in zip(self.layers, children)]
 
-    def _check(self, params, x):
-        """Namespace of ``x`` and ``params``; clear errors for a wrong structure, shape, dtype."""
-        if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
-            n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
-            raise ValueError(f"params must be a list of {len(self.layers)} dicts (one per layer), got {n}")
-        _require_array(x, "x")
-        arrays = [x]
+    def check_params(self, params):
+        """Namespace of ``params`` after checking them against the model: a list with one dict
+        per layer holding float32/float64 arrays of the layer's shapes, all of one dtype
+        (``TypeError`` for a wrong type or dtype, ``ValueError`` for a wrong structure or
+        shape, naming ``params[i][name]``)."""
+        arrays = self._param_arrays(params)
+        xp = _one_namespace(arrays, "params")
+        for i, a in enumerate(arrays):
+            check_floating(a, xp, "params")
+            if a.dtype != arrays[0].dtype:
+                raise TypeError(f"params mix dtypes {arrays[0].dtype} and {a.dtype}; the model never "
+                                f"mixes precisions")
+        return xp
+
+    def _param_arrays(self, params):
+        if not isinstance(params, (list, tuple)):
+            raise TypeError(f"params must be a list of {len(self.layers)} dicts (one per layer), got "
+                            f"{type(params).__name__}")
+        if len(params) != len(self.layers):
+            raise ValueError(f"params must be a list of {len(self.layers)} dicts (one per layer), got "
+                             f"{len(params)}")
+        arrays = []
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             shapes = layer.param_shapes()
             if not isinstance(p, dict) or set(p) != set(shapes):
                 got = sorted(p, key=str) if isinstance(p, dict) else type(p).__name__
                 raise ValueError(f"params[{i}] ({layer!r}) must be a dict with keys {sorted(shapes)}, got {got}")
             for name, shape in shapes.items():
-                _require_array(p[name], f"params[{i}][{name!r}]")
+                require_array(p[name], f"params[{i}][{name!r}]")
                 if tuple(p[name].shape) != shape:
                     raise ValueError(f"params[{i}][{name!r}] ({layer!r}) must have shape {shape}, "
                                      f"got {tuple(p[name].shape)}")
                 arrays.append(p[name])
-        try:
-            xp = get_namespace(*arrays)
-        except TypeError:
-            raise TypeError(f"x and params must be arrays of one array library, got x of "
-                            f"{type(x).__module__}.{type(x).__name__} and parameters of "
-                            f"{sorted({type(a).__module__ for a in arrays[1:]})}") from None
+        return arrays
+
+    def _check(self, params, x):
+        """Namespace of ``x`` and ``params``; clear errors for a wrong structure, shape, dtype."""
+        arrays = self._param_arrays(params)
+        require_array(x, "x")
+        arrays = [x, *arrays]
+        xp = _one_namespace(arrays, "x and params")
         check_floating(x, xp, "x")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (batch, {self.in_features}) for this model, got {tuple(x.shape)}")
@@ -188,7 +225,7 @@ class Sequential:
         if not isinstance(residuals, SequentialResiduals) or len(residuals.layers) != len(self.layers):
             raise TypeError(f"residuals must be the SequentialResiduals of this model's forward, got "
                             f"{type(residuals).__name__}")
-        _require_array(y_bar, "y_bar")
+        require_array(y_bar, "y_bar")
         xp = get_namespace(y_bar)
         check_floating(y_bar, xp, "y_bar")
         if tuple(y_bar.shape) != residuals.out_shape:
@@ -213,6 +250,7 @@ class Sequential:
 
     def effective_weights(self, params):
         """The constrained weights ``W_eff`` of the Dense layers, in order."""
+        self.check_params(params)
         return [layer.effective_weight(p, get_namespace(p["W"]))
                 for layer, p in zip(self.layers, params) if isinstance(layer, Dense)]
 
@@ -220,6 +258,7 @@ class Sequential:
         """``(model, params)`` computing the same function with every constraint applied once:
         Dense layers become ``constraint="none"`` holding ``W_eff``. Evaluations, attacks and
         bounds use it so that Björck runs once, not at every call."""
+        self.check_params(params)
         layers, frozen = [], []
         for layer, p in zip(self.layers, params):
             if isinstance(layer, Dense):

@@ -13,6 +13,7 @@ call gives the same parameters (bit for bit on a deterministic backend).
 """
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from array_api_compat import is_array_api_obj
 from .._backend import get_namespace
 from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real, check_seed
 from . import losses as _losses
+from .model import check_model
 from .optim import Optimizer, global_norm, tree_map
 
 __all__ = ["MAX_STEPS", "fit", "History", "Minibatches", "minibatches", "supervised_objective", "kr_objective"]
@@ -98,8 +100,10 @@ def minibatches(*arrays, batch_size, shuffle=True, drop_last=True):
 def supervised_objective(model, loss="cross_entropy", **loss_options):
     """``objective(params, (x, labels)) -> (loss, grads)`` for a classifier: forward, a loss of
     :data:`reflip.nn.losses.LOSSES` (``"multi_margin"`` takes ``margin=``), backward [NN-7]."""
+    check_model(model)
     check_choice(loss, "loss", tuple(_losses.LOSSES))
     fwd, bwd = _losses.LOSSES[loss]
+    _check_loss_options(loss, fwd, loss_options)
 
     def objective(params, batch):
         x, labels = batch
@@ -114,6 +118,7 @@ def kr_objective(model):
     """``objective(params, (x_p, x_q)) -> (loss, grads)`` for a Wasserstein critic: the
     Kantorovich-Rubinstein dual loss of :func:`reflip.nn.losses.kr_dual_fwd` on one forward
     pass over both samples [NN-7]."""
+    check_model(model)
 
     def objective(params, batch):
         x_p, x_q = batch
@@ -125,6 +130,16 @@ def kr_objective(model):
         return value, model.backward(res, xp.concat([f_p_bar, f_q_bar], axis=0))[1]
 
     return objective
+
+
+def _check_loss_options(loss, fwd, options):
+    """Unknown options are a ``TypeError`` naming them; values are checked now, by the loss
+    itself on a 1 x 2 probe, not at the first training step."""
+    allowed = [n for n, prm in inspect.signature(fwd).parameters.items() if prm.kind is prm.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"loss {loss!r} got unexpected option(s) {unknown}; its options are {allowed or 'none'}")
+    fwd(np.zeros((1, 2)), np.zeros(1, dtype=np.int64), **options)
 
 
 #: What the arrays of a batch are called in messages, per named loss.
@@ -249,6 +264,7 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
     clip_norm = check_real(clip_norm, "clip_norm", minimum=0.0, strict=True, allow_none=True)
     seed = check_seed(seed)
     progress = check_bool(progress, "progress")
+    check_model(model)
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a reflip.nn.optim optimizer (SGD, Adam, AggMo...), got "
                         f"{type(optimizer).__name__}")
