@@ -119,6 +119,16 @@ def test_schedule_certificates_hold_exactly():
     assert not certify_step(coeffs, lo, nl, 1.1)
 
 
+def test_singular_values_below_the_design_bound_grow():
+    """[PO-3] for every shipped step, P_k(t) = p_k(s)/s (t = s^2) decreases on [0, l_k^2] and
+    exceeds 1 there: a singular value below the schedule's interval grows at every step."""
+    for key, steps in SCHEDULES.items():
+        for coeffs, lo, _, _ in steps:
+            t = np.linspace(0.0, lo * lo, 10_001)
+            ratio = sum(c * t**j for j, c in enumerate(coeffs))
+            assert np.all(np.diff(ratio) <= 0) and ratio[-1] > 1.0, (key, coeffs)
+
+
 @pytest.mark.parametrize("degree, step", [(3, 0), (3, 4), (5, 0), (5, 2), (5, 4)])
 def test_schedule_step_is_minimax(degree, step):
     """[PO-2] each step maximises min p / max p over [l_k, u_k] among odd polynomials of its
