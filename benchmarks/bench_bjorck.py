@@ -421,7 +421,7 @@ def fused_section(be, n=512, n_iter=25, repeat=5):
         # The fused path's: the copy the order-1 GEMM accumulates into, and the symmetrisation.
         "fused passes, step": lambda: np.copyto(fast._work[("step", 0)], a0),
         "fused passes, reverse": lambda: (np.copyto(fast._work[("vjp", 0)], g),
-                                          np.add(xbar, xbar.T, out=fast._scratch("sym", n))),
+                                          np.add(xbar.T, xbar, out=fast._scratch("sym", n).T)),
     }
     tp = measure_both(parts, repeat=repeat + 4)
     g1 = tp["gemm"][1]
