@@ -17,7 +17,8 @@ from reflip.reproduce import gnp, run_experiments
 from reflip.reproduce.engine import execute
 from reflip.reproduce.job import Job, Settings
 
-TIMINGS = {"wall_seconds", "cpu_seconds", "started", "train_seconds", "train_cpu_seconds", "command"}
+TIMINGS = {"wall_seconds", "cpu_seconds", "sweep_wall_seconds", "started", "train_seconds", "train_cpu_seconds",
+           "command"}
 
 
 def _strip(x):
