@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from benchmarks.common import backends, heading, measure, table
+from benchmarks.bench_bjorck import measure_both
+from benchmarks.common import backends, heading, table
 from benchmarks.common import timeit as _timeit
 from reflip import bjorck_bwd, bjorck_fwd, group_sort_bwd, group_sort_fwd, nn
 from reflip.nn import losses, optim, train
@@ -269,16 +270,20 @@ def compare_section(be, args):
                 # design bound 1e-2, and training keeps them near it.
                 fns["reflip polar degree 5, tol = PyTorch's residual"] = _reflip_step(
                     be, args, {"degree": 5, "lower": 1e-2, "tol": t_res}, constraint="polar")
-            t = measure({k: v[0] for k, v in fns.items()}, be, repeat=args.repeat, budget=math.inf)
+            t = measure_both({k: v[0] for k, v in fns.items()}, repeat=args.repeat)
             for name, (_, res) in fns.items():
-                rows.append([threads, name, f"{1e3 * t[name].best:.0f}", f"{1e3 * t[name].worst:.0f}",
-                             f"{res:.1e}", f"{t['PyTorch'].best / t[name].best:.2f}"])
+                (tw, tc), (pw, pc) = t[name], t["PyTorch"]
+                rows.append([threads, name, f"{1e3 * tw.best:.0f} ({1e3 * tw.worst:.0f})",
+                             f"{1e3 * tc.best:.0f} ({1e3 * tc.worst:.0f})", f"{res:.1e}",
+                             f"{pw.best / tw.best:.2f}", f"{pc.best / tc.best:.2f}"])
     print(f"### Training step against PyTorch by threads, {be.name} ({be.device})\n")
     print(f"Network {'-'.join(map(str, args.widths))}, MaxMin, Björck order {args.order} x {args.n_iter} "
           f"(reflip with tol: at most {args.n_iter}), multi-margin loss, Adam; batch {args.batch}, {args.dtype}; "
-          f"alternating rounds, best of {args.repeat} after a warm-up.\n")
-    table(["threads", "implementation", "ms / step (best)", "ms (worst round)", "final ||Y^T Y - I||_F (worst layer)",
-           "PyTorch / this (best)"], rows, align="rl" + "r" * 4)
+          f"alternating rounds, best of {args.repeat} after a warm-up; CPU time of the process (all its threads, "
+          f"spin-waits included).\n")
+    table(["threads", "implementation", "wall ms / step, best (worst)", "CPU ms / step, best (worst)",
+           "final ||Y^T Y - I||_F (worst layer)", "PyTorch / this, wall", "PyTorch / this, CPU"], rows,
+          align="rl" + "r" * 5)
 
 
 def section(be, quick=False, args=None):
