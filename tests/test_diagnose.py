@@ -109,3 +109,57 @@ def test_last_axis_only_names_the_declaration():
     declared = LastOnly()
     declared.conventions = {"group_sort.axis": "last"}
     assert check_implementation(declared, primitives=["group_sort"], checks=["group_sort.sorted_permutation"], **F64).ok
+
+
+def _bjorck_case(impl, n_iter, scaling="frobenius"):
+    from reflip.testing.strategies.common import Case
+
+    w = np.random.default_rng(0).standard_normal((5, 3))
+    return Case(x=w, params=impl.params_for("bjorck", {"n_iter": n_iter, "scaling": scaling}))
+
+
+def _numpy_backend():
+    from reflip.testing.backends import available_backends
+
+    (backend,) = available_backends(("numpy",))
+    return backend
+
+
+def test_bjorck_forward_and_vjp_diagnoses_are_separate():
+    """[BJ-3] [BJ-8] (b) a loop of max(n_iter, 1) steps with late steps detached: at n_iter = 0
+    the forward differs and its cause is the extra step (never the VJP's detached steps); at
+    n_iter = 13 the forward agrees and the VJP's cause is named."""
+    from reflip.audit.adapter import AdapterImpl
+
+    impl = AdapterImpl(ports.at_least_one_adapter(), "bjorck")
+    backend = _numpy_backend()
+    forward = impl.diagnose(_bjorck_case(impl, 0), backend, "float64", part="forward")
+    assert "always runs at least one step" in forward and "detached" not in forward, forward
+    vjp = impl.diagnose(_bjorck_case(impl, 13), backend, "float64", part="vjp")
+    assert "from step 4 on detached" in vjp, vjp
+    assert impl.diagnose(_bjorck_case(impl, 13), backend, "float64", part="forward") == ""
+
+
+def test_bjorck_early_stop_on_step_size_is_named():
+    """[BJ-3] (b) a loop stopping once a step moves the iterate by < 1e-3 returns an earlier
+    iterate: the forward's cause is the early stop, in matches_reflip and in the spectral claim."""
+    from reflip.audit.adapter import AdapterImpl
+    from reflip.audit.bjorck import _check_spectral
+    from reflip.audit.engine import ClaimFailure
+
+    impl = AdapterImpl(ports.step_tolerance_adapter(), "bjorck")
+    case = _bjorck_case(impl, 15)
+    forward = impl.diagnose(case, _numpy_backend(), "float64", part="forward")
+    assert "stopped early; an early stop on the step size" in forward and "detached" not in forward, forward
+    with pytest.raises(ClaimFailure, match="returned iterate 10 of n_iter = 15: it stopped early"):
+        _check_spectral(impl, case, _numpy_backend(), "float64")
+
+
+def test_bjorck_step_at_n_iter_zero_is_named_by_the_spectral_claim():
+    """[BJ-3] (g) a Björck that always runs one step fails the spectral claim at n_iter = 0 with
+    the cause named, in a whole audit as in the check."""
+    report = check_implementation(ports.at_least_one_adapter(), primitives=["bjorck"], checks=["bjorck.spectral"],
+                                  shrink=False, **F64)
+    (result,) = report.results
+    assert result.status == "fail"
+    assert "at n_iter = 0 the library returned iterate 1" in result.error, result.error

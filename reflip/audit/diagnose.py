@@ -248,11 +248,26 @@ def _bjorck_probes(dtype):
     return [w, np.ascontiguousarray(w.T)]
 
 
-def _bjorck(impl, case, dtype):
-    """Other fixed parameters than the case's (an ignored or shifted n_iter, another scaling,
-    order or beta), another backward mode, or a backward that detaches late iterations."""
+def _bjorck(impl, case, dtype, part=""):
+    """A forward that differs is explained from forward evidence only: on the failing case
+    itself, another iterate of the scalar map (a step at n_iter = 0, an early stop on the step
+    size, extra steps); on the probes, other fixed parameters (an ignored or shifted n_iter,
+    another scaling, order or beta). A VJP that differs, under a forward that agrees on the case
+    and on the probe compared, is explained by another backward mode or late iterations
+    detached. A VJP cause is never attached to a forward mismatch."""
+    from .bjorck import iterate_cause
+
     ref = REGISTRY["bjorck"]
     params = {k: v for k, v in case.params.items() if k not in ("tol", "on_nonconvergence")}
+    x_case = np.asarray(case.x, dtype)
+    y_case = np.asarray(impl.fun(x_case, **params), np.float64)
+    # The caller's verdict when it says the forward differed (matches_reflip's tolerance),
+    # else the comparison on the case.
+    forward_case_ok = part != "forward" and _close_fro(y_case, ref.fun(x_case, **params), dtype)
+    if not forward_case_ok:
+        cause = iterate_cause(x_case, params, y_case, dtype)
+        if cause:
+            return cause
     order, beta = params.get("order", 1), params.get("beta", 0.5)
     scaling = params.get("scaling", "frobenius")
     fixed_n = "n_iter" in impl.declared_params("bjorck")
@@ -272,10 +287,10 @@ def _bjorck(impl, case, dtype):
 
     asked = [p["n_iter"] for _, p in probes]
     own = steps(order, beta, scaling)
-    if own == asked:
-        forward_ok = True
-    else:
-        forward_ok = False
+    if not forward_case_ok:
+        # The forward differs on the case: forward evidence only, from here.
+        if own == asked:
+            return ""  # the probes agree: none of them explains the case's forward
         if None not in own:
             if len(set(own)) == 1 and not fixed_n:
                 return (f"the library ignores n_iter: it runs {own[0]} iterations whatever it is passed "
@@ -295,13 +310,16 @@ def _bjorck(impl, case, dtype):
                 return (f"outputs match reflip's with order={o}, beta={b} instead of order={order}, beta={beta}: "
                         f"declare the library's constants, conventions['bjorck.params'] = "
                         f"{{'order': {o}, 'beta': {b}}}")
-    if not forward_ok or impl.bwd is None:
+        return ""
+    if part == "forward" or impl.bwd is None:
         return ""
     # The VJP on the probes, with the case's backward mode and enough iterations to converge.
     backward = params.get("backward", "unrolled")
     other = "implicit" if backward == "unrolled" else "unrolled"
-    for w, p in probes:
+    for (w, p), y in zip(probes, outputs, strict=True):
         p = {**p, "checkpoint": False}
+        if not _close_fro(y, ref.fun(w, **p), dtype):
+            continue  # a VJP diagnosis only where the forward it differentiates agrees
         y_bar = np.random.default_rng(0).standard_normal(w.shape).astype(dtype)
         got = impl.bwd(impl.fwd(w, **p)[1], y_bar)
         if _close_fro(got, ref.bwd(ref.fwd(w, **p)[1], y_bar), dtype):

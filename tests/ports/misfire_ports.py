@@ -2,6 +2,8 @@
 (issue 16, item 4), each written the way the library writes it, and the Newton-Schulz
 "orthogonalization" of item 5. tests/test_diagnose.py audits each and checks what the report
 says."""
+import math
+
 import numpy as np
 import torch
 
@@ -40,9 +42,14 @@ class DetachedProjection:
 # (b) and (g): Björck loops that run at least one step, or stop on the step size.
 
 
-def _scaled(w):
+def _scaled(w, scaling="frobenius"):
+    """The tall orientation of ``w`` divided by ``||w||_F`` (or ``sqrt(m n)``, or 1)."""
     wide = w.shape[-2] < w.shape[-1]
     a = w.mT if wide else w
+    if scaling == "sqrt_mn":
+        return a / math.sqrt(a.shape[-2] * a.shape[-1]), wide
+    if scaling == "none":
+        return a, wide
     squares = (a * a).sum(dim=(-2, -1), keepdim=True)
     ones = torch.ones_like(squares)
     return a / torch.where(squares > 0, torch.sqrt(torch.where(squares > 0, squares, ones)), ones), wide
@@ -51,7 +58,7 @@ def _scaled(w):
 def bjorck_at_least_one(w, n_iter, scaling="frobenius", detach_from=4):
     """Order-1 Björck whose loop runs ``max(n_iter, 1)`` times (a do-while), detaching the
     cubic term of every step from the ``detach_from``-th on to save memory."""
-    a, wide = _scaled(w)
+    a, wide = _scaled(w, scaling)
     for k in range(max(n_iter, 1)):
         cubic = a @ (a.mT @ a)
         a = 1.5 * a - 0.5 * (cubic.detach() if k >= detach_from else cubic)
@@ -61,7 +68,7 @@ def bjorck_at_least_one(w, n_iter, scaling="frobenius", detach_from=4):
 def bjorck_step_tolerance(w, n_iter, scaling="frobenius", tol=1e-3):
     """Order-1 Björck stopping once a step moves the iterate by less than ``tol`` in the
     Frobenius norm (the stopping test on the step size)."""
-    a, wide = _scaled(w)
+    a, wide = _scaled(w, scaling)
     for _ in range(n_iter):
         new = 1.5 * a - 0.5 * a @ (a.mT @ a)
         small = bool(torch.linalg.matrix_norm(new - a).max() < tol)
@@ -122,7 +129,7 @@ def newton_schulz(w, n_iter, scaling="frobenius"):
     """Muon's quintic Newton-Schulz: ``X <- a X + b (X X^T) X + c (X X^T)^2 X`` after a
     Frobenius normalization. Tuned for speed, it leaves singular values in about [0.7, 1.2]."""
     a_, b_, c_ = MUON
-    x, wide = _scaled(w)
+    x, wide = _scaled(w, scaling)
     x = x.mT  # the wide orientation: the smaller Gram matrix X X^T
     for _ in range(n_iter):
         gram = x @ x.mT
