@@ -449,6 +449,34 @@ def fused_section(be, n=512, n_iter=25, repeat=5):
           [[k, ms(c.best), ms(c.worst), ms(wl.best)] for k, (wl, c) in tg.items()])
 
 
+def pools_section(be, n=512, calls=4, repeat=6):
+    """Two OpenBLAS thread pools: NumPy's and SciPy's wheels each bundle an OpenBLAS, so the
+    fused path's GEMMs (SciPy) and every other product of a program (NumPy) run on two pools.
+    ``calls`` GEMMs ``n^3`` on NumPy alone, on SciPy alone, and alternating between the two,
+    in alternating rounds: with more than one thread the idle pool's workers spin-wait while
+    the other pool's want the cores."""
+    from scipy.linalg import blas
+
+    a = be.normal((n, n), 2)
+    c = np.empty((n, n), dtype=np.float32)
+    cf = np.empty((n, n), dtype=np.float32, order="F")
+
+    def np_one():
+        np.matmul(a, a, out=c)
+
+    def sp_one():
+        blas.sgemm(1.0, a.T, a.T, c=cf, overwrite_c=1)
+
+    fns = {"NumPy only": lambda: [np_one() for _ in range(calls)],
+           "SciPy only": lambda: [sp_one() for _ in range(calls)],
+           "alternating NumPy / SciPy": lambda: [f() for _ in range(calls // 2) for f in (np_one, sp_one)]}
+    t = measure_both(fns, repeat=repeat)
+    print(f"### {calls} GEMMs {n}^3 float32 on one BLAS or alternating between NumPy's and SciPy's (alternating "
+          f"rounds)\n")
+    table(["what", "wall ms best (worst)", "CPU ms best (worst)"],
+          [[k, f"{ms(w.best)} ({ms(w.worst)})", f"{ms(c_.best)} ({ms(c_.worst)})"] for k, (w, c_) in t.items()])
+
+
 def _spread_matrix(n, s_min, seed=0):
     """A square float64 matrix whose Frobenius-scaled singular values run geometrically from
     ``s_min`` up (``||W||_F = 1`` and ``sigma_min = s_min`` exactly): every method starts
@@ -566,10 +594,10 @@ def main(argv=None):
     parser.add_argument("--orders", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--skip-convergence", action="store_true")
     parser.add_argument("--quick", action="store_true", help="64x64 and 128x64 only, a small convergence table")
-    parser.add_argument("--frontier", nargs="*", choices=["fused", "tol", "memory"], default=None,
+    parser.add_argument("--frontier", nargs="*", choices=["fused", "tol", "memory", "pools"], default=None,
                         help="issue 17 instead of the tables above (NumPy): the fused path against the core "
                              "and the GEMM rate, every method to a tolerance, peak memory by method "
-                             "(all three without a value)")
+                             "and the two BLAS thread pools (all four without a value)")
     parser.add_argument("--fused-n", type=int, default=512, help="matrix size of --frontier fused")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads for --frontier (threadpoolctl; default: the library's)")
@@ -598,7 +626,7 @@ def frontier(args):
         from threadpoolctl import threadpool_limits
 
         limit = threadpool_limits(args.threads)
-    which = args.frontier or ["fused", "tol", "memory"]
+    which = args.frontier or ["fused", "tol", "memory", "pools"]
     be = backends(["numpy"], torch=False)[0]
     heading(be)
     with limit:
@@ -608,6 +636,8 @@ def frontier(args):
             to_tolerance_section(be, n=64 if args.quick else 256)
         if "memory" in which:
             method_memory_section(be, n=64 if args.quick else 512, n_iter=args.n_iter)
+        if "pools" in which:
+            pools_section(be, n=128 if args.quick else 512)
 
 
 if __name__ == "__main__":
