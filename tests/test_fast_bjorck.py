@@ -161,6 +161,24 @@ def test_bound_holds_on_iterates_near_and_far_from_convergence(order, dtype):
             check_products(nb.steps(layout, coeffs, reuse=False), layout, g, coeffs)
 
 
+def test_per_call_coefficients(dtype):
+    """[BJ-11] ``step(..., coeffs=)`` and ``step_vjp(..., coeffs=)`` on one workspace (an
+    iteration whose polynomial changes every step, like the polar iteration) stay within the
+    bound of the core with those coefficients, alternating degrees and orders."""
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((50, 30)).astype(dtype) / 30
+    g = rng.standard_normal((50, 30)).astype(dtype)
+    fast = nb.steps(a, bj.bjorck_coefficients(1), reuse=True)
+    for coeffs in [bj.bjorck_coefficients(3), (1.9, -1.3, 0.4), bj.bjorck_coefficients(1), (2.0, -1.5, 0.5)]:
+        x = fast.gram(a)
+        d = depths(50, 30, len(coeffs) - 1)
+        acoef = tuple(map(abs, coeffs))
+        assert_within(fast.step(a, x, coeffs), _core_step(a, x, coeffs), _core_step(_abs64(a), _abs64(x), acoef),
+                      d["step"], "step with per-call coefficients")
+        assert_within(fast.step_vjp(a, x, g, coeffs), _core_vjp(a, x, g, coeffs),
+                      _core_vjp(_abs64(a), _abs64(x), _abs64(g), acoef), d["vjp"], "reverse step, per-call")
+
+
 def test_bjorck_and_bjorck_fwd_and_checkpoint_agree_bit_for_bit(dtype):
     """The fused path gives the same bits whether its buffers are reused (``bjorck``) or not
     (``bjorck_fwd``, checkpoint recomputation): the same products on the same layouts."""

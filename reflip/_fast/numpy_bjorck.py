@@ -181,23 +181,27 @@ class BjorckSteps:
                 _gemm(self._gemm, 1.0, ai.T, ai, 0.0, xi)
         return x
 
-    def step(self, a, x):
-        """One Björck step ``A P(X)`` [BJ-1], fused [BJ-11]."""
+    def step(self, a, x, coeffs=None):
+        """One Björck step ``A P(X)`` [BJ-1], fused [BJ-11]; ``coeffs`` (``a_0, ..., a_p``)
+        replaces the polynomial of :func:`steps` for this call (an iteration whose polynomial
+        changes from step to step keeps one workspace)."""
+        c = self.coeffs if coeffs is None else tuple(float(v) for v in coeffs)
         y = self._result("step", a)
         for ai, xi, yi in _matrices(a, x, y):
-            self._step2(ai, xi, yi)
+            self._step2(ai, xi, yi, c)
         return y
 
-    def step_vjp(self, a, x, a_bar_next):
-        """VJP of one step at ``A`` [BJ-8], fused [BJ-11]."""
+    def step_vjp(self, a, x, a_bar_next, coeffs=None):
+        """VJP of one step at ``A`` [BJ-8], fused [BJ-11]; ``coeffs`` as in :meth:`step`."""
+        c = self.coeffs if coeffs is None else tuple(float(v) for v in coeffs)
         out = self._result("vjp", a)
         for ai, xi, gi, oi in _matrices(a, x, a_bar_next, out):
-            self._step_vjp2(ai, xi, gi, oi)
+            self._step_vjp2(ai, xi, gi, oi, c)
         return out
 
     # -- one matrix ---------------------------------------------------------------------------
 
-    def _horner(self, x, *, top):
+    def _horner(self, x, c, *, top):
         """``[R_{p-1}, ..., R_0]`` of Horner's rule [BJ-1] (order ``p >= 2``) in workspace:
         ``R_i = X R_{i+1}`` by a GEMM with ``beta = 0``, then ``a_i`` added to its diagonal.
         With ``top=False`` the first entry is ``None``: ``R_{p-1} = a_{p-1} I + a_p X`` is
@@ -205,7 +209,7 @@ class BjorckSteps:
         ``X`` by one GEMM with ``alpha = a_p``, ``beta = a_{p-1}`` (the forward: no scaling
         pass). With ``top=True`` it is formed by one scaled copy of ``X`` (the reverse step
         multiplies by it)."""
-        c, p, n = self.coeffs, len(self.coeffs) - 1, x.shape[0]
+        p, n = len(c) - 1, x.shape[0]
         if top:
             r = self._scratch(("R", p - 1), n)
             np.multiply(x, c[p], out=r)
@@ -227,20 +231,19 @@ class BjorckSteps:
             rs.append(r)
         return rs
 
-    def _step2(self, a, x, y):
-        c = self.coeffs
+    def _step2(self, a, x, y, c):
         if len(c) == 2:
             # Order 1: A P(X) = a_0 A + a_1 A X, the constant on beta over a copy of A.
             np.copyto(y, a)
             _gemm(self._gemm, c[1], a, x, c[0], y)
             return
-        _gemm(self._gemm, 1.0, a, self._horner(x, top=False)[-1], 0.0, y)
+        _gemm(self._gemm, 1.0, a, self._horner(x, c, top=False)[-1], 0.0, y)
 
-    def _step_vjp2(self, a, x, g, out):
+    def _step_vjp2(self, a, x, g, out, c):
         """[BJ-8] ``A_bar = G R_0^T + A (X_bar + X_bar^T)``, ``G = A'_bar``, with ``X_bar`` from
         Horner's rule pulled back: ``r_bar_0 = A^T G``, ``r_bar_{i+1} = X^T r_bar_i``,
         ``X_bar = sum_{i<p-1} r_bar_i R_{i+1}^T + a_p r_bar_{p-1}``."""
-        c, p, n = self.coeffs, len(self.coeffs) - 1, x.shape[0]
+        p, n = len(c) - 1, x.shape[0]
         xbar = self._scratch("xbar", n)
         if p == 1:
             # G R_0^T = a_0 G + a_1 G X^T, and X_bar = a_1 A^T G.
@@ -248,7 +251,7 @@ class BjorckSteps:
             _gemm(self._gemm, c[1], g, x.T, c[0], out)
             _gemm(self._gemm, c[1], a.T, g, 0.0, xbar)
         else:
-            rs = self._horner(x, top=True)  # rs[-1 - i] is R_i
+            rs = self._horner(x, c, top=True)  # rs[-1 - i] is R_i
             _gemm(self._gemm, 1.0, g, rs[-1].T, 0.0, out)
             rbar = self._scratch(("rbar", 0), n)
             _gemm(self._gemm, 1.0, a.T, g, 0.0, rbar)
