@@ -496,6 +496,21 @@ def test_fit_names_the_critic_samples_and_the_parameters():
         train.fit(model, bad, [(x_p, x_p)], optim.SGD(0.1), loss="kr_dual", steps=1, progress=False)
 
 
+def test_fit_names_the_batch_or_the_parameters_a_step_refuses():
+    """A named loss refusing a batch used to report "x must have shape ..." without saying that
+    the data (not a parameter of fit) were at fault; NaN initial weights reached Björck's "w
+    must be finite"."""
+    model, params = _classifier()
+    wide = [(RNG.standard_normal((8, 5)), RNG.integers(0, 3, 8))]
+    with pytest.raises(ValueError, match=r"data: the batch of step 0 \(expected a pair \(x, labels\)\) was "
+                                         r"refused: x must have shape \(batch, 4\)"):
+        train.fit(model, params, wide, optim.SGD(0.1), steps=1, progress=False)
+    bad = [dict(p) for p in params]
+    bad[0]["W"] = np.full_like(bad[0]["W"], np.nan)
+    with pytest.raises(ValueError, match=r"params: params\[0\]\['W'\] holds NaN or inf before the first update"):
+        train.fit(model, bad, _toy_data(), optim.SGD(0.1), steps=1, progress=False)
+
+
 def test_fit_keeps_the_learning_rate_advice_for_divergence():
     """Finite data, finite parameters: a diverging run is the optimisation's fault."""
     model, params = _classifier()

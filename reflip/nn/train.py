@@ -180,6 +180,24 @@ def _nonfinite_params(params):
 MAX_STEPS = 10_000_000
 
 
+def _named_step(objective, params, batch, step, loss):
+    """One step of a named loss. The model, its parameters and the loss options are checked
+    before the loop, so a TypeError/ValueError here comes from the batch: the message says so."""
+    names = ", ".join(_BATCH_NAMES.get(loss, ("x", "labels")))
+    try:
+        return objective(params, batch)
+    except (TypeError, ValueError) as exc:
+        bad = _nonfinite_params(params)
+        if bad is not None and step == 0:
+            raise ValueError(f"params: {bad} holds NaN or inf before the first update ({exc}); pass "
+                             f"finite initial parameters") from exc
+        if bad is not None:
+            # Finite before the loop (or step 0 would have said so): an update made them so.
+            raise FloatingPointError(f"step {step}: {bad} became NaN or inf after an update ({exc}); the "
+                                     f"optimisation diverged: lower the learning rate or set clip_norm") from exc
+        raise type(exc)(f"data: the batch of step {step} (expected a pair ({names})) was refused: {exc}") from exc
+
+
 def _raise_nonfinite(step, value, norm, batch, params, loss):
     """Name the cause of a non-finite loss or gradient [NN-14]: the data when the batch holds
     NaN/inf (no learning rate fixes that), the parameters when they were non-finite from the
@@ -287,6 +305,9 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
     else:
         check_choice(loss, "loss", (*_losses.LOSSES, "kr_dual"))
         objective = supervised_objective(model, loss, **(loss_options or {}))
+    if not callable(loss):
+        # Checked here so that an error raised by a named loss on a batch is the batch's fault.
+        model.check_params(params)
 
     rng = np.random.default_rng(seed)
     try:
@@ -304,7 +325,10 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
                 batch = next(batches)
             except StopIteration:
                 raise ValueError(f"data ran out after {step} batches; {steps} steps were asked for") from None
-            value, grads = objective(params, batch)
+            if callable(loss):
+                value, grads = objective(params, batch)
+            else:
+                value, grads = _named_step(objective, params, batch, step, loss)
             value, norm = float(value), global_norm(grads)
             if not (math.isfinite(value) and math.isfinite(norm)):
                 _raise_nonfinite(step, value, norm, batch, params, loss)
