@@ -47,18 +47,27 @@ def test_numpy_fast_paths_are_core_bit_for_bit(kind, dtype):
 _SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf, np.nan]
 
 
-def _nan_payload(dtype):
-    """A quiet NaN with a payload other than the default one."""
-    bits = 0x7FC00001 if dtype == "float32" else 0x7FF8000000000001
-    return np.array([bits], dtype=np.uint32 if dtype == "float32" else np.uint64).view(dtype)[0]
+#: Quiet NaNs besides ``np.nan`` (float32 bits, float64 bits): a payload, x86's default NaN
+#: (``inf - inf``, ``0 * inf``: the sign bit set), and a payload with the sign bit set. A sort key
+#: that flips the bits of negative numbers sends the sign-bit NaNs to the other end (issue 20).
+_NAN_BITS = ((0x7FC00001, 0x7FF8000000000001), (0xFFC00000, 0xFFF8000000000000),
+             (0xFFC00001, 0xFFF8000000000001))
+
+
+def _nan_payloads(dtype):
+    """The quiet NaNs of ``_NAN_BITS`` in ``dtype``."""
+    i = 0 if dtype == "float32" else 1
+    bits = np.array([b[i] for b in _NAN_BITS], dtype=np.uint32 if dtype == "float32" else np.uint64)
+    return list(bits.view(dtype))
 
 
 def _with_specials(rng, shape, dtype, p_special):
     """Standard normal entries, each replaced with probability ``p_special`` by a signed zero,
-    +-1, 2.5, an infinity or a NaN (two payloads): dense in ties and in every special case."""
+    +-1, 2.5, an infinity or a NaN (four bit patterns, both signs): dense in ties and in every
+    special case."""
     x = rng.standard_normal(shape).astype(dtype)
     special = rng.random(shape) < p_special
-    pool = np.array([*_SPECIAL, _nan_payload(dtype)], dtype=dtype)
+    pool = np.array([*_SPECIAL, *_nan_payloads(dtype)], dtype=dtype)
     x[special] = rng.choice(pool, size=int(special.sum()))
     return x
 

@@ -37,11 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module name -> (files mutated, tests run). Only the tests that exercise a module directly:
 #: the whole suite per mutant would not fit in a few hours on 2 cores.
 MODULES = {
-    "norms": (["reflip/norms.py"], ["tests/test_norms.py", "tests/test_oracles.py"]),
-    "layouts": (["reflip/layouts.py"], ["tests/test_layouts.py", "tests/test_oracles.py"]),
-    "groupsort": (["reflip/groupsort.py"], ["tests/test_groupsort.py", "tests/test_oracles.py"]),
-    "projections": (["reflip/projections.py"], ["tests/test_projections.py", "tests/test_oracles.py"]),
-    "spectral": (["reflip/spectral.py"], ["tests/test_spectral.py", "tests/test_oracles.py"]),
+    "norms": (["reflip/norms.py"], ["tests/test_norms.py", "tests/test_oracles.py", "tests/test_survivors.py"]),
+    "layouts": (["reflip/layouts.py"], ["tests/test_layouts.py", "tests/test_oracles.py", "tests/test_survivors.py"]),
+    "groupsort": (["reflip/groupsort.py"], ["tests/test_groupsort.py", "tests/test_oracles.py",
+                               "tests/test_survivors.py"]),
+    "projections": (["reflip/projections.py"], ["tests/test_projections.py", "tests/test_oracles.py",
+                                 "tests/test_survivors.py"]),
+    "spectral": (["reflip/spectral.py"], ["tests/test_spectral.py", "tests/test_oracles.py",
+                              "tests/test_survivors.py"]),
     "bjorck": (["reflip/bjorck.py"], ["tests/test_bjorck.py"]),
     "polar": (["reflip/polar.py"], ["tests/test_polar.py"]),
     "fast": (["reflip/_fast/numpy_*.py"], ["tests/test_fast.py", "tests/test_fast_bjorck.py"]),

@@ -59,10 +59,22 @@ DTYPES_ALL = ("bool", "int8", "int64", "uint8", "complex128", "float16", "float3
               "longdouble", "object")
 
 _NEG_NAN = float(np.copysign(np.nan, -1.0))
-#: Special values: NaN of both signs, infinities, signed zero, subnormals (float64 and float32),
-#: values near the float16/float32 maxima, huge values.
-SPECIAL_FLOATS = (math.nan, _NEG_NAN, math.inf, -math.inf, -0.0, 5e-324, -1e-310, 1e-40,
-                  65504.0, 3.4e38, 1e300, -1e300, 1e-300)
+
+
+def _nan_with_bits(bits):
+    """The float64 NaN with these bits, as a Python float (which keeps them)."""
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+#: Quiet NaNs with a payload, of both signs. The payload sits in the high mantissa bits, so a
+#: cast to float32 keeps it (0x7FC00001 / 0xFFC00001); ``_NEG_NAN`` is x86's default NaN
+#: (``inf - inf``: 0xFFF8000000000000, 0xFFC00000 in float32), which sort keys that flip
+#: negative numbers treat differently from ``math.nan`` (issue 20).
+_PAYLOAD_NANS = (_nan_with_bits(0x7FF8000020000000), _nan_with_bits(0xFFF8000020000000))
+#: Special values: NaN of both signs and with payloads, infinities, signed zero, subnormals
+#: (float64 and float32), values near the float16/float32 maxima, huge values.
+SPECIAL_FLOATS = (math.nan, _NEG_NAN, *_PAYLOAD_NANS, math.inf, -math.inf, -0.0, 5e-324, -1e-310,
+                  1e-40, 65504.0, 3.4e38, 1e300, -1e300, 1e-300)
 
 
 class CallTimeout(BaseException):
