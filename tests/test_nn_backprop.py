@@ -109,7 +109,7 @@ def test_backends_agree(backend, name):
         tol = dict(rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(to_numpy(y), y_ref, **tol)
         np.testing.assert_allclose(to_numpy(x_bar), x_bar_ref, **tol)
-        for g, r in zip(grads, grads_ref):
+        for g, r in zip(grads, grads_ref, strict=True):
             for k in r:
                 np.testing.assert_allclose(to_numpy(g[k]), r[k], **tol)
 
@@ -122,7 +122,7 @@ def test_float32_tracks_float64():
     _, r64 = model.forward(p64, x64)
     _, r32 = model.forward(p32, cast(x64))
     g64, g32 = model.backward(r64, yb64)[1], model.backward(r32, cast(yb64))[1]
-    for a, b in zip(g32, g64):
+    for a, b in zip(g32, g64, strict=True):
         for k in b:
             assert a[k].dtype == np.float32
             np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=1e-4 * np.abs(b[k]).max())

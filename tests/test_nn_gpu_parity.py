@@ -61,7 +61,7 @@ def test_forward_backward_parity(name, dtype):
     assert type(gy).__module__.startswith("cupy")
     _close(gy, y, dtype)
     _close(gx_bar, x_bar, dtype)
-    for g, r in zip(ggrads, grads):
+    for g, r in zip(ggrads, grads, strict=True):
         for k in r:
             _close(g[k], r[k], dtype)
     _close(model(_to_gpu(params), gpu.asarray(x)), y, dtype)
@@ -94,7 +94,7 @@ def test_training_parity(opt):
     got, h = train.fit(model, _to_gpu(params), train.minibatches(gpu.asarray(x), gpu.asarray(labels), batch_size=8),
                        opt(), **kw)
     np.testing.assert_allclose(h.loss, ref_h.loss, rtol=1e-9)
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         for k in r:
             _close(g[k], r[k], "float64")
 
@@ -123,6 +123,6 @@ def test_save_cupy_load_numpy(tmp_path):
     model, params, _, _ = _setup("linf", "float32")
     nn.save(tmp_path / "p.npz", _to_gpu(params), model)
     _, loaded = nn.load_model(tmp_path / "p.npz")
-    for a, b in zip(loaded, params):
+    for a, b in zip(loaded, params, strict=True):
         for k in b:
             np.testing.assert_array_equal(a[k], b[k])

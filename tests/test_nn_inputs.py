@@ -79,7 +79,7 @@ def test_init_seed_is_named(seed, exc):
 def test_init_from_a_generator_or_seed_sequence_is_reproducible(make):
     a = _model().init(seed=make(3))
     b = _model().init(seed=make(3))
-    assert all(np.array_equal(p[k], q[k]) for p, q in zip(a, b) for k in p)
+    assert all(np.array_equal(p[k], q[k]) for p, q in zip(a, b, strict=True) for k in p)
 
 
 @pytest.mark.parametrize("build, exc, name", [
@@ -360,7 +360,7 @@ def test_unopenable_paths_keep_their_documented_kinds(tmp_path):
         _raises(TypeError, "path", io.load, bad)
     path, params = _good_file(tmp_path)
     model, loaded = io.load_model(path)
-    assert all(np.array_equal(a[k], b[k]) for a, b in zip(loaded, params) for k in a)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(loaded, params, strict=True) for k in a)
 
 
 # ----------------------------------------------------------------------------------------------

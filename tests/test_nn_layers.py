@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from reflip import nn, to_numpy
-from reflip.nn import certify, losses, lipschitz
+from reflip.nn import certify, lipschitz, losses
 
 RNG = np.random.default_rng(20190601)
 
 
 def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
     layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(nn.Dense(a, b, constraint, **options))
         if i < len(widths) - 2:
             layers.append(nn.Activation(act))
@@ -35,7 +35,8 @@ def _mlp(constraint="bjorck", act="max_min", widths=(6, 8, 4), **options):
      r"Dense\(constraint='linf'\) got unexpected option\(s\) \['order'\]; its options are \['radius', 'threshold'\]"),
     (lambda: nn.Dense(3, 3, "none", radius=2.0), TypeError, "its options are none"),
     (lambda: nn.Dense(3, 3, "bjorck", order=0), ValueError, "order must be >= 1, got 0"),
-    (lambda: nn.Dense(3, 3, "bjorck", backward="exact"), ValueError, r"backward must be one of \('unrolled', 'implicit'\)"),
+    (lambda: nn.Dense(3, 3, "bjorck", backward="exact"), ValueError,
+     r"backward must be one of \('unrolled', 'implicit'\)"),
     (lambda: nn.Dense(3, 3, "linf", threshold="paper"), ValueError, "threshold must be one of"),
     (lambda: nn.Dense(3, 3, "linf", radius=-1.0), ValueError, "radius must be a finite number > 0"),
     (lambda: nn.Dense(3, 3, "pinf"), TypeError, r"Dense\(constraint='pinf'\) needs the option p"),
@@ -141,7 +142,7 @@ def test_orthogonal_init_and_seeds():
     np.testing.assert_allclose(w1 @ w1.T, np.eye(3), atol=1e-14)
     assert not np.any(params[0]["b"]) and set(params[2]) == {"W"} and params[1] == {}
     again = model.init(seed=7)
-    assert all(np.array_equal(a[k], b[k]) for a, b in zip(params, again) for k in a)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(params, again, strict=True) for k in a)
     assert not np.allclose(model.init(seed=8)[0]["W"], w0)
     normal = nn.Sequential([nn.Dense(400, 300, init="normal")]).init(seed=0)[0]["W"]
     assert abs(normal.std() * math.sqrt(400) - 1) < 0.02
@@ -153,7 +154,7 @@ def test_init_is_the_same_on_every_backend(backend, dtype):
     ref = model.init(seed=3, dtype=dtype)
     with backend.active():
         params = model.init(seed=3, xp=backend.xp, dtype=dtype)
-        for a, b in zip(ref, params):
+        for a, b in zip(ref, params, strict=True):
             for k in a:
                 assert str(b[k].dtype).endswith(dtype)
                 np.testing.assert_array_equal(to_numpy(b[k]), a[k])
@@ -174,7 +175,7 @@ def test_forward_call_and_freeze_agree(constraint, options):
     frozen, fparams = model.freeze(params)
     assert all(layer.constraint == "none" for layer in frozen.layers if isinstance(layer, nn.Dense))
     np.testing.assert_allclose(frozen(fparams, x), y, rtol=1e-14, atol=1e-14)
-    for w, fp in zip(model.effective_weights(params), fparams[::2]):
+    for w, fp in zip(model.effective_weights(params), fparams[::2], strict=True):
         np.testing.assert_array_equal(w, fp["W"])
 
 
@@ -182,7 +183,7 @@ def test_none_constraint_is_the_raw_weight():
     """W_eff = W exactly (the same array) for constraint='none'."""
     model = _mlp("none")
     params = model.init(seed=0)
-    assert all(w is p["W"] for w, p in zip(model.effective_weights(params), params[::2]))
+    assert all(w is p["W"] for w, p in zip(model.effective_weights(params), params[::2], strict=True))
 
 
 def test_inputs_are_never_modified():
@@ -200,7 +201,7 @@ def test_inputs_are_never_modified():
     nn.train.fit(model, params, nn.train.minibatches(x, labels, batch_size=4), nn.optim.Adam(0.1), steps=2,
                  progress=False)
     assert np.array_equal(y_bar, np.ones_like(y))
-    for a, b in zip(saved[0], params):
+    for a, b in zip(saved[0], params, strict=True):
         assert all(np.array_equal(a[k], b[k]) for k in a)
     assert np.array_equal(saved[1], x) and np.array_equal(saved[2], labels)
 
@@ -222,8 +223,8 @@ def test_save_load_round_trip(tmp_path):
     assert repr(loaded_model) == repr(model)
     x = RNG.standard_normal((5, 4)).astype(np.float32)
     assert np.array_equal(loaded_model(loaded, x), model(params, x))
-    assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for a, b in zip(params, nn.load(path))
-               for k in a)
+    assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype
+               for a, b in zip(params, nn.load(path), strict=True) for k in a)
     nn.save(tmp_path / "bare.npz", params)
     with pytest.raises(ValueError, match="holds parameters only"):
         nn.load_model(tmp_path / "bare.npz")

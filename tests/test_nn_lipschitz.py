@@ -171,7 +171,7 @@ def test_unit_activity_against_recomputed_preactivations():
     h1 = x @ ws[0].T + params[0]["b"]
     h2 = np.maximum(h1, 0) @ ws[1].T + params[2]["b"]
     got = lipschitz.unit_activity(model, params, x)
-    for entry, h, layer in zip(got, (h1, h2), (1, 3)):
+    for entry, h, layer in zip(got, (h1, h2), (1, 3), strict=True):
         assert entry["layer"] == layer and entry["width"] == h.shape[1]
         assert entry["never"] == pytest.approx(np.mean(np.all(h <= 0, axis=0)))
         assert entry["always"] == pytest.approx(np.mean(np.all(h > 0, axis=0)))

@@ -120,10 +120,10 @@ def test_optimizers_match_torch(ours, theirs):
     tensors = [torch.tensor(params[0][k], requires_grad=True) for k in ("W", "b")]
     opt = theirs(tensors, torch)
     for g in grads:
-        for t, k in zip(tensors, ("W", "b")):
+        for t, k in zip(tensors, ("W", "b"), strict=True):
             t.grad = torch.tensor(g[0][k])
         opt.step()
-    for t, k in zip(tensors, ("W", "b")):
+    for t, k in zip(tensors, ("W", "b"), strict=True):
         np.testing.assert_allclose(got[0][k], t.detach().numpy(), rtol=1e-13, atol=1e-14)
 
 
@@ -134,7 +134,7 @@ def test_aggmo_velocities_and_reductions():
     betas = (0.0, 0.9, 0.99)
     _, state = _run(optim.AggMo(0.01, betas), params, grads)
     t = len(grads)
-    for b, v in zip(betas, state["velocities"]):
+    for b, v in zip(betas, state["velocities"], strict=True):
         closed = sum(b ** (t - 1 - s) * grads[s][0]["W"] for s in range(t))
         np.testing.assert_allclose(v[0]["W"], closed, rtol=1e-13)
     sgd, _ = _run(optim.SGD(0.01, momentum=0.9), params, grads)
@@ -196,7 +196,7 @@ def test_training_learns_a_toy_task_reproducibly():
     assert history.evals[-1][1]["accuracy"] > 0.85
     again, _ = train.fit(model, params, data, optim.Adam(0.02), seed=1, **kw)
     other, _ = train.fit(model, params, data, optim.Adam(0.02), seed=2, **kw)
-    assert all(np.array_equal(a[k], b[k]) for a, b in zip(trained, again) for k in a)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(trained, again, strict=True) for k in a)
     assert not np.array_equal(trained[0]["W"], other[0]["W"])
 
 
@@ -212,7 +212,7 @@ def test_training_steps_agree_on_every_backend(backend):
         got, history = train.fit(model, model.init(seed=0, xp=backend.xp), train.minibatches(xb, yb, batch_size=16),
                                  optim.Adam(0.02), **kw)
     np.testing.assert_allclose(history.loss, ref_history.loss, rtol=1e-12)
-    for a, b in zip(got, ref):
+    for a, b in zip(got, ref, strict=True):
         for k in b:
             np.testing.assert_allclose(to_numpy(a[k]), b[k], rtol=1e-10, atol=1e-12)
 
@@ -228,7 +228,7 @@ def test_clipping_rescales_the_gradient():
     norm = optim.global_norm(grads)
     clipped, history = train.fit(model, params, batch, optim.SGD(0.5), steps=1, clip_norm=norm / 4, progress=False)
     assert history.grad_norm == [pytest.approx(norm, rel=1e-12)]
-    for p, g, c in zip(params, grads, clipped):
+    for p, g, c in zip(params, grads, clipped, strict=True):
         for k in g:
             np.testing.assert_allclose(c[k], p[k] - 0.5 * g[k] / 4, rtol=1e-12, atol=1e-15)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace, to_numpy

@@ -203,7 +203,7 @@ def load_model(path, xp=None):
     if len(model.layers) != len(params):
         raise ValueError(f"{path}: the model has {len(model.layers)} layers but the file {len(params)} "
                          f"parameter entries")
-    for i, (layer, p) in enumerate(zip(model.layers, params)):
+    for i, (layer, p) in enumerate(zip(model.layers, params, strict=True)):
         shapes = layer.param_shapes()
         got = {k: tuple(v.shape) for k, v in p.items()}
         if got != shapes:

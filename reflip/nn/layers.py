@@ -22,15 +22,14 @@ import math
 import warnings
 from typing import NamedTuple
 
-import numpy as np
-
 import array_api_compat.numpy as _npx
+import numpy as np
 
 from .._backend import get_namespace
 from .._registry import REGISTRY  # filled by reflip/__init__, imported before this package
+from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real
 from ..bjorck import ON_NONCONVERGENCE as _BJORCK_ON_NONCONVERGENCE
 from ..bjorck import BjorckConvergenceError, BjorckConvergenceWarning
-from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real
 from ..groupsort import group_sort, group_sort_bwd, group_sort_fwd
 from ..norms import check_p
 from ._opnorm import operator_norm

@@ -65,7 +65,7 @@ def upper_bound(model, params, p=2, q=None):
     p, q = check_pq(p, q)
     check_model(model).check_params(params)
     bound, first = 1.0, True
-    for layer, par in zip(model.layers, params):
+    for layer, par in zip(model.layers, params, strict=True):
         if isinstance(layer, Dense):
             bound *= layer.lipschitz(par, p if first else q, q)
             first = False

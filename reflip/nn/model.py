@@ -3,10 +3,10 @@ list with one ``dict`` of arrays per layer), and its derivative is the layers' V
 reverse order [NN-2]."""
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
-
 from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace
@@ -35,8 +35,11 @@ def _resolve_dtype(xp, dtype):
             continue
         try:
             # A name, the namespace's dtype object, NumPy's type (np.float64) or np.dtype(...).
-            if isinstance(dtype, str) and dtype == name or not isinstance(dtype, str) and dtype == target:
-                return target
+            # array_api_strict warns when its dtypes meet NumPy's: they never match, say so once.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if isinstance(dtype, str) and dtype == name or not isinstance(dtype, str) and dtype == target:
+                    return target
         except Exception:  # noqa: BLE001 - an object whose == raises is not a dtype we take
             pass
     raise TypeError(f"dtype must be float32 or float64 (a dtype of {getattr(xp, '__name__', xp)!s} or "
@@ -140,7 +143,7 @@ class Sequential:
         else:
             children = np.random.SeedSequence(seed).spawn(len(self.layers))
         return [layer.init(np.random.default_rng(child), xp, dtype)
-                for layer, child in zip(self.layers, children)]
+                for layer, child in zip(self.layers, children, strict=True)]
 
     def check_params(self, params):
         """Namespace of ``params`` after checking them against the model: a list with one dict
@@ -149,7 +152,7 @@ class Sequential:
         shape, naming ``params[i][name]``)."""
         arrays = self._param_arrays(params)
         xp = _one_namespace(arrays, "params")
-        for i, a in enumerate(arrays):
+        for a in arrays:
             check_floating(a, xp, "params")
             if a.dtype != arrays[0].dtype:
                 raise TypeError(f"params mix dtypes {arrays[0].dtype} and {a.dtype}; the model never "
@@ -164,7 +167,7 @@ class Sequential:
             raise ValueError(f"params must be a list of {len(self.layers)} dicts (one per layer), got "
                              f"{len(params)}")
         arrays = []
-        for i, (layer, p) in enumerate(zip(self.layers, params)):
+        for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
             shapes = layer.param_shapes()
             if not isinstance(p, dict) or set(p) != set(shapes):
                 got = sorted(p, key=str) if isinstance(p, dict) else type(p).__name__
@@ -201,7 +204,7 @@ class Sequential:
         """
         xp = self._check(params, x)
         residuals = []
-        for layer, p in zip(self.layers, params):
+        for layer, p in zip(self.layers, params, strict=True):
             x, r = layer.forward(p, x, xp)
             residuals.append(r)
         # A NaN met anywhere in a row's forward pass reaches every entry of its output row
@@ -244,7 +247,7 @@ class Sequential:
     def __call__(self, params, x):
         """The output only (no residuals; Björck keeps no iterates)."""
         xp = self._check(params, x)
-        for layer, p in zip(self.layers, params):
+        for layer, p in zip(self.layers, params, strict=True):
             x = layer.apply(p, x, xp)
         return x
 
@@ -252,7 +255,7 @@ class Sequential:
         """The constrained weights ``W_eff`` of the Dense layers, in order."""
         self.check_params(params)
         return [layer.effective_weight(p, get_namespace(p["W"]))
-                for layer, p in zip(self.layers, params) if isinstance(layer, Dense)]
+                for layer, p in zip(self.layers, params, strict=True) if isinstance(layer, Dense)]
 
     def freeze(self, params):
         """``(model, params)`` computing the same function with every constraint applied once:
@@ -260,7 +263,7 @@ class Sequential:
         bounds use it so that Björck runs once, not at every call."""
         self.check_params(params)
         layers, frozen = [], []
-        for layer, p in zip(self.layers, params):
+        for layer, p in zip(self.layers, params, strict=True):
             if isinstance(layer, Dense):
                 w_eff = layer.effective_weight(p, get_namespace(p["W"]))
                 layer = Dense(layer.in_features, layer.out_features, "none", bias=layer.bias)

@@ -34,7 +34,7 @@ def _check_tree(tree, name, like=None):
     if not isinstance(tree, (list, tuple)) or not all(isinstance(d, dict) for d in tree):
         raise TypeError(f"{name} must be a list of dicts of arrays (one dict per layer), got "
                         f"{type(tree).__name__}")
-    if like is not None and (len(tree) != len(like) or any(set(d) != set(e) for d, e in zip(tree, like))):
+    if like is not None and (len(tree) != len(like) or any(set(d) != set(e) for d, e in zip(tree, like, strict=True))):
         raise ValueError(f"{name} must have the structure of params (a list of {len(like)} dicts with the "
                          f"same keys)")
     for i, d in enumerate(tree):
@@ -55,7 +55,7 @@ def tree_map(fn, tree, *rest):
     for name, t in (("tree", tree), *((f"rest[{j}]", r) for j, r in enumerate(rest))):
         if not isinstance(t, (list, tuple)) or not all(isinstance(d, dict) for d in t):
             raise TypeError(f"{name} must be a list of dicts (one per layer), got {type(t).__name__}")
-        if len(t) != len(tree) or any(set(d) != set(e) for d, e in zip(t, tree)):
+        if len(t) != len(tree) or any(set(d) != set(e) for d, e in zip(t, tree, strict=True)):
             raise ValueError(f"{name} must have the structure of tree (a list of {len(tree)} dicts with "
                              f"the same keys)")
     return [{k: fn(d[k], *(r[i][k] for r in rest)) for k in d} for i, d in enumerate(tree)]
@@ -223,7 +223,8 @@ class AggMo(Optimizer):
         return {"velocities": [_zeros_like(params) for _ in self.betas]}
 
     def _update(self, params, grads, state, lr):
-        vs = [tree_map(lambda v, g, b=b: b * v + g, v, grads) for b, v in zip(self.betas, state["velocities"])]
+        vs = [tree_map(lambda v, g, b=b: b * v + g, v, grads)
+              for b, v in zip(self.betas, state["velocities"], strict=True)]
         total = vs[0]
         for v in vs[1:]:
             total = tree_map(lambda a, b: a + b, total, v)

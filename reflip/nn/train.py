@@ -334,7 +334,7 @@ def fit(model, params, data, optimizer, *, loss="cross_entropy", loss_options=No
                 _raise_nonfinite(step, value, norm, batch, params, loss)
             if clip_norm is not None and norm > clip_norm:
                 factor = clip_norm / norm
-                grads = tree_map(lambda g: g * factor, grads)
+                grads = tree_map(lambda g, f=factor: g * f, grads)
             history.loss.append(value)
             history.grad_norm.append(norm)
             history.lr.append(optimizer.lr(state["step"]))

@@ -32,7 +32,7 @@ def autograd_model(model):
                       "spectral": ops.spectral_normalize}
 
     def f(params, x):
-        for layer, p in zip(model.layers, params):
+        for layer, p in zip(model.layers, params, strict=True):
             if isinstance(layer, Dense):
                 w = p["W"]
                 if layer.constraint in constraint_ops:
@@ -68,7 +68,7 @@ def autograd_error(model, params, x, y_bar):
     ref_params, ref_x = grad(lambda args: np.sum(f(*args) * y_bar))((params, x))
     _, res = model.forward(params, x)
     x_bar, grads = model.backward(res, y_bar)
-    pairs = [(x_bar, ref_x)] + [(g[k], r[k]) for g, r in zip(grads, ref_params) for k in r]
+    pairs = [(x_bar, ref_x)] + [(g[k], r[k]) for g, r in zip(grads, ref_params, strict=True) for k in r]
     return max(float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny)
                for a, b in pairs)
 
@@ -108,13 +108,13 @@ def fd_error(model, params, x, y_bar, seed=0, h=1e-4, wrt="all"):
     dps = [{k: direction(a, wrt in ("all", "params")) for k, a in p.items()} for p in params]
 
     def phi(t):
-        moved = [{k: a + t * d[k] for k, a in p.items()} for p, d in zip(params, dps)]
+        moved = [{k: a + t * d[k] for k, a in p.items()} for p, d in zip(params, dps, strict=True)]
         return float(xp.sum(model(moved, x + t * dx) * y_bar))
 
     fd = richardson(phi, h)
     _, res = model.forward(params, x)
     x_bar, grads = model.backward(res, y_bar)
-    products = [x_bar * dx] + [g[k] * d[k] for g, d in zip(grads, dps) for k in g]
+    products = [x_bar * dx] + [g[k] * d[k] for g, d in zip(grads, dps, strict=True) for k in g]
     exact = sum(float(xp.sum(t)) for t in products)
     # Relative to the sum of |terms|: a dot product whose terms cancel is known only to that
     # scale, and a missing or wrong term (a forgotten bias, a skipped VJP) is of that size.
