@@ -8,6 +8,9 @@ to ``(R^m, l_q)``, every ``x'`` with ``||x' - x||_p <= eps`` keeps the label ``y
 
 so the certified radius is ``M / (c_q L)`` [CT-2] [CT-3] [CT-4], and no attack can break a
 certified point [CT-6]; :func:`check_certificates` runs :func:`pgd_attack` to test exactly that.
+
+NaN [NN-14]: a row of logits holding NaN has margin and radius NaN, and counts as neither
+correct nor certified (every comparison with NaN is false).
 """
 from __future__ import annotations
 

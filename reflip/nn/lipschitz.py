@@ -13,6 +13,11 @@ For ``f : (R^n, l_p) -> (R^m, l_q)`` (``q = p`` unless given):
   the quantity claim C2 says is 1 almost everywhere for orthonormal GroupSort networks with a
   unit last row [NN-5], and ReLU networks push below 1 (C3) [NN-6].
 - :func:`unit_activity`: fractions of ReLU units never / always active on a data set [NN-6].
+
+NaN [NN-14]: a row of ``x`` holding NaN gives NaN in every per-row result (gradients,
+Jacobians, their norms, local constants, pair ratios), never a finite, plausible number; the
+aggregates (:func:`gradient_lower_bound`, :func:`pair_lower_bound`, :func:`unit_activity`,
+:func:`describe`) are then NaN too. The other rows are unaffected.
 """
 from __future__ import annotations
 

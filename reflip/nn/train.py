@@ -10,6 +10,11 @@ and a tqdm progress bar [NN-9].
 A run is a function of ``(params, data, optimizer, seed)``: the only randomness is the
 ``numpy.random.Generator`` seeded from ``seed`` that ``fit`` hands to ``data``, so the same
 call gives the same parameters (bit for bit on a deterministic backend).
+
+A non-finite loss or gradient stops the run, naming its cause [NN-14]: NaN/inf in the batch
+(``ValueError`` naming the array, the step and the count), in the initial parameters
+(``ValueError`` naming ``params``), or a diverging optimisation on finite data
+(``FloatingPointError``: lower the learning rate).
 """
 from __future__ import annotations
 
