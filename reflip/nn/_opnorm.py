@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import is_array_api_obj
-
-from .._backend import get_namespace
 from .._validate import check_array
 from ..norms import check_p, norm_p_inf, op_norm_2, op_norm_inf
+from ._arrays import namespace
 
 __all__ = ["check_pq", "operator_norms", "operator_norm"]
 
@@ -69,9 +67,7 @@ def operator_norm(w, p=2, q=None):
         NaN when ``w`` holds NaN or inf [NN-14].
     """
     p, q = check_pq(p, q)
-    if not is_array_api_obj(w):
-        raise TypeError(f"w must be an array (NumPy, CuPy or any array-API array), got {type(w).__name__}")
-    xp = get_namespace(w)
+    xp = namespace(w=w)
     check_array(w, xp, "w", min_ndim=1)
     if w.ndim > 2:
         raise ValueError(f"w must be one matrix (m, n) or one row (n,), got shape {tuple(w.shape)}")

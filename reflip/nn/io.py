@@ -19,10 +19,10 @@ import zipfile
 import zlib
 
 import numpy as np
-from array_api_compat import is_array_api_obj
 
-from .._backend import get_namespace, to_numpy
+from .._backend import to_numpy
 from .._validate import check_floating
+from ._arrays import namespace
 from .layers import LAYER_TYPES
 from .model import Sequential
 
@@ -61,9 +61,7 @@ def save(path, params, model=None):
             where = f"params[{i}][{name!r}]"
             if not isinstance(name, str) or not re.fullmatch(r"\w+", name):
                 raise ValueError(f"{where}: parameter names must be identifiers (letters, digits, _)")
-            if not is_array_api_obj(a):
-                raise TypeError(f"{where} must be an array, got {type(a).__name__}")
-            check_floating(a, get_namespace(a), where)
+            check_floating(a, namespace(**{where: a}), where)
             arrays[f"{i}/{name}"] = to_numpy(a)
     header = {"format": _FORMAT, "n_layers": len(params)}
     if model is not None:

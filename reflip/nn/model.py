@@ -7,10 +7,10 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace
 from .._validate import NUMERIC_DTYPES, check_floating, check_seed
+from ._arrays import namespace
 from .layers import Dense, Layer
 
 __all__ = ["Sequential", "SequentialResiduals", "check_model"]
@@ -44,13 +44,6 @@ def _resolve_dtype(xp, dtype):
             pass
     raise TypeError(f"dtype must be float32 or float64 (a dtype of {getattr(xp, '__name__', xp)!s} or "
                     f"its name), got {dtype!r}")
-
-
-def require_array(a, name):
-    """``TypeError`` naming ``name`` unless ``a`` is an array of an array-API library."""
-    if not is_array_api_obj(a):
-        raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
-                        f"{type(a).__name__}")
 
 
 def _one_namespace(arrays, name):
@@ -173,7 +166,7 @@ class Sequential:
                 got = sorted(p, key=str) if isinstance(p, dict) else type(p).__name__
                 raise ValueError(f"params[{i}] ({layer!r}) must be a dict with keys {sorted(shapes)}, got {got}")
             for name, shape in shapes.items():
-                require_array(p[name], f"params[{i}][{name!r}]")
+                namespace(**{f"params[{i}][{name!r}]": p[name]})  # TypeError naming it
                 if tuple(p[name].shape) != shape:
                     raise ValueError(f"params[{i}][{name!r}] ({layer!r}) must have shape {shape}, "
                                      f"got {tuple(p[name].shape)}")
@@ -183,7 +176,7 @@ class Sequential:
     def _check(self, params, x):
         """Namespace of ``x`` and ``params``; clear errors for a wrong structure, shape, dtype."""
         arrays = self._param_arrays(params)
-        require_array(x, "x")
+        namespace(x=x)
         arrays = [x, *arrays]
         xp = _one_namespace(arrays, "x and params")
         check_floating(x, xp, "x")
@@ -228,8 +221,7 @@ class Sequential:
         if not isinstance(residuals, SequentialResiduals) or len(residuals.layers) != len(self.layers):
             raise TypeError(f"residuals must be the SequentialResiduals of this model's forward, got "
                             f"{type(residuals).__name__}")
-        require_array(y_bar, "y_bar")
-        xp = get_namespace(y_bar)
+        xp = namespace(y_bar=y_bar)
         check_floating(y_bar, xp, "y_bar")
         if tuple(y_bar.shape) != residuals.out_shape:
             raise ValueError(f"y_bar must have the output's shape {residuals.out_shape}, got {tuple(y_bar.shape)}")

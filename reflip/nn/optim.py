@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import is_array_api_obj
-
 from .._backend import get_namespace
 from .._validate import check_bool, check_floating, check_int, check_real
+from ._arrays import namespace
 
 __all__ = ["Optimizer", "SGD", "Adam", "AggMo", "step_decay", "tree_map", "global_norm"]
 
@@ -40,9 +39,7 @@ def _check_tree(tree, name, like=None):
     for i, d in enumerate(tree):
         for k, a in d.items():
             where = f"{name}[{i}][{k!r}]"
-            if not is_array_api_obj(a):
-                raise TypeError(f"{where} must be an array, got {type(a).__name__}")
-            check_floating(a, get_namespace(a), where)
+            check_floating(a, namespace(**{where: a}), where)
             if like is not None and tuple(a.shape) != tuple(like[i][k].shape):
                 raise ValueError(f"{where} must have the shape {tuple(like[i][k].shape)} of the "
                                  f"parameter, got {tuple(a.shape)}")
