@@ -175,7 +175,7 @@ def _classifier():
     (lambda m, p, x, y: io.save(5, p), TypeError, "path"),
     (lambda m, p, x, y: losses.cross_entropy(m(p, x), None), TypeError, "labels"),   # get_namespace skips None
     (lambda m, p, x, y: certify.margins(None, y), TypeError, "logits"),
-    (lambda m, p, x, y: m.backward(m.forward(p, x)[1], np.float64(1.0)), TypeError, "y_bar"),
+    (lambda m, p, x, y: m.backward(m.forward(p, x)[1], np.float64(1.0)), ValueError, "y_bar"),
     (lambda m, p, x, y: lipschitz.upper_bound(None, p), TypeError, "model"),
     (lambda m, p, x, y: lipschitz.upper_bound(m, None), TypeError, "params"),
     (lambda m, p, x, y: lipschitz.upper_bound(m, p[:1]), ValueError, "params"),
