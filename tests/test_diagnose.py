@@ -163,3 +163,20 @@ def test_bjorck_step_at_n_iter_zero_is_named_by_the_spectral_claim():
     (result,) = report.results
     assert result.status == "fail"
     assert "at n_iter = 0 the library returned iterate 1" in result.error, result.error
+
+
+def test_newton_schulz_orthogonalizer_is_flagged_with_the_cause():
+    """[BJ-12] [PO-4] (item 5) a torch port of Muon's quintic Newton-Schulz declared as Björck
+    leaves singular values above 1: bjorck.at_most_one fails and names the consequence, while
+    reflip's own Björck through the protocol passes it."""
+    from reflip.audit import ReflipAdapter
+
+    report = check_implementation(ports.newton_schulz_adapter(), primitives=["bjorck"],
+                                  checks=["bjorck.at_most_one"], shrink=False, **F64)
+    (result,) = report.results
+    assert result.status == "fail"
+    assert ("singular values above 1: the layer is not 1-Lipschitz; certificates computed from it are invalid"
+            in result.error)
+    assert result.failing_figures["excess_over_one"] > 0.01
+    ours = check_implementation(ReflipAdapter(), primitives=["bjorck"], checks=["bjorck.at_most_one"])
+    assert ours.ok and ours.checked == 2, ours.to_markdown()

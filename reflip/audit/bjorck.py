@@ -194,6 +194,45 @@ def _check_spectral(impl, case, backend, dtype):
     return {"error_over_bound": ratio, "amplification": amp}
 
 
+NOT_ONE_LIPSCHITZ = ("singular values above 1: the layer is not 1-Lipschitz; certificates computed from it are "
+                     "invalid")
+
+
+def largest_singular_value(y):
+    """The largest singular value over a stack (float64 SVD); inf for a non-finite output."""
+    y = np.asarray(y, np.float64)
+    if not np.all(np.isfinite(y)):
+        return math.inf
+    return float(np.max(np.linalg.svd(y, compute_uv=False), initial=0.0))
+
+
+@claim("bjorck.at_most_one", "BJ-12", "general")
+def _check_at_most_one(impl, case, backend, dtype):
+    """[BJ-12] No singular value of the output exceeds 1 beyond rounding.
+
+    From ||W / c||_2 <= 1 (always so with the Frobenius scaling) and beta <= 1/2, phi^K maps every
+    scaled singular value into [0, 1]; the computed output's largest singular value exceeds 1 by
+    at most the forward rounding bound of [BJ-3] (Weyl). An orthogonalizer that overshoots 1
+    (a Newton-Schulz polynomial tuned for speed) fails: its layer is not 1-Lipschitz."""
+    params = _fixed_k(case.params)
+    x64 = np.asarray(case.x, np.float64)
+    t = np.linalg.svd(x64, compute_uv=False) / scale_of(x64, params)[..., 0]
+    if params.get("order", 1) == 1 and params.get("beta", 0.5) > 0.5 or float(np.max(t, initial=0.0)) > 1.0:
+        return {}  # outside the claim's premise [BJ-12]: nothing is stated there
+    got = _run(impl, case.x, params, backend, dtype)
+    _, _, amp = spectral_oracle(case.x, params)
+    bound = forward_error_bound(dtype, params, case.x.shape, amp)
+    smax = largest_singular_value(got)
+    figures = {"excess_over_one": smax - 1.0, "excess_over_bound": (smax - 1.0) / bound}
+    if exceeds(smax, 1.0 + bound):
+        raise ClaimFailure(f"largest singular value {smax!r} = 1 + {smax - 1.0:.3g} exceeds 1 + {bound:.3g} (the "
+                           f"rounding bound after {params.get('n_iter')} steps): {NOT_ONE_LIPSCHITZ}; does the "
+                           "iteration overshoot 1? (a Newton-Schulz polynomial tuned for speed, such as Muon's "
+                           "quintic (3.4445, -4.7750, 2.0315), leaves singular values in about [0.7, 1.2]; "
+                           "Björck's series with beta <= 1/2 never exceeds 1)", figures)
+    return figures
+
+
 @claim("bjorck.polar", "BJ-5", "converged")
 def _check_polar(impl, case, backend, dtype):
     """[BJ-5] Inside the basin the result converges to the polar factor U V^T and is semi-orthonormal.

@@ -117,14 +117,43 @@ def axis_convention(impl, x, params, error):
     range") on ``x`` with ``params``: the axis it really sorts along, when one explains every
     call that did not raise. "" when none does (the error is then reported alone).
 
-    Two conventions are told apart: a library correct along the last axis only (declare
-    ``group_sort.axis = 'last'`` and the harness moves the feature axis there), and one sorting a
-    fixed axis whatever it is passed (dim 1, the channels of an NCHW layer), which raises on
-    inputs with too few dimensions."""
+    Three conventions are told apart on probes of 1 to 3 dimensions: a library ignoring ``axis``
+    and sorting the last one, or a fixed one (dim 1, the channels of an NCHW layer, which raises
+    on 1-d inputs); and a library correct along the last axis that raises for any other (both
+    of the last-axis kinds are declared ``group_sort.axis = 'last'``)."""
     ref = REGISTRY["group_sort"]
     k, axis = params["group_size"], params.get("axis", -1) % np.ndim(x)
     dtype = np.asarray(x).dtype
     what = f"{type(error).__name__}: {error}" if error is not None else "an error"
+    declare = "declare conventions['group_sort.axis'] = 'last', and the harness moves the feature axis last"
+    # Group size 1 is the identity along every axis: the probes sort pairs instead (an axis
+    # convention does not depend on the group size).
+    k = k if k >= 2 else 2
+    rng = np.random.default_rng(4321)
+    shapes = [(4 * k,), (2 * k, 2 * k), (2 * k, 2 * k, 2 * k)]  # every axis a multiple of k
+    probes = [(rng.permutation(int(np.prod(s))).reshape(s).astype(dtype) / 8, a)
+              for s in shapes for a in range(-1, len(s))]
+    ran, failed = [], set()
+    for p, a in probes:
+        try:
+            y = np.asarray(impl.fun(p, group_size=k, axis=a), np.float64)
+        except Exception:
+            failed.add(p.ndim)
+            continue
+        ran.append((p, y, _close(y, ref.fun(p, group_size=k, axis=a), dtype)))
+    wrong = any(not right for _, _, right in ran)
+    for fixed in (-1, 1, 0, 2):
+        if not wrong or not all(p.ndim > fixed and _close(y, ref.fun(p, group_size=k, axis=fixed), dtype)
+                                for p, y, _ in ran):
+            continue
+        if fixed == -1:
+            return (f"the library ignores `axis` and sorts along the last axis (hence {what} for axis="
+                    f"{params.get('axis', -1)} on a {np.ndim(x)}-d input): {declare}")
+        dims = "/".join(map(str, sorted(failed)))
+        return (f"the library sorts along axis {fixed} whatever `axis` says (the channel axis of an NCHW "
+                f"layer?), hence the error" + (f" on {dims}-d inputs" if dims else "") + ": an axis convention "
+                f"reflip cannot declare; move the feature axis to {fixed} in the adapter (e.g. "
+                f"x.movedim(axis, {fixed}) before the call and back after)")
     if axis != np.ndim(x) - 1:
         moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
         try:
@@ -133,27 +162,7 @@ def axis_convention(impl, x, params, error):
             agrees = False
         if agrees:
             return (f"the library raised {what} for axis={params.get('axis', -1)} on a {np.ndim(x)}-d input but "
-                    f"sorts correctly along the last axis: its axis handling supports the last axis only "
-                    f"(declare conventions['group_sort.axis'] = 'last', and the harness moves the feature axis last)")
-    rng = np.random.default_rng(4321)
-    probes = [(rng.permutation(12 ** d).reshape((12,) * d).astype(dtype) / 8, a)
-              for d in (1, 2, 3) for a in range(-1, d)]
-    outcomes = []
-    for p, a in probes:
-        try:
-            outcomes.append((p, a, np.asarray(impl.fun(p, group_size=k, axis=a), np.float64)))
-        except Exception:
-            outcomes.append((p, a, None))
-    ran = [(p, a, y) for p, a, y in outcomes if y is not None]
-    failed = sorted({p.ndim for p, _, y in outcomes if y is None})
-    if not ran or not failed:
-        return ""
-    for fixed in (1, 0, 2):
-        if all(p.ndim > fixed and _close(y, ref.fun(p, group_size=k, axis=fixed), dtype) for p, _, y in ran):
-            return (f"the library sorts along axis {fixed} whatever `axis` says (the channel axis of an NCHW "
-                    f"layer?), hence the error on {'/'.join(map(str, failed))}-d inputs: an axis convention "
-                    f"reflip cannot declare; move the feature axis to {fixed} in the adapter (e.g. "
-                    f"x.movedim(axis, {fixed}) before the call and back after)")
+                    f"sorts correctly along the last axis: its axis handling supports the last axis only ({declare})")
     return ""
 
 

@@ -152,6 +152,24 @@ def _jvp_quiet(residuals, w_dot):
         return bjorck_jvp(residuals, w_dot)
 
 
+# 7. A Newton-Schulz iteration tuned for speed used as "orthogonalization": Muon's quintic
+#    X <- a X + b (X X^T) X + c (X X^T)^2 X, (a, b, c) = (3.4445, -4.7750, 2.0315), on the wide
+#    orientation after the same scaling. It leaves singular values in about [0.7, 1.2]: some
+#    above 1, so a layer built on it is not 1-Lipschitz [BJ-12]. The backward is reflip's.
+MUON_QUINTIC = (3.4445, -4.7750, 2.0315)
+
+
+def _core_newton_schulz(w, cfg, xp):
+    _, res = _bjorck_fwd(w, cfg, xp)
+    a, _ = _scale(_tall(w, cfg.transposed), cfg.scaling, xp)
+    x = a.mT
+    c1, c3, c5 = MUON_QUINTIC
+    for _ in range(cfg.n_iter):
+        gram = x @ x.mT
+        x = c1 * x + (c3 * gram + c5 * (gram @ gram)) @ x
+    return _tall(x.mT, cfg.transposed), res
+
+
 MUTANTS = dict([
     _mutant("wrong_coefficients", core=_core_wrong_coefficients),
     _mutant("wide_reshaped_not_transposed", core=_core_wide_reshaped),
@@ -159,6 +177,7 @@ MUTANTS = dict([
     _mutant("detached_late_iterations", bwd=_bwd_detached_late),
     _mutant("step_size_convergence", core=_core_step_size),
     _mutant("sqrt_mn_scaling", core=_core_sqrt_mn, bwd=_bwd_quiet, jvp=_jvp_quiet),
+    _mutant("muon_newton_schulz", core=_core_newton_schulz),
 ])
 
 # The claims that must catch each mutant (at least these; others may fail too).
@@ -169,4 +188,5 @@ EXPECTED = {
     "detached_late_iterations": ["bjorck.fd"],
     "step_size_convergence": ["bjorck.report"],
     "sqrt_mn_scaling": ["bjorck.spectral", "bjorck.scale_invariance"],
+    "muon_newton_schulz": ["bjorck.at_most_one", "bjorck.spectral"],
 }

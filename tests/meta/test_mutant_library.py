@@ -33,6 +33,8 @@ HINTS = {
     "descending": "DESCENDING",
     "axis_ignored": "ignores `axis`",
     "bwd_forward_permutation": "forward permutation instead of its inverse",
+    "muon_newton_schulz": "singular values above 1: the layer is not 1-Lipschitz; certificates computed from it "
+                          "are invalid",
 }
 
 
