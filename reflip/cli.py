@@ -98,17 +98,20 @@ def _audit(args, parser) -> int:
     try:
         report = check_implementation(
             adapter, primitives=args.primitive, backends=backends, dtypes=args.dtype, profile=args.profile,
-            xfails=xfails, timeout=args.timeout, checks=args.check,
+            xfails=xfails, timeout=args.timeout, checks=args.check, jobs=args.jobs,
             progress=(lambda r: print(f"{r.status} {r.claim.id} {r.backend} {r.dtype}", file=sys.stderr))
-            if args.verbose else None)
+            if args.verbose else None, progress_bar=not args.verbose)
     except ValueError as exc:
         print(f"reflip audit: {exc}", file=sys.stderr)
         return 2
-    text = report.to_markdown()
-    print(text)
+    # The terminal gets the compact view (a row per claim, a column per backend x dtype, the
+    # failures under it); the full per-case table, minimal cases and reasons go to --report.
+    print(report.to_summary())
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+            f.write(report.to_markdown() + "\n")
+    elif not report.ok:
+        print("\n(the full table, with each failure's minimal case and reproduction: --report FILE)")
     nothing = report.nothing_checked_reason()
     if nothing:
         # "0 failed" of 0 checks is no evidence: an audit that checked nothing does not pass.
@@ -204,7 +207,10 @@ def main(argv=None) -> int:
     p.add_argument("--check", nargs="+", help="run only these check ids (e.g. group_sort.lipschitz)")
     p.add_argument("--xfails", help="expected-failures file: one check id per line, its reason in # lines above")
     p.add_argument("--timeout", type=_positive_seconds, default=120.0, help="seconds per check (default 120)")
-    p.add_argument("--report", help="also write the table to this Markdown file")
+    p.add_argument("--report", help="write the full per-case table (figures, minimal failing cases, reasons) to "
+                                     "this Markdown file; the terminal shows a compact summary")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="processes running the checks in parallel (default 1)")
     p.add_argument("--mutants", action="store_true",
                    help="run the suite on reflip's library of broken implementations and report the kill rate")
     p.add_argument("-v", "--verbose", action="store_true", help="print each check as it finishes")

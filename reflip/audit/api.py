@@ -15,12 +15,14 @@ or, one test per check in your own suite::
 """
 from __future__ import annotations
 
+import pickle
 import platform
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._registry import REGISTRY
+from .._validate import check_int
 from ..testing.backends import DTYPES, available_backends
 from .adapter import AdapterImpl
 from .engine import PROFILES, STATUSES, ClaimResult, claims_for, run_claim
@@ -179,6 +181,28 @@ class Report:
                 f"(profile {self.profile}: {PROFILES[self.profile]} cases each; Python {platform.python_version()}, "
                 f"numpy {np.__version__})")
 
+    def to_summary(self):
+        """The compact terminal view: one row per claim, one column per backend x dtype (pass,
+        FAIL, XPASS, xfail, n/a for not applicable, n/p for not provided), then each failure in
+        one line with its cause. The full per-case table is :meth:`to_markdown`."""
+        columns = list(dict.fromkeys(f"{r.backend} {r.dtype}" for r in self.results))
+        cells, labels = {}, {}
+        for r in self.results:
+            cells.setdefault(r.claim.id, {})[f"{r.backend} {r.dtype}"] = _CELL[r.status]
+            labels[r.claim.id] = r.claim.label
+        lines = [self.summary(), "", "| claim | label | " + " | ".join(columns) + " |",
+                 "|---|---|" + "---|" * len(columns)]
+        for claim_id, row in cells.items():
+            lines.append(f"| {claim_id} | {labels[claim_id]} | " + " | ".join(row.get(c, "") for c in columns) + " |")
+        failed = [r for r in self.results if r.status in ("fail", "xpass")]
+        if failed:
+            lines += ["", f"Failures ({len(failed)}):"]
+            for r in failed:
+                what = r.error.split("\n")[0].removeprefix("ClaimFailure: ") if r.status == "fail" else \
+                    f"XPASS: listed as an expected failure ({r.reason}) but passed"
+                lines.append(f"- {r.claim.id} [{r.backend} {r.dtype}]: {what}")
+        return "\n".join(lines)
+
     def to_markdown(self):
         lines = [self.summary(), "",
                  "| label | check | backend | dtype | result | cases | worst measured figures |",
@@ -194,6 +218,10 @@ class Report:
             if r.status in ("xfail", "not provided", "not applicable") and r.reason:
                 lines.append(f"- {r.claim.id} [{r.dtype}] {r.status}: {r.reason}")
         return "\n".join(lines)
+
+
+_CELL = {"pass": "pass", "fail": "**FAIL**", "xpass": "**XPASS**", "xfail": "xfail", "not provided": "n/p",
+         "not applicable": "n/a"}
 
 
 def _shown_figures(r):
@@ -238,8 +266,54 @@ def _failure_text(r):
     return "\n".join(x for x in (head, error, ("Minimal failing case:\n" + snippet) if snippet else "") if x)
 
 
+# The checks and settings of a parallel run, set before the worker processes fork (they hold
+# functions, closures and adapters, which need not pickle): a worker is sent only an index.
+_PARALLEL = None
+
+
+def _run_in_worker(index):
+    checks, settings, timeout = _PARALLEL
+    result = checks[index].run(settings, timeout)
+    result.claim = None  # re-attached by the parent: a claim holds its check function
+    try:
+        pickle.dumps(result.counterexample)
+    except Exception:  # noqa: BLE001 - a case the adapter's types made unpicklable
+        result.counterexample = None
+    return index, result
+
+
+def _run_checks(selected, settings, timeout, jobs, on_result):
+    """Run ``selected`` (serially, or in ``jobs`` forked processes); ``on_result`` is called
+    with each result as it completes. Returns the results in the order of ``selected``."""
+    global _PARALLEL
+    if jobs <= 1 or len(selected) <= 1:
+        results = []
+        for check in selected:
+            results.append(check.run(settings, timeout))
+            on_result(results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError("jobs > 1 needs the 'fork' start method (Linux, macOS); use jobs=1 here")
+    results = [None] * len(selected)
+    _PARALLEL = (selected, settings, timeout)
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for future in as_completed([pool.submit(_run_in_worker, i) for i in range(len(selected))]):
+                index, result = future.result()
+                result.claim = selected[index].claim
+                results[index] = result
+                on_result(result)
+    finally:
+        _PARALLEL = None
+    return results
+
+
 def check_implementation(adapter=None, *, primitives=None, backends=None, dtypes=DTYPES, profile="quick",
-                         xfails=None, timeout=120.0, checks=None, progress=None, shrink=True) -> Report:
+                         xfails=None, timeout=120.0, checks=None, progress=None, shrink=True, jobs=1,
+                         progress_bar=False) -> Report:
     """Run the whole suite on ``adapter`` (``None``: reflip itself) and return a :class:`Report`.
 
     Parameters
@@ -260,7 +334,14 @@ def check_implementation(adapter=None, *, primitives=None, backends=None, dtypes
     shrink : bool
         Shrink each failing case to a minimal one (the report's reproduction); ``False`` keeps
         the first failing case found.
+    progress : callable, optional
+        Called with each :class:`ClaimResult` as its check completes.
+    jobs : int
+        Processes running the checks (forked: the adapter need not pickle); 1 runs them here.
+    progress_bar : bool
+        A tqdm bar on stderr, shown once the run has lasted 3 seconds.
     """
+    jobs = check_int(jobs, "jobs", minimum=1)
     if isinstance(xfails, str):
         xfails = read_xfails(xfails)
     names = list(primitives or sorted(REGISTRY))
@@ -274,13 +355,29 @@ def check_implementation(adapter=None, *, primitives=None, backends=None, dtypes
     settings = hypothesis_settings(profile, shrink)
     label = "reflip" if adapter is None else getattr(adapter, "name", type(adapter).__name__)
     report = Report(label, profile)
-    for check in iter_checks(adapter, primitives=primitives, backends=backends, dtypes=dtypes, xfails=xfails):
-        if checks and check.claim.id not in checks:
-            continue
-        result = check.run(settings, timeout)
-        report.results.append(result)
+    selected = [check for check in iter_checks(adapter, primitives=primitives, backends=backends, dtypes=dtypes,
+                                               xfails=xfails) if not checks or check.claim.id in checks]
+    bar = None
+    if progress_bar:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(selected), desc=f"reflip audit ({label})", unit="check", file=sys.stderr, delay=3.0,
+                   leave=False)
+
+    def on_result(result):
+        if bar is not None:
+            bar.set_postfix_str(result.claim.id, refresh=False)
+            bar.update(1)
         if progress:
             progress(result)
+
+    try:
+        report.results = _run_checks(selected, settings, timeout, jobs, on_result)
+    finally:
+        if bar is not None:
+            bar.close()
     return report
 
 
