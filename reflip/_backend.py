@@ -45,3 +45,32 @@ def safe_divisor(d, xp, use=None):
     divide by zero: NumPy would warn, and ``0/0`` or ``x/0`` would reach the residuals and the
     derivatives. The one copy of this guard for every primitive."""
     return xp.where(d > 0 if use is None else use, d, 1.0)
+
+
+def host(a, dtype=np.float64):
+    """A NumPy copy of ``a`` (any backend's array, or a nested sequence) in ``dtype``.
+
+    float64 by default: the audit's and the experiments' reductions run on the host in float64.
+    ``dtype=None`` keeps the array's own dtype.
+    """
+    if is_array_api_obj(a) and not isinstance(a, np.ndarray):
+        a = to_numpy(a)
+    return np.asarray(a, dtype=dtype)
+
+
+def haar_orthogonal(rng, m, n=None, *, batch=(), dtype=np.float64):
+    """A Haar-distributed orthonormal ``m x n`` matrix (``n = m`` by default; orthonormal
+    columns for ``m >= n``, rows for ``m < n``), or a stack of shape ``(*batch, m, n)``.
+
+    The Q factor of a Gaussian ``max(m, n) x min(m, n)`` matrix with its column signs taken
+    from ``diag(R)``: QR alone fixes the signs of ``diag(R)`` and is not Haar (Mezzadri, "How
+    to generate random matrices from the classical compact groups", Notices AMS 54, 2007).
+    Drawn in float64 from ``rng.standard_normal`` (a :class:`numpy.random.Generator`), then
+    cast to ``dtype``. The one sampler of the package: layer initialisation [NN-12], the
+    strategies, the audit's checks and the benchmarks' inputs.
+    """
+    n = m if n is None else n
+    q, r = np.linalg.qr(rng.standard_normal((*tuple(batch), max(m, n), min(m, n))))
+    q = q * np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)[..., None, :]
+    q = q if m >= n else np.swapaxes(q, -1, -2)
+    return q.astype(dtype, copy=False)

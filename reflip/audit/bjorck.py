@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
+from .._backend import haar_orthogonal
 from .._registry import REGISTRY
-from ..testing.random import haar_orthogonal
 from ..tolerances import eps
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import generic_claims

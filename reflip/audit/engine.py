@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import host
 from .._registry import get as get_primitive
 
 __all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "claim", "claims_for", "register_claim",
@@ -182,11 +182,6 @@ def rng_for(*arrays):
     for a in arrays:
         seed = zlib.crc32(np.ascontiguousarray(a).tobytes(), seed)
     return np.random.default_rng(seed)
-
-
-def host(a, dtype=np.float64):
-    """Backend array -> NumPy array of ``dtype`` (float64 by default, for exact reductions)."""
-    return np.asarray(to_numpy(a), dtype=dtype)
 
 
 def device_array(backend, a, dtype):

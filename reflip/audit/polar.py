@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
+from .._backend import haar_orthogonal
 from .._registry import REGISTRY
 from ..polar import polar_schedule, safety_bound
-from ..testing.random import haar_orthogonal
 from ..tolerances import eps
 from .bjorck import NOT_ONE_LIPSCHITZ
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import array_api_compat.numpy as _npx
 import numpy as np
 
-from .._backend import get_namespace
+from .._backend import get_namespace, haar_orthogonal
 from .._registry import REGISTRY  # filled by reflip/__init__, imported before this package
 from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real
 from ..bjorck import ON_NONCONVERGENCE as _BJORCK_ON_NONCONVERGENCE
@@ -103,16 +103,6 @@ class DenseResiduals(NamedTuple):
 class _UnitRowResiduals(NamedTuple):
     norm: object
     w_eff: object
-
-
-def _orthogonal(rng, shape):
-    """A Haar-distributed (semi-)orthonormal matrix: QR of a Gaussian matrix with the signs of
-    R's diagonal moved into Q (without that fix Q is not uniformly distributed) [NN-12]."""
-    m, n = shape
-    a = rng.standard_normal((max(m, n), min(m, n)))
-    q, r = np.linalg.qr(a)
-    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
-    return q if m >= n else q.T
 
 
 class Dense(Layer):
@@ -225,7 +215,7 @@ class Dense(Layer):
     def init(self, rng, xp, dtype):
         shape = (self.out_features, self.in_features)
         if self.init_method == "orthogonal":
-            w = _orthogonal(rng, shape)
+            w = haar_orthogonal(rng, *shape)  # [NN-12]
         else:
             w = rng.standard_normal(shape) / math.sqrt(self.in_features)
         params = {"W": xp.asarray(w, dtype=dtype)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import host
 
 __all__ = ["Context", "BACKENDS", "milestone_schedule", "seed_for", "build_mlp", "host", "cast_params"]
 
@@ -133,11 +133,6 @@ def build_mlp(in_features, widths, activation, constraint, *, group_size=None, s
 def cast_params(params, xp, dtype):
     """A copy of a parameter list in another dtype (evaluations run in float64)."""
     return [{k: xp.astype(v, getattr(xp, dtype)) for k, v in p.items()} for p in params]
-
-
-def host(a):
-    """A float64 NumPy copy of any backend's array."""
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 class Timer:

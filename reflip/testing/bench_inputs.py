@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .random import haar_orthogonal
+from .._backend import haar_orthogonal
 
 __all__ = ["group_sort_inputs", "bjorck_inputs", "linf_project_inputs", "pinf_project_inputs",
            "row_scale_inputs", "spectral_normalize_inputs", "well_conditioned"]

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._backend import get_namespace, to_numpy
+from .._backend import get_namespace, host
 from .._registry import Primitive, register
 from .._validate import (
     NUMERIC_DTYPES,
@@ -61,11 +61,6 @@ __all__ = [
 ]
 
 
-def host(a):
-    """Any array (NumPy, CuPy, array-API, DLPack) or nested sequence as a NumPy array."""
-    return np.asarray(to_numpy(a) if hasattr(a, "__dlpack__") and not isinstance(a, np.ndarray) else a)
-
-
 def _namespace(a, name):
     """The array-API namespace of ``a``; ``TypeError`` naming ``name`` for a non-array."""
     return get_namespace(**{name: a})
@@ -74,7 +69,7 @@ def _namespace(a, name):
 def _host_array(a, name):
     """``host(a)``, with a ``TypeError`` naming ``name`` for what is not an array at all."""
     try:
-        return host(a)
+        return host(a, dtype=None)
     except Exception as exc:  # noqa: BLE001 - any failure to convert is a wrong type
         raise TypeError(f"{name} must be an array of real numbers, got {type(a).__name__} ({exc})") from None
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..random import haar_orthogonal
+from ..._backend import haar_orthogonal
 from .common import KINDS, Case, bounded_floats, case_rng, pick
 
 __all__ = ["bjorck_cases", "BJORCK_CONVERGED_N_ITER", "BJORCK_KINDS"]

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from ..._backend import haar_orthogonal
 from ...polar import polar_schedule
-from ..random import haar_orthogonal
 from .common import KINDS, Case, bounded_floats, case_rng, pick
 
 __all__ = ["polar_cases", "polar_bench_inputs", "POLAR_KINDS", "worst_points"]

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..random import haar_orthogonal
+from ..._backend import haar_orthogonal
 from .common import KINDS, Case, bounded_floats, case_rng
 
 __all__ = ["spectral_normalize_cases", "SPECTRAL_KINDS", "SPECTRAL_CONVERGED_N_ITER"]
