@@ -100,7 +100,7 @@ def render(name, adapter, report):
         lines += [f'<a id="{key}"></a>', f"### {d.title}", "", d.cause, "",
                   "Failed checks: " + ", ".join(f"`{r.claim.id}` ({r.dtype})" for r in results) + ".", "",
                   f"Minimal failing case (of `{first.claim.id}`, {first.dtype}), as the audit shrank it:", "",
-                  "```text", counterexample_snippet(first) or "(no case: the check failed before drawing one)",
+                  "```text", _case(first, name),
                   "```", "", f"What the audit said: {_first_line(first.error)}", "",
                   "Reproduction without reflip:", "", "```python", d.snippet.rstrip(), "```", ""]
     if unexplained:
@@ -109,9 +109,14 @@ def render(name, adapter, report):
                   "audit's message and minimal case are all there is.", ""]
         for r in unexplained:
             lines += [f"### `{r.claim.id}` ({r.dtype})", "", _first_line(r.error), "", "```text",
-                      counterexample_snippet(r), "```", ""]
+                      _case(r, name), "```", ""]
     cells = {p: "pass" if not c else "FAIL: " + "; ".join(c) for p, c in row.items()}
     return "\n".join(lines).rstrip() + "\n", version, cells
+
+
+def _case(result, name):
+    return (counterexample_snippet(result) or "(no case: the check failed before drawing one)").replace(
+        "YOUR.MODULE:ADAPTER", name)
 
 
 def _first_line(error):
