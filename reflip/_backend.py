@@ -13,17 +13,22 @@ __all__ = ["get_namespace", "to_numpy", "safe_divisor"]
 
 
 def get_namespace(*arrays, **named):
-    """Return the array-API namespace of the arrays (``TypeError`` on mixed or unknown types).
+    """Return the array-API namespace of the arrays.
 
     Public functions pass their array arguments by keyword (``get_namespace(w=w, u=u)``) so
-    that a non-array is refused with the parameter's name; ``None`` values are skipped.
+    that what is not an array (``None`` included) is refused with a ``TypeError`` naming the
+    parameter; arrays of different libraries are refused the same way.
     """
-    pairs = [("argument", a) for a in arrays] + [(k, a) for k, a in named.items() if a is not None]
+    pairs = [("argument", a) for a in arrays] + list(named.items())
     for name, a in pairs:
         if not is_array_api_obj(a):
             raise TypeError(f"{name} must be an array (NumPy, CuPy or any array-API array), got "
                             f"{type(a).__name__}; convert with numpy.asarray")
-    return array_namespace(*(a for _, a in pairs))
+    try:
+        return array_namespace(*(a for _, a in pairs))
+    except TypeError:
+        raise TypeError(f"{', '.join(name for name, _ in pairs)} must be arrays of one array "
+                        f"library, got {', '.join(type(a).__name__ for _, a in pairs)}") from None
 
 
 def to_numpy(x):

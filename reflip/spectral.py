@@ -244,7 +244,7 @@ def spectral_normalize_fwd(w, u=None, *, n_iter=50, tol=None, convention="consta
         ``residuals.u``, ``.v``, ``.sigma`` and ``.iterations`` are the estimate's results.
     """
     # One namespace for both (get_namespace raises TypeError on a mix of libraries).
-    xp = get_namespace(w=w, u=u)
+    xp = get_namespace(w=w) if u is None else get_namespace(w=w, u=u)
     n_iter, tol, convention = _check_args(w, u, n_iter, tol, convention, xp)
     return _spectral_fwd(w, u, n_iter, tol, convention, xp)
 

@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
+from .._backend import get_namespace
 from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_floating, check_int, check_real, check_seed
 from ..norms import check_p
-from ._arrays import namespace
 from .losses import _check_logits_labels, _one_hot
 from .model import check_model
 
@@ -26,7 +26,7 @@ ATTACK_LOSSES = ("margin", "cross_entropy")
 def margins(logits, labels):
     """``M_i = f_{i y_i} - max_{j != y_i} f_{ij}``: positive iff example ``i`` is classified
     correctly with no tie [CT-1]."""
-    xp = namespace(logits=logits, labels=labels)
+    xp = get_namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
     one_hot = _one_hot(labels, logits.shape[1], logits.dtype, xp)
     f_y = xp.sum(logits * one_hot, axis=1)
@@ -102,7 +102,7 @@ def pgd_attack(model, params, x, labels, eps, p=2, *, steps=50, step_size=None, 
         is returned as it is: its margin and gradient are NaN, no step improves it [NN-14].
     """
     check_model(model)
-    xp = namespace(x=x, labels=labels)
+    xp = get_namespace(x=x, labels=labels)
     check_floating(x, xp, "x")
     p = check_p(p)
     if p == 1:

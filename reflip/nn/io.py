@@ -20,9 +20,8 @@ import zlib
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import get_namespace, to_numpy
 from .._validate import check_floating
-from ._arrays import namespace
 from .layers import LAYER_TYPES
 from .model import Sequential
 
@@ -61,7 +60,7 @@ def save(path, params, model=None):
             where = f"params[{i}][{name!r}]"
             if not isinstance(name, str) or not re.fullmatch(r"\w+", name):
                 raise ValueError(f"{where}: parameter names must be identifiers (letters, digits, _)")
-            check_floating(a, namespace(**{where: a}), where)
+            check_floating(a, get_namespace(**{where: a}), where)
             arrays[f"{i}/{name}"] = to_numpy(a)
     header = {"format": _FORMAT, "n_layers": len(params)}
     if model is not None:

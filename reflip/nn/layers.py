@@ -31,8 +31,7 @@ from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, che
 from ..bjorck import ON_NONCONVERGENCE as _BJORCK_ON_NONCONVERGENCE
 from ..bjorck import BjorckConvergenceError, BjorckConvergenceWarning
 from ..groupsort import group_sort, group_sort_bwd, group_sort_fwd
-from ..norms import check_p
-from ._opnorm import operator_norm
+from ..norms import check_p, operator_norm
 
 __all__ = ["Layer", "Dense", "Activation", "Scale", "CONSTRAINTS", "ACTIVATIONS", "INITS", "MAX_PARAMETERS"]
 

@@ -27,9 +27,7 @@ import numpy as np
 
 from .._backend import get_namespace, to_numpy
 from .._validate import check_array, check_int, check_real, check_seed
-from ..norms import dual_exponent
-from ._arrays import namespace
-from ._opnorm import check_pq, operator_norm, operator_norms
+from ..norms import check_pq, dual_exponent, operator_norm, operator_norms
 from .layers import Activation, Dense
 from .model import check_model
 
@@ -165,7 +163,7 @@ def pair_ratios(model, params, x, x2=None, p=2, q=None, n_pairs=None, seed=0):
     p, q = check_pq(p, q)
     check_model(model)
     seed = check_seed(seed)
-    xp = namespace(x=x) if x2 is None else namespace(x=x, x2=x2)
+    xp = get_namespace(x=x) if x2 is None else get_namespace(x=x, x2=x2)
     check_array(x, xp, "x", min_ndim=2)
     if x2 is None:
         n = x.shape[0]
@@ -240,7 +238,7 @@ def describe(values, target=1.0, rtol=1e-6):
     [NN-14]); ``n`` counts all values."""
     target = check_real(target, "target")
     rtol = check_real(rtol, "rtol", minimum=0.0)
-    xp = namespace(values=values)
+    xp = get_namespace(values=values)
     check_array(values, xp, "values")
     v = np.asarray(to_numpy(values), dtype=np.float64).ravel()
     if np.isnan(v).any():

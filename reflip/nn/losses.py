@@ -25,7 +25,6 @@ from array_api_compat import is_array_api_obj
 
 from .._backend import get_namespace
 from .._validate import check_floating, check_real
-from ._arrays import namespace
 
 __all__ = [
     "kr_dual_fwd", "kr_dual_bwd", "kr_dual",
@@ -99,7 +98,7 @@ def kr_dual_fwd(f_p, f_q):
     loss : 0-d array
     residuals : KRResiduals
     """
-    xp = namespace(f_p=f_p, f_q=f_q)
+    xp = get_namespace(f_p=f_p, f_q=f_q)
     _check_scores(f_p, xp, "f_p")
     _check_scores(f_q, xp, "f_q")
     loss = xp.mean(f_q) - xp.mean(f_p)
@@ -144,7 +143,7 @@ def multi_margin_fwd(logits, labels, *, margin=1.0):
     labels : integer array (batch,), values in [0, C)
     margin : float >= 0
     """
-    xp = namespace(logits=logits, labels=labels)
+    xp = get_namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
     margin = check_real(margin, "margin", minimum=0.0)
     n, c = logits.shape
@@ -192,7 +191,7 @@ def cross_entropy_fwd(logits, labels):
     logits : array (batch, C), C >= 2
     labels : integer array (batch,), values in [0, C)
     """
-    xp = namespace(logits=logits, labels=labels)
+    xp = get_namespace(logits=logits, labels=labels)
     _check_logits_labels(logits, labels, xp)
     n, c = logits.shape
     one_hot = _one_hot(labels, c, logits.dtype, xp)

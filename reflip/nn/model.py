@@ -10,7 +10,6 @@ import numpy as np
 
 from .._backend import get_namespace
 from .._validate import NUMERIC_DTYPES, check_floating, check_seed
-from ._arrays import namespace
 from .layers import Dense, Layer
 
 __all__ = ["Sequential", "SequentialResiduals", "check_model"]
@@ -166,7 +165,7 @@ class Sequential:
                 got = sorted(p, key=str) if isinstance(p, dict) else type(p).__name__
                 raise ValueError(f"params[{i}] ({layer!r}) must be a dict with keys {sorted(shapes)}, got {got}")
             for name, shape in shapes.items():
-                namespace(**{f"params[{i}][{name!r}]": p[name]})  # TypeError naming it
+                get_namespace(**{f"params[{i}][{name!r}]": p[name]})  # TypeError naming it
                 if tuple(p[name].shape) != shape:
                     raise ValueError(f"params[{i}][{name!r}] ({layer!r}) must have shape {shape}, "
                                      f"got {tuple(p[name].shape)}")
@@ -176,7 +175,7 @@ class Sequential:
     def _check(self, params, x):
         """Namespace of ``x`` and ``params``; clear errors for a wrong structure, shape, dtype."""
         arrays = self._param_arrays(params)
-        namespace(x=x)
+        get_namespace(x=x)
         arrays = [x, *arrays]
         xp = _one_namespace(arrays, "x and params")
         check_floating(x, xp, "x")
@@ -221,7 +220,7 @@ class Sequential:
         if not isinstance(residuals, SequentialResiduals) or len(residuals.layers) != len(self.layers):
             raise TypeError(f"residuals must be the SequentialResiduals of this model's forward, got "
                             f"{type(residuals).__name__}")
-        xp = namespace(y_bar=y_bar)
+        xp = get_namespace(y_bar=y_bar)
         check_floating(y_bar, xp, "y_bar")
         if tuple(y_bar.shape) != residuals.out_shape:
             raise ValueError(f"y_bar must have the output's shape {residuals.out_shape}, got {tuple(y_bar.shape)}")

@@ -21,7 +21,6 @@ import math
 
 from .._backend import get_namespace
 from .._validate import check_bool, check_floating, check_int, check_real
-from ._arrays import namespace
 
 __all__ = ["Optimizer", "SGD", "Adam", "AggMo", "step_decay", "tree_map", "global_norm"]
 
@@ -39,7 +38,7 @@ def _check_tree(tree, name, like=None):
     for i, d in enumerate(tree):
         for k, a in d.items():
             where = f"{name}[{i}][{k!r}]"
-            check_floating(a, namespace(**{where: a}), where)
+            check_floating(a, get_namespace(**{where: a}), where)
             if like is not None and tuple(a.shape) != tuple(like[i][k].shape):
                 raise ValueError(f"{where} must have the shape {tuple(like[i][k].shape)} of the "
                                  f"parameter, got {tuple(a.shape)}")

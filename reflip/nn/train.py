@@ -29,7 +29,6 @@ from array_api_compat import is_array_api_obj
 from .._backend import get_namespace
 from .._validate import MAX_ITERATIONS, check_bool, check_choice, check_int, check_real, check_seed
 from . import losses as _losses
-from ._arrays import namespace
 from .model import check_model
 from .optim import Optimizer, global_norm, tree_map
 
@@ -72,7 +71,7 @@ class Minibatches:
     def __init__(self, *arrays, batch_size, shuffle=True, drop_last=True):
         if not arrays:
             raise ValueError("arrays: minibatches needs at least one array")
-        self.xp = namespace(**{f"arrays[{i}]": a for i, a in enumerate(arrays)})
+        self.xp = get_namespace(**{f"arrays[{i}]": a for i, a in enumerate(arrays)})
         if arrays[0].ndim == 0:
             raise ValueError("arrays[0] must have a first (example) dimension, got a 0-d array")
         n = arrays[0].shape[0]
@@ -125,7 +124,7 @@ def kr_objective(model):
 
     def objective(params, batch):
         x_p, x_q = batch
-        xp = namespace(x_p=x_p, x_q=x_q)
+        xp = get_namespace(x_p=x_p, x_q=x_q)
         f, res = model.forward(params, xp.concat([x_p, x_q], axis=0))
         n = x_p.shape[0]
         value, loss_res = _losses.kr_dual_fwd(f[:n, ...], f[n:, ...])
