@@ -112,3 +112,176 @@ def test_constraint_norms_against_brute_force(p):
         got = net.constraint_norms(p)
         np.testing.assert_allclose(got, (first, later), rtol=1e-13, atol=0)
         assert net.satisfies_constraints(p) == (first <= 1.0 + 1e-12 and later <= 1.0 + 1e-12)
+
+
+# ---- projections: the projection onto {||W||_{p,inf} <= r} by its variational inequality ------
+
+from reflip import (  # noqa: E402
+    bjorck,
+    linf_project,
+    pinf_project,
+    polar,
+    row_scale,
+    spectral_normalize,
+    spectral_normalize_fwd,
+)
+from reflip.bjorck import BACKWARDS, SCALINGS  # noqa: E402
+from reflip.projections import THRESHOLDS  # noqa: E402
+from reflip.spectral import CONVENTIONS  # noqa: E402
+
+
+def _dual(p):
+    return {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}[p]
+
+
+def _assert_is_projection(w, y, p, radius):
+    """``y`` is the Frobenius projection of ``w`` onto ``C = {||Y||_{p,inf} <= radius}`` iff
+    ``y`` is in ``C`` and ``<w - y, z - y> <= 0`` for every ``z`` in ``C``. ``C`` is a product
+    of l_q balls (one per row), so the worst ``z`` is found row by row: brute force over the
+    extreme points of the ball for ``q`` in {1, inf}, Hölder's ``sup <g, z> = r ||g||_p`` for
+    ``q = 2``."""
+    q = _dual(p)
+    tol = 1e-12 * (1 + np.abs(w).max())
+    for wi, yi in zip(w.reshape(-1, w.shape[-1]), y.reshape(-1, y.shape[-1]), strict=True):
+        assert np.linalg.norm(yi, ord=q) <= radius * (1 + 1e-13)
+        g = wi - yi
+        n = wi.size
+        if q == 1.0:
+            extreme = radius * np.concatenate([np.eye(n), -np.eye(n)])
+        elif q == math.inf:
+            extreme = radius * np.array(list(itertools.product((-1.0, 1.0), repeat=n)))
+        else:
+            extreme = None
+        worst = radius * np.linalg.norm(g) if extreme is None else float(np.max(extreme @ g))
+        assert worst - g @ yi <= tol, (wi, yi)
+
+
+@pytest.mark.parametrize("radius", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("p", P_VALUES)
+def test_pinf_project_is_the_projection(p, radius):
+    """[PR-2, PR-8] ``pinf_project`` for every ``p``: feasible and optimal (variational
+    inequality), rows inside the ball unchanged; a stack is projected matrix by matrix."""
+    w = _stack(21, (2, 5, 4)) * 1.5
+    w[0, 0] = 0.01  # one row well inside the ball: must come back unchanged
+    y = np.asarray(pinf_project(w, p, radius=radius))
+    assert y.shape == w.shape
+    _assert_is_projection(w, y, p, radius)
+    np.testing.assert_array_equal(y[0, 0], w[0, 0])
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_linf_project_is_the_projection_for_every_threshold(threshold):
+    """[PR-2] The threshold option changes the derivative only: for both values the forward is
+    the projection onto ``{||W||_inf <= r}`` (rows onto the l1 ball)."""
+    w = _stack(22, (3, 6, 5))
+    y = np.asarray(linf_project(w, radius=0.75, threshold=threshold))
+    _assert_is_projection(w, y, math.inf, 0.75)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_row_scale_is_a_row_scaling(p):
+    """[PR-10] Every row is a non-negative multiple of its input row, with ``||y_i||_q =
+    min(||w_i||_q, r)`` (NumPy's norm; rows inside unchanged bit for bit)."""
+    w = _stack(23, (2, 4, 5))
+    w[1, 2] *= 1e-3
+    r = 0.8
+    y = np.asarray(row_scale(w, p, radius=r))
+    q = _dual(p)
+    for wi, yi in zip(w.reshape(-1, 5), y.reshape(-1, 5), strict=True):
+        nw = np.linalg.norm(wi, ord=q)
+        if nw <= r:
+            np.testing.assert_array_equal(yi, wi)
+            continue
+        c = (yi @ wi) / (wi @ wi)
+        assert c > 0
+        np.testing.assert_allclose(yi, c * wi, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(np.linalg.norm(yi, ord=q), r, rtol=1e-14)
+
+
+# ---- spectral normalization, Björck, polar: every enumerated option against an SVD -----------
+
+
+def _gapped(seed, shape, s):
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((shape[0], shape[0])))
+    v, _ = np.linalg.qr(rng.standard_normal((shape[1], shape[1])))
+    k = min(shape)
+    return (u[:, :k] * np.asarray(s, dtype=np.float64)[:k]) @ v[:, :k].T
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_spectral_normalize_every_convention(convention):
+    """[PR-11] Both derivative conventions give the same forward, ``W / sigma_max(W)`` (SVD),
+    and the VJP of ``exact`` is that of ``W / sigma_max(W)`` by central differences."""
+    w = _gapped(31, (5, 4), [3.0, 1.0, 0.5, 0.25])
+    y = np.asarray(spectral_normalize(w, n_iter=60, convention=convention))
+    np.testing.assert_allclose(y, w / np.linalg.svd(w, compute_uv=False)[0], rtol=1e-10, atol=1e-12)
+    y, res = spectral_normalize_fwd(w, n_iter=60, convention=convention)
+    from reflip import spectral_normalize_bwd
+
+    rng = np.random.default_rng(0)
+    y_bar, v = rng.standard_normal(w.shape), rng.standard_normal(w.shape)
+    h = 1e-6
+
+    def f(a):
+        return a / np.linalg.svd(a, compute_uv=False)[0]
+
+    fd = (f(w + h * v) - f(w - h * v)) / (2 * h)
+    if convention == "exact":
+        np.testing.assert_allclose(np.sum(np.asarray(spectral_normalize_bwd(res, y_bar)) * v), np.sum(y_bar * fd),
+                                   rtol=1e-6)
+    else:  # constant u, v: the derivative of W / (u^T W v) with u, v held at the top singular pair
+        u_, s_, vt_ = np.linalg.svd(w)
+        uu, vv = u_[:, 0], vt_[0]
+
+        def g(a):
+            return a / (uu @ a @ vv)
+
+        fd = (g(w + h * v) - g(w - h * v)) / (2 * h)
+        np.testing.assert_allclose(np.sum(np.asarray(spectral_normalize_bwd(res, y_bar)) * v), np.sum(y_bar * fd),
+                                   rtol=1e-6)
+
+
+def _polar_factor(w):
+    u, _, vt = np.linalg.svd(w, full_matrices=False)
+    return u @ vt
+
+
+@pytest.mark.parametrize("backward", BACKWARDS)
+@pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_bjorck_every_option_converges_to_the_polar_factor(order, scaling, backward):
+    """[BJ-5] Every order, scaling and backward: from singular values in the basin (after
+    scaling) the result is ``U V^T`` of an SVD; the VJP agrees with central differences of
+    the SVD's polar factor (the derivative of the limit [BJ-6] that the converged iteration
+    approaches)."""
+    # Singular values in [0.3, 0.9] x c with c the scaling's divisor: in the basin for all three.
+    w = _gapped(41, (5, 3), [0.9, 0.6, 0.3])
+    y = np.asarray(bjorck(w, order=order, scaling=scaling, backward=backward, n_iter=60))
+    np.testing.assert_allclose(y, _polar_factor(w), atol=1e-12)
+    from reflip import bjorck_bwd, bjorck_fwd
+
+    _, res = bjorck_fwd(w, order=order, scaling=scaling, backward=backward, n_iter=60)
+    rng = np.random.default_rng(1)
+    y_bar, v = rng.standard_normal(y.shape), rng.standard_normal(w.shape)
+    h = 1e-6
+    fd = (_polar_factor(w + h * v) - _polar_factor(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.sum(np.asarray(bjorck_bwd(res, y_bar)) * v), np.sum(y_bar * fd), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backward", BACKWARDS)
+@pytest.mark.parametrize("degree", [3, 5])
+def test_polar_every_option_converges_to_the_polar_factor(degree, backward):
+    """[PO-3] Both degrees and both backward modes: ``U V^T`` of an SVD, and a VJP that agrees
+    with central differences of it."""
+    w = _gapped(43, (4, 6), [1.0, 0.5, 0.2, 0.1])
+    y = np.asarray(polar(w, degree=degree, backward=backward, tol=1e-13, n_iter=60, on_nonconvergence="ignore"))
+    np.testing.assert_allclose(y, _polar_factor(w), atol=1e-11)
+    from reflip import polar_bwd, polar_fwd
+
+    _, res = polar_fwd(w, degree=degree, backward=backward, tol=1e-13, n_iter=60, on_nonconvergence="ignore")
+    rng = np.random.default_rng(2)
+    y_bar, v = rng.standard_normal(y.shape), rng.standard_normal(w.shape)
+    h = 1e-6
+    fd = (_polar_factor(w + h * v) - _polar_factor(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.sum(np.asarray(polar_bwd(res, y_bar)) * v), np.sum(y_bar * fd), rtol=1e-6)
