@@ -65,3 +65,131 @@ def test_layouts_stay_on_the_input_device(layout):
                                   want)
     z = to_reflip_layout(y, layout)
     assert z.device == dev
+
+
+# ---- projections -----------------------------------------------------------------------------
+
+import math  # noqa: E402
+import warnings  # noqa: E402
+
+import reflip._fast.numpy_rows as numpy_rows  # noqa: E402
+from reflip import (  # noqa: E402
+    linf_project,
+    linf_project_bwd,
+    linf_project_fwd,
+    linf_project_jvp,
+    pinf_project,
+    pinf_project_bwd,
+    pinf_project_fwd,
+    pinf_project_jvp,
+    row_scale,
+    row_scale_bwd,
+    row_scale_fwd,
+    row_scale_jvp,
+)
+
+_P = (1.0, 2.0, math.inf)
+_OPS = {
+    "linf_exact": (lambda w: linf_project_fwd(w, radius=0.7), linf_project_bwd, linf_project_jvp,
+                   lambda w: linf_project(w, radius=0.7)),
+    "linf_detached_fwd": (lambda w: linf_project_fwd(w, radius=0.7, threshold="detached"), None, None,
+                          lambda w: linf_project(w, radius=0.7, threshold="detached")),
+    **{f"pinf_{p}": (lambda w, p=p: pinf_project_fwd(w, p, radius=0.7), pinf_project_bwd, pinf_project_jvp,
+                     lambda w, p=p: pinf_project(w, p, radius=0.7)) for p in _P},
+    **{f"row_scale_{p}": (lambda w, p=p: row_scale_fwd(w, p, radius=0.7), row_scale_bwd, row_scale_jvp,
+                          lambda w, p=p: row_scale(w, p, radius=0.7)) for p in _P},
+}
+
+
+@pytest.mark.parametrize("name", [n for n in _OPS if _OPS[n][1] is not None])
+def test_projection_derivatives_on_a_stack(name):
+    """VJP and JVP of every projection and every ``p`` against float64 central differences of
+    the forward, on a 3-d stack (a reduction along the wrong axis shows only there) of
+    tie-free rows (the kinks are a set of measure zero)."""
+    fwd, bwd, jvp, fun = _OPS[name]
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((2, 3, 4))
+    w[0, 1] *= 0.05  # a row inside the ball
+    _, res = fwd(w)
+    y_bar, v = rng.standard_normal(w.shape), rng.standard_normal(w.shape)
+    h = 1e-6
+    fd = (np.asarray(fun(w + h * v)) - np.asarray(fun(w - h * v))) / (2 * h)
+    np.testing.assert_allclose(np.asarray(jvp(res, v)), fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(np.sum(np.asarray(bwd(res, y_bar)) * v), np.sum(y_bar * fd), rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(_OPS))
+@pytest.mark.parametrize("xp_name", ["numpy", "array_api_strict"])
+def test_projections_keep_float32(name, xp_name):
+    """The radius is applied in the array's dtype: a float32 input gives a float32 output (a
+    float64 radius array would promote it)."""
+    w = np.random.default_rng(4).standard_normal((3, 5)).astype(np.float32)
+    if xp_name == "array_api_strict":
+        w = array_api_strict.asarray(w)
+    assert _OPS[name][3](w).dtype == w.dtype
+
+
+def test_projection_conventions_at_kinks():
+    """[PR-4], [PR-8], [PR-9], [PR-10] (proofs/projections.md): a row exactly on the sphere
+    counts as inside (VJP = identity), an entry exactly at the threshold is off the support, an
+    entry with ``|v_i| = r`` is clipped with derivative 1."""
+    y_bar = np.array([[0.25, -1.0, 2.0, 0.5]])
+    on_l1 = np.array([[0.5, -0.25, 0.125, 0.125]])  # ||.||_1 = 1 exactly
+    on_l2 = np.array([[0.5, 0.5, -0.5, 0.5]])  # ||.||_2 = 1 exactly
+    on_linf = np.array([[1.0, -0.5, 0.25, 0.0]])  # ||.||_inf = 1 exactly
+    for fwd, bwd, w in [(lambda w: linf_project_fwd(w), linf_project_bwd, on_l1),
+                        (lambda w: pinf_project_fwd(w, math.inf), pinf_project_bwd, on_l1),
+                        (lambda w: pinf_project_fwd(w, 2), pinf_project_bwd, on_l2),
+                        (lambda w: row_scale_fwd(w, math.inf), row_scale_bwd, on_l1),
+                        (lambda w: row_scale_fwd(w, 2), row_scale_bwd, on_l2),
+                        (lambda w: row_scale_fwd(w, 1), row_scale_bwd, on_linf)]:
+        y, res = fwd(w)
+        np.testing.assert_array_equal(y, w)
+        np.testing.assert_array_equal(bwd(res, y_bar), y_bar)
+    # Clipping (p = 1): |v_i| = r inside (derivative 1), |v_i| > r clipped (derivative 0).
+    _, res = pinf_project_fwd(np.array([[1.0, -0.5, 2.0, -3.0]]), 1)
+    np.testing.assert_array_equal(pinf_project_bwd(res, y_bar), [[0.25, -1.0, 0.0, 0.0]])
+    # l1 ball: [3, 1] onto r = 2 has theta = 1 = |v_2|: v_2 is off the support, so S = {1} and
+    # the projection (2, 0) is locally constant: J = 0.
+    for fwd, bwd in [(lambda w: linf_project_fwd(w, radius=2.0), linf_project_bwd),
+                     (lambda w: pinf_project_fwd(w, math.inf, radius=2.0), pinf_project_bwd)]:
+        y, res = fwd(np.array([[3.0, 1.0]]))
+        np.testing.assert_array_equal(y, [[2.0, 0.0]])
+        np.testing.assert_array_equal(bwd(res, np.array([[1.0, 0.0]])), [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("threshold", ["exact", "detached"])
+def test_row_blocks_path_equals_the_core(threshold, monkeypatch):
+    """The NumPy row-block path of the l_inf projection (arrays above ``BLOCK`` entries; shrunk
+    here to 8) gives the core's result and residuals, hence its VJP and JVP."""
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((2, 7, 5))
+    w[1, 3] *= 0.01
+    y_bar = rng.standard_normal(w.shape)
+    want_y, want_res = linf_project_fwd(w, radius=0.6, threshold=threshold)
+    want_p = pinf_project(w, math.inf, radius=0.6)
+    monkeypatch.setattr(numpy_rows, "BLOCK", 8)
+    y, res = linf_project_fwd(w, radius=0.6, threshold=threshold)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(linf_project(w, radius=0.6, threshold=threshold), want_y)
+    np.testing.assert_array_equal(pinf_project(w, math.inf, radius=0.6), want_p)
+    np.testing.assert_array_equal(linf_project_bwd(res, y_bar), linf_project_bwd(want_res, y_bar))
+    np.testing.assert_array_equal(linf_project_jvp(res, y_bar), linf_project_jvp(want_res, y_bar))
+
+
+def test_projection_messages_name_their_parameter():
+    w = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"^threshold must be one of"):
+        linf_project_fwd(w, threshold="exakt")
+    _, res = row_scale_fwd(w, 2)
+    with pytest.raises(ValueError, match=r"^y_bar "):
+        row_scale_bwd(res, np.ones((3, 2)))
+
+
+def test_radius_overflow_is_refused_without_a_warning():
+    """A radius that overflows float32 is refused with ``ValueError``; the overflow of the
+    rounding that detects it is expected and must not warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="not representable in float32"):
+            pinf_project(np.ones((2, 3), dtype=np.float32), 2, radius=1e300)
