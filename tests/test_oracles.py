@@ -285,3 +285,36 @@ def test_polar_every_option_converges_to_the_polar_factor(degree, backward):
     h = 1e-6
     fd = (_polar_factor(w + h * v) - _polar_factor(w - h * v)) / (2 * h)
     np.testing.assert_allclose(np.sum(np.asarray(polar_bwd(res, y_bar)) * v), np.sum(y_bar * fd), rtol=1e-6)
+
+
+# ---- operator norms of a network layer: every supported (p, q) pair -------------------------
+
+from reflip.norms import check_pq, operator_norm, operator_norms  # noqa: E402
+
+PQ_PAIRS = [(2.0, 2.0), (1.0, 1.0), (math.inf, math.inf), (1.0, math.inf), (2.0, math.inf)]
+
+
+@pytest.mark.parametrize("p, q", PQ_PAIRS)
+def test_operator_norm_every_pair_against_brute_force(p, q):
+    """[NN-3] ``||W||_{p->q} = max ||W x||_q / ||x||_p``: SVD for (2, 2), extreme points of the
+    unit l_p ball otherwise; a stack matrix by matrix, a row as a 1 x n matrix, NaN for a
+    matrix holding NaN or inf [NN-14]."""
+    w = _stack(51, (3, 4, 3))
+    want = [np.linalg.svd(m, compute_uv=False)[0] if p == q == 2 else _brute_op_norm(m, p, q) for m in w]
+    pq = check_pq(p, q)
+    np.testing.assert_allclose(np.asarray(operator_norms(w, *pq, np)), want, rtol=1e-13)
+    for m, expected in zip(w, want, strict=True):
+        assert operator_norm(m, p, q) == pytest.approx(expected, rel=1e-13)
+    row = w[0, 0]
+    assert operator_norm(row, p, q) == pytest.approx(
+        np.linalg.norm(row) if p == q == 2 else _brute_op_norm(row[None, :], p, q), rel=1e-13)
+    bad = w.copy()
+    bad[1, 2, 0] = np.nan
+    got = np.asarray(operator_norms(bad, *pq, np))
+    assert np.isnan(got[1]) and not np.isnan(got[[0, 2]]).any()
+
+
+@pytest.mark.parametrize("p, q", [(2.0, 1.0), (math.inf, 2.0), (1.0, 2.0)])
+def test_check_pq_refuses_other_pairs(p, q):
+    with pytest.raises(ValueError, match="only q = inf"):
+        check_pq(p, q)
