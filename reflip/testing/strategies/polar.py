@@ -15,9 +15,10 @@ __all__ = ["polar_cases", "polar_bench_inputs", "POLAR_KINDS", "worst_points"]
 
 # Kinds (besides the shared ones):
 #   "general"        raw entries, rank-deficient matrices and ties, or well-conditioned ones;
-#                    any degree and design lower bound, 0 to 10 steps;
-#   "differentiable" well-conditioned (singular values in [1/4, 1] times a scale): 0 to 10 steps
-#                    unrolled, or the default (converged) schedule with the implicit backward;
+#                    any degree, the schedule for lower = 1/10 (see _polar_case), 0 to 10 steps;
+#   "differentiable" well-conditioned (singular values in [1/4, 1] times a scale), the schedule
+#                    for lower = 1/10: 0 to 10 steps unrolled, or the default (converged)
+#                    schedule with the implicit backward;
 #   "ties"           repeated singular values (multiples of an orthonormal matrix included);
 #   "pair"           "general" plus a second matrix of the same shape;
 #   "converged"      well-conditioned, the default schedule (s_min / ||W||_F >= 1/4 / sqrt(6)
@@ -119,14 +120,28 @@ def _worst(draw, shape, dtype, fixed):
 @st.composite
 def _polar_case(draw, dtype, kind, fixed):
     shape = draw(_shape())
+    if kind in ("general", "pair"):
+        # The general claims include the dot-product test, whose tolerance is a few eps per
+        # operation. The schedules for bounds below 1/10 amplify rounding by up to ~700 for a
+        # few steps (the product of the early steps' slopes at s = 1, [PO-4]), which a rank-one
+        # input (scaled singular value 1) exposes in both dtypes: these cases use the schedule
+        # for 1/10 (slopes 8.4 then 1.3). The others run every schedule ("ties", "worst",
+        # "converged", "convergence"); tests/test_polar.py differentiates the one for 1e-3.
+        fixed = {"lower": 1e-1, **fixed}
     if kind == "general":
         return draw(_general(shape, dtype, fixed))
     if kind == "pair":
         case = draw(_general(shape, dtype, fixed))
         return case._replace(x2=draw(_general(shape, dtype, fixed)).x)
     if kind == "differentiable":
-        case = draw(_well(shape, dtype, fixed))
+        # The well-conditioned cases (s_min / ||W||_F >= 1/4 / sqrt(6)) with the schedule built
+        # for them (lower = 1/10) unless fixed: the schedules for smaller bounds oscillate on
+        # [0.1, 1] with slopes ~10 per step, which multiply both the truncation and the
+        # rounding error of a central difference past the suite's tolerance (the derivatives
+        # there are checked by tests/test_polar.py, with a tolerance for it).
+        case = draw(_well(shape, dtype, {"lower": 1e-1, **fixed}))
         s_min = float(np.min(np.linalg.svd(np.asarray(case.x, np.float64), compute_uv=False)))
+        # The map varies on the scale of s_min, as Björck's [BJ-8].
         return case._replace(max_step=np.finfo(np.float64).eps ** (1 / 3) * s_min)
     if kind == "converged":
         return draw(_well(shape, dtype, fixed, converged=True))
