@@ -56,7 +56,7 @@ def test_hypothesis_explanation_is_dropped():
 
 
 def test_declared_detached_threshold_is_checked_against_its_derivative():
-    """[PR-4] [PR-5] (a) reflip's own projection with threshold='detached', declared, passes the
+    """[PR-4] [PR-5] [AU-4] (a) reflip's own projection with threshold='detached', declared, passes the
     derivative checks (central differences of the projection with its threshold held constant);
     an exact VJP declared 'detached' fails them."""
     for dtype in ("float32", "float64"):

@@ -64,7 +64,7 @@ def default_fd_step(x):
 # derivative an implementation declares, when a declared convention makes its derivative differ
 # from that of its forward (the authors' detached l1 threshold [PR-5]: the derivative of the
 # projection with its threshold held constant); ``None`` when the case declares no such
-# convention. Registered by the primitive's claim module.
+# convention [AU-4]. Registered by the primitive's claim module.
 DECLARED_DERIVATIVES: dict = {}
 
 

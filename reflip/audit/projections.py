@@ -57,7 +57,7 @@ def frozen_threshold(x, params):
     function whose derivative the VJP is: the soft threshold ``sign(v) max(|v| - theta, 0)``
     with every row's ``theta`` held at its value at ``x`` (found by bisection, float64), and the
     identity on rows inside the ball at ``x``. Central differences of it at ``x`` are the
-    declared derivative; ``None`` for the exact convention (the projection's own)."""
+    declared derivative [AU-4]; ``None`` for the exact convention (the projection's own)."""
     if params.get("threshold", "exact") != "detached":
         return None
     theta, inside = l1_ball_threshold(x, params["radius"])
