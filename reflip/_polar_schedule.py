@@ -284,7 +284,8 @@ def _render(schedules):
     for (degree, lower), steps in schedules.items():
         lines.append(f"    ({degree}, {lower!r}): (")
         for coeffs, lo, nl, upper in steps:
-            lines.append(f"        ({tuple(coeffs)!r}, {lo!r}, {nl!r}, {upper!r}),")
+            lines.append(f"        ({tuple(coeffs)!r},")
+            lines.append(f"         {lo!r}, {nl!r}, {upper!r}),")
         lines.append("    ),")
     lines.append("}")
     return "\n".join(lines) + "\n"
