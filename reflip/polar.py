@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _fast
 from ._backend import get_namespace
 from ._polar_coefficients import SCHEDULES
 from ._registry import Primitive, register
@@ -163,13 +164,15 @@ def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
     In exact arithmetic every singular value stays in ``(0, 1)`` [PO-3]. In floating point the
     scaling commits ``t_0 = gamma_{mn+2} + 4u`` (``u = eps / 2``, ``gamma_n = n u / (1 - n u)``)
     and step ``k``, on an input with ``sigma_max <= 1 + t_k``, a spectral-norm error
-    ``e_k <= 2 (1 + t_k)^d N (S'_k gamma_M + S_k (gamma_{q(N+2)} + gamma_N))`` (``S_k = sum |c_j|``,
-    ``S'_k = sum j |c_j|``; Higham's componentwise bound for each product, the factor 2
-    covering the second-order terms). Each ``p_k`` maps ``(0, u_k]`` into ``(0, 1)``
+    ``e_k <= 2 (1 + t_k)^d max(N (S'_k gamma_M + S_k (gamma_{q(N+2)} + gamma_N)),
+    S'_k gamma_{M+4} N + gamma_{q(N+4)+2} sum_j |c_j| N^((j+1)/2))`` (``S_k = sum |c_j|``,
+    ``S'_k = sum j |c_j|``; the first for the core's products, Higham's componentwise bound
+    for each; the second for NumPy's fused step, [BJ-11]'s monomial-wise bound with its
+    depths; the factor 2 covers the second-order terms). Each ``p_k`` maps ``(0, u_k]`` into ``(0, 1)``
     (``u_k = 1 + min(2^-8, 1 - l_k)``), so an overshoot ``t_k <= u_k - 1`` is absorbed; a larger
     one leaves at most ``_excess``. Hence ``t_{k+1} = excess_k(t_k) + e_k``, and the bound is
-    ``t_K``; ``inf`` where the worst-case constants (``~N^2 eps``, float32 with ``N`` beyond a
-    few dozen) exceed ``2^-8``.
+    ``t_K``; ``inf`` where the worst-case constants (up to ``N^(5/2) eps``: float32 beyond
+    about a dozen columns) exceed ``2^-8``.
 
     Parameters
     ----------
@@ -213,7 +216,10 @@ def safety_bound(shape, dtype, *, degree=5, lower=1e-3, n_iter=None):
             return math.inf
         s1 = sum(abs(x) for x in c)
         s2 = sum(j * abs(x) for j, x in enumerate(c))
-        err = 2.0 * (1.0 + t) ** degree * small * (s2 * gamma(big) + s1 * (gamma(q * (small + 2)) + gamma(small)))
+        core = small * (s2 * gamma(big) + s1 * (gamma(q * (small + 2)) + gamma(small)))
+        fused = s2 * gamma(big + 4) * small + gamma(q * (small + 4) + 2) * sum(
+            abs(x) * small ** ((j + 1) / 2) for j, x in enumerate(c))
+        err = 2.0 * (1.0 + t) ** degree * max(core, fused)
         t = _excess(c, upper, t) + err
     return t if t <= 2.0**-8 else math.inf
 
@@ -300,10 +306,13 @@ def _iterate(a, cfg, xp, *, keep, report):
     pairs = [] if keep else None
     residual = None
     k = 0
+    # [BJ-11] NumPy: each step's products fused with BLAS alpha/beta on one workspace, the
+    # step's coefficients passed per call; its rounding is covered by [PO-4]'s bound.
+    fast = _fast.bjorck_steps(a, cfg.coeffs[0] if cfg.coeffs else (1.0, 0.0), "default", xp, reuse=not keep)
     while True:
         if k == cfg.n_iter and not report and cfg.tol is None:
             break
-        x = a.mT @ a
+        x = fast.gram(a) if fast else a.mT @ a
         if cfg.tol is not None or k == cfg.n_iter:
             residual = _residual(x, xp)
             if cfg.tol is not None and float(xp.max(residual)) <= cfg.tol:
@@ -313,7 +322,7 @@ def _iterate(a, cfg, xp, *, keep, report):
         if keep:
             pairs.append((a, x))
         coeffs = cfg.coeffs[k]
-        a = _step(a, x, coeffs, _scaled_eyes(coeffs, a, xp))
+        a = fast.step(a, x, coeffs) if fast else _step(a, x, coeffs, _scaled_eyes(coeffs, a, xp))
         k += 1
     return a, pairs, k, residual
 
@@ -348,10 +357,14 @@ def _unrolled_bwd(res, y_bar, xp):
     Frobenius scaling's Jacobian."""
     a_bar = y_bar
     pairs = _pairs(res, xp)
+    # [BJ-11] the fused reverse steps, results in two alternating buffers (each read once).
+    fast = _fast.bjorck_steps(y_bar, res.config.coeffs[0] if res.config.coeffs else (1.0, 0.0), "default", xp,
+                              reuse=True)
     for k in range(len(pairs) - 1, -1, -1):
         a, x = pairs[k]
         coeffs = res.config.coeffs[k]
-        a_bar = _step_vjp(a, x, a_bar, coeffs, _scaled_eyes(coeffs, a, xp))
+        a_bar = fast.step_vjp(a, x, a_bar, coeffs) if fast else _step_vjp(a, x, a_bar, coeffs,
+                                                                           _scaled_eyes(coeffs, a, xp))
     return _scale_jacobian(res, a_bar, xp)
 
 

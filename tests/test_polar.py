@@ -466,7 +466,7 @@ def test_safety_bound_bad_arguments(kwargs, err, match):
 
 
 def test_safety_bound_grows_with_size_and_is_inf_where_worst_case_constants_explode():
-    """[PO-4] the bound grows with the size and the unit roundoff; float32 beyond a few dozen
+    """[PO-4] the bound grows with the size and the unit roundoff; float32 beyond about a dozen
     columns has no finite worst-case bound (the a posteriori residual certifies instead)."""
     b = [safety_bound((n, n), "float64") for n in (2, 6, 64, 1024)]
     assert all(0 < x < y for x, y in zip(b[:-1], b[1:], strict=True)) and b[-1] < 1e-8
