@@ -128,14 +128,27 @@ def check_fast_against_core(w, g, order, monkeypatch, n_iter=5):
 SHAPES = [(48, 48), (70, 30), (30, 70), (3, 40, 24), (2, 17, 33)]
 
 
+def _backends():
+    """The BLAS backends present here: NumPy's bundled OpenBLAS (through ctypes) and SciPy's."""
+    out = ["numpy"] if nb._numpy_cblas() is not None else []
+    try:
+        import scipy.linalg.blas  # noqa: F401
+    except ImportError:
+        return out
+    return [*out, "scipy"]
+
+
+@pytest.mark.parametrize("blas", _backends())
 @pytest.mark.parametrize("gram", ["syrk", "gemm"])
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_fused_path_within_the_proved_bound(shape, order, gram, dtype, monkeypatch):
+def test_fused_path_within_the_proved_bound(shape, order, gram, blas, dtype, monkeypatch):
     """[BJ-11] Gram matrix, step and reverse step, and every step of a forward and backward
     run, within ``2 gamma_D |y|_abs`` of the core: square, tall, wide (the tall view is
     Fortran-ordered), stacks of each; the Gram matrix by SYRK with its triangle mirrored in
-    tiles of 16 (several tiles, a last one cut short) or by GEMM."""
+    tiles of 16 (several tiles, a last one cut short) or by GEMM; on NumPy's own BLAS and on
+    SciPy's."""
+    monkeypatch.setattr(nb, "BACKEND", blas)
     monkeypatch.setattr(nb, "GRAM", gram)
     monkeypatch.setattr(nb, "MIRROR_BLOCK", 16)
     rng = np.random.default_rng(sum(shape) + order)
@@ -218,9 +231,10 @@ def test_inputs_never_modified_and_contiguous_operands_never_copied(monkeypatch)
         assert not any(np.shares_memory(y, arr) for arr in (w, g))
 
 
-def test_falls_back_to_the_core_without_scipy(monkeypatch, dtype):
-    """Without SciPy (its import fails) there is no fast path and the core runs: the results
-    are the core's bit for bit."""
+def test_falls_back_to_the_core_without_any_blas(monkeypatch, dtype):
+    """Without SciPy (its import fails) and without NumPy's bundled OpenBLAS (a NumPy built
+    otherwise) there is no fast path and the core runs: the results are the core's bit for
+    bit. With NumPy's OpenBLAS but no SciPy the fast path still runs."""
     rng = np.random.default_rng(5)
     w = rng.standard_normal((30, 20)).astype(dtype)
     g = rng.standard_normal((30, 20)).astype(dtype)
@@ -230,6 +244,9 @@ def test_falls_back_to_the_core_without_scipy(monkeypatch, dtype):
         bar_core = reflip.bjorck_bwd(res_core, g)
     monkeypatch.setitem(sys.modules, "scipy.linalg", None)  # `from scipy.linalg import blas` fails
     monkeypatch.setitem(sys.modules, "scipy", None)
+    if nb._numpy_cblas() is not None:
+        assert isinstance(_fast.bjorck_steps(w, (1.5, -0.5), "default", xp), nb.BjorckSteps)
+    monkeypatch.setattr(nb, "_NUMPY_CBLAS", [None])
     assert _fast.bjorck_steps(w, (1.5, -0.5), "default", xp) is None
     y, res = reflip.bjorck_fwd(w, n_iter=7, **QUIET)
     np.testing.assert_array_equal(y, y_core)

@@ -15,13 +15,16 @@ scaled copy of ``X`` per reverse step.
 Layout: BLAS wants column-major (Fortran) operands, NumPy arrays are usually row-major. A
 row-major ``M x N`` matrix is a column-major ``N x M`` one, its transpose, so a product into a
 row-major output is computed as the transposed product ``C^T <- alpha op(B)^T op(A)^T +
-beta C^T`` (:func:`_gemm`) and no operand is ever copied; SciPy's wrappers then write into the
-output in place (``overwrite_c=True`` on a column-major array of the right dtype, which every
-output here is). Any operand that is neither C- nor Fortran-contiguous (a user's strided
-cotangent) is copied once, never modified.
+beta C^T`` (:func:`_gemm`) and no operand is ever copied; the output is written in place.
+Any operand that is neither C- nor Fortran-contiguous (a user's strided cotangent) is copied
+once, never modified.
 
-SciPy is imported lazily: without it :func:`steps` returns ``None`` and the core runs.
-:data:`ENABLED` switches the fast path off (the benchmarks time the core through it).
+Which BLAS (:data:`BACKEND`): the OpenBLAS inside NumPy's own wheel, called through its CBLAS
+symbols with ctypes, so that the fused products share the thread pool of every other product
+of the program; else SciPy's ``scipy.linalg.blas`` (imported lazily; its OpenBLAS is a second
+copy with a second pool, see :data:`BACKEND`); else :func:`steps` returns ``None`` and the
+core runs. :data:`ENABLED` switches the fast path off (the benchmarks time the core
+through it).
 """
 from __future__ import annotations
 
@@ -41,13 +44,116 @@ GRAM = "syrk"
 MIRROR_BLOCK = 64
 
 
+#: Which BLAS the fused products call: ``"numpy"`` (the OpenBLAS inside NumPy's wheel, through
+#: its CBLAS symbols), ``"scipy"`` (``scipy.linalg.blas``), or ``"auto"``: NumPy's when it can be
+#: found, else SciPy's, else none (the core runs). NumPy's is preferred because a program's
+#: other products run there: two OpenBLAS copies keep two thread pools, and with more than one
+#: thread the idle pool's workers spin while the other's want the cores (4 GEMMs 512^3 took
+#: 26-53 ms on either pool alone and 260-350 ms alternating between the two, 2 threads; see
+#: ``bench_bjorck.py --frontier pools``).
+BACKEND = "auto"
+
+
 def _blas():
-    """``scipy.linalg.blas``, or ``None`` when SciPy is not installed (the core then runs)."""
+    """An object with ``sgemm``, ``dgemm``, ``ssyrk``, ``dsyrk`` taking SciPy's arguments, from
+    :data:`BACKEND`; ``None`` when none is available (the core then runs)."""
+    if BACKEND in ("auto", "numpy"):
+        found = _numpy_cblas()
+        if found is not None or BACKEND == "numpy":
+            return found
     try:
         from scipy.linalg import blas
     except ImportError:
         return None
     return blas
+
+
+_NUMPY_CBLAS = []
+
+
+def _numpy_cblas():
+    """:class:`_CBlas` over the OpenBLAS that NumPy's wheels bundle (``numpy.libs/
+    libscipy_openblas64_*.so``, 64-bit integers, symbols ``scipy_cblas_?gemm64_``), or ``None``
+    for a NumPy built otherwise (conda, MKL, Accelerate, a source build). Looked up once."""
+    if not _NUMPY_CBLAS:
+        _NUMPY_CBLAS.append(_load_numpy_cblas())
+    return _NUMPY_CBLAS[0]
+
+
+def _load_numpy_cblas():
+    import ctypes
+    import glob
+    import os
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            return _CBlas(lib, "scipy_cblas_{}64_")
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+class _CBlas:
+    """``?gemm`` and ``?syrk`` of a CBLAS library with 64-bit integers, called through ctypes
+    with SciPy's signatures (column-major operands, ``trans`` flags, ``overwrite_c``), so that
+    :func:`_gemm` and :func:`_syrk` drive either. Only what this module passes is supported:
+    column-major contiguous operands of the routine's dtype and an output written in place."""
+
+    _COL_MAJOR, _NO_TRANS, _TRANS, _UPPER = 102, 111, 112, 121
+
+    def __init__(self, lib, pattern):
+        import ctypes
+
+        i64, ptr, enum = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+        self._funcs = {}
+        for name, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+            gemm = getattr(lib, pattern.format(f"{name}gemm"))
+            gemm.argtypes = [enum, enum, enum, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
+            gemm.restype = None
+            syrk = getattr(lib, pattern.format(f"{name}syrk"))
+            syrk.argtypes = [enum, enum, enum, i64, i64, real, ptr, i64, real, ptr, i64]
+            syrk.restype = None
+            self._funcs[f"{name}gemm"], self._funcs[f"{name}syrk"] = gemm, syrk
+        self.sgemm, self.dgemm = self._gemm_of("sgemm", np.float32), self._gemm_of("dgemm", np.float64)
+        self.ssyrk, self.dsyrk = self._syrk_of("ssyrk", np.float32), self._syrk_of("dsyrk", np.float64)
+
+    @staticmethod
+    def _check(dtype, *arrays):
+        for m in arrays:
+            if m.dtype != dtype or not m.flags.f_contiguous:
+                raise AssertionError("CBLAS operands must be column-major of the routine's dtype")
+
+    def _gemm_of(self, name, dtype):
+        fn = self._funcs[name]
+
+        def gemm(alpha, a, b, beta=0.0, c=None, trans_a=0, trans_b=0, overwrite_c=1):
+            self._check(dtype, a, b, c)
+            m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+            n = b.shape[0] if trans_b else b.shape[1]
+            if c.shape != (m, n) or (b.shape[1] if trans_b else b.shape[0]) != k:
+                raise AssertionError(f"gemm shapes {a.shape}, {b.shape}, {c.shape} do not match")
+            fn(self._COL_MAJOR, self._TRANS if trans_a else self._NO_TRANS, self._TRANS if trans_b else self._NO_TRANS,
+               m, n, k, alpha, a.ctypes.data, max(1, a.shape[0]), b.ctypes.data, max(1, b.shape[0]), beta,
+               c.ctypes.data, max(1, m))
+            return c
+
+        return gemm
+
+    def _syrk_of(self, name, dtype):
+        fn = self._funcs[name]
+
+        def syrk(alpha, a, beta=0.0, c=None, trans=0, lower=0, overwrite_c=1):
+            self._check(dtype, a, c)
+            n, k = (a.shape[1], a.shape[0]) if trans else a.shape
+            if c.shape != (n, n) or lower:
+                raise AssertionError("syrk: an n x n output and the upper triangle only")
+            fn(self._COL_MAJOR, self._UPPER, self._TRANS if trans else self._NO_TRANS, n, k, alpha, a.ctypes.data,
+               max(1, a.shape[0]), beta, c.ctypes.data, max(1, n))
+            return c
+
+        return syrk
 
 
 def _fortran(m):
