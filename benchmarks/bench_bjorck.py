@@ -467,9 +467,18 @@ def pools_section(be, n=512, calls=4, repeat=6):
     def sp_one():
         blas.sgemm(1.0, a.T, a.T, c=cf, overwrite_c=1)
 
+    from reflip._fast import numpy_bjorck as nb
+
     fns = {"NumPy only": lambda: [np_one() for _ in range(calls)],
            "SciPy only": lambda: [sp_one() for _ in range(calls)],
            "alternating NumPy / SciPy": lambda: [f() for _ in range(calls // 2) for f in (np_one, sp_one)]}
+    cblas = nb._numpy_cblas()
+    if cblas is not None:
+        def cb_one():
+            nb._gemm(cblas.sgemm, 1.0, a, a, 0.0, cf)
+
+        fns["alternating NumPy / NumPy's CBLAS (the fused path)"] = (
+            lambda: [f() for _ in range(calls // 2) for f in (np_one, cb_one)])
     t = measure_both(fns, repeat=repeat)
     print(f"### {calls} GEMMs {n}^3 float32 on one BLAS or alternating between NumPy's and SciPy's (alternating "
           f"rounds)\n")

@@ -199,9 +199,17 @@ def _reflip_step(be, args, options, fused=True, constraint="bjorck"):
             numpy_bjorck.ENABLED = old
         opt.update(params, grads, state)
 
-    residual = max(float(fwd(p["W"], **layer.options)[1].info.max_residual)
+    residual = max(_residual64(np.asarray(fwd(p["W"], **layer.options)[0]))
                    for layer, p in zip(model.layers, params, strict=True) if isinstance(layer, nn.Dense))
     return step, residual
+
+
+def _residual64(y):
+    """``||Y^T Y - I||_F`` of the smaller Gram matrix, computed in float64 from the output (the
+    same measurement for every implementation, whatever precision its own report uses)."""
+    y = np.asarray(y, dtype=np.float64)
+    y = y.T if y.shape[0] < y.shape[1] else y
+    return float(np.linalg.norm(y.T @ y - np.eye(y.shape[1])))
 
 
 def _torch_step(be, args):
@@ -238,8 +246,7 @@ def _torch_step(be, args):
         opt.step()
 
     with torch.no_grad():
-        residual = max(float(torch.linalg.matrix_norm(a.T @ a - torch.eye(a.shape[1], dtype=dtype)))
-                       for a in map(tall_bjorck, ws))
+        residual = max(_residual64(a.numpy()) for a in map(tall_bjorck, ws))
     return step, residual
 
 
@@ -261,15 +268,17 @@ def compare_section(be, args):
             fns = {"PyTorch": (t_step, t_res)}
             fns["reflip core"] = _reflip_step(be, args, {}, fused=False)
             fns["reflip fused"] = _reflip_step(be, args, {})
-            # Equal final orthonormality: stop as soon as every layer is as orthonormal as
-            # PyTorch's 25 steps left its worst one (n_iter stays the cap).
-            fns["reflip fused, tol = PyTorch's residual"] = _reflip_step(be, args, {"tol": t_res})
+            # Equal final orthonormality: 25 order-1 steps leave every layer at the float32
+            # floor (~1e-5, [BJ-10]); stop as soon as reflip's own residual is within twice
+            # PyTorch's (both measured in float64 in the table; n_iter stays the cap).
+            tol = 2 * t_res
+            fns["reflip fused, tol = 2 x PyTorch's residual"] = _reflip_step(be, args, {"tol": tol})
             if "polar" in nn.layers.CONSTRAINTS:
                 # The polar iteration [PO-1] to the same orthonormality: the orthogonal init
                 # puts every Frobenius-scaled singular value at 1/sqrt(N) >= 1/32, above the
                 # design bound 1e-2, and training keeps them near it.
-                fns["reflip polar degree 5, tol = PyTorch's residual"] = _reflip_step(
-                    be, args, {"degree": 5, "lower": 1e-2, "tol": t_res}, constraint="polar")
+                fns["reflip polar degree 5, tol = 2 x PyTorch's residual"] = _reflip_step(
+                    be, args, {"degree": 5, "lower": 1e-2, "tol": tol, "n_iter": args.n_iter}, constraint="polar")
             t = measure_both({k: v[0] for k, v in fns.items()}, repeat=args.repeat)
             for name, (_, res) in fns.items():
                 (tw, tc), (pw, pc) = t[name], t["PyTorch"]
@@ -282,7 +291,7 @@ def compare_section(be, args):
           f"alternating rounds, best of {args.repeat} after a warm-up; CPU time of the process (all its threads, "
           f"spin-waits included).\n")
     table(["threads", "implementation", "wall ms / step, best (worst)", "CPU ms / step, best (worst)",
-           "final ||Y^T Y - I||_F (worst layer)", "PyTorch / this, wall", "PyTorch / this, CPU"], rows,
+           "final ||Y^T Y - I||_F (worst layer, float64)", "PyTorch / this, wall", "PyTorch / this, CPU"], rows,
           align="rl" + "r" * 5)
 
 

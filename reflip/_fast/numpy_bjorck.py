@@ -36,8 +36,9 @@ __all__ = ["ENABLED", "BjorckSteps", "steps"]
 ENABLED = True
 #: How the Gram matrix ``A^T A`` is formed: ``"syrk"`` (the symmetric rank-k product computes
 #: one triangle, half the flops, then the triangle is mirrored by blocks) or ``"gemm"`` (the
-#: full product). benchmarks/bench_bjorck.py times both (``--gram``); the default is the one
-#: that measured faster (benchmarks/results/2026-12-02-cpu-2core-epyc.md).
+#: full product). ``benchmarks/bench_bjorck.py --frontier fused`` times both; SYRK + mirror
+#: measured faster (512 x 512 float32, one thread: 2.2 against 2.7 ms; results in
+#: benchmarks/results/2026-12-02-cpu-2core-epyc.md).
 GRAM = "syrk"
 #: Tile edge of the mirror copy (measured at 512 and 1024, float32, one thread: 64 took 0.34
 #: and 1.5 ms, 128 0.46 and 2.1 ms, 256 0.61 and 3.0 ms).
