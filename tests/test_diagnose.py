@@ -180,3 +180,11 @@ def test_newton_schulz_orthogonalizer_is_flagged_with_the_cause():
     assert result.failing_figures["excess_over_one"] > 0.01
     ours = check_implementation(ReflipAdapter(), primitives=["bjorck"], checks=["bjorck.at_most_one"])
     assert ours.ok and ours.checked == 2, ours.to_markdown()
+
+
+def test_averaged_tie_gradients_are_named_by_the_tie_claim_too():
+    """[GS-7] (c) the stable-order claim, failed by the averaged gradient, names the averaging."""
+    report = check_implementation(ports.half_split_adapter(), primitives=["group_sort"], checks=["group_sort.ties"],
+                                  **F64)
+    result = _result(report, "group_sort.ties")
+    assert result.status == "fail" and "AVERAGE of their cotangents" in result.error, result.error

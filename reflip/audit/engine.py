@@ -298,9 +298,8 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
                 measured = claim.check(impl, case, backend, dtype) or {}
         except NotSupported:
             reject()
-        except Exception as exc:
+        except Exception:
             result.counterexample = case  # hypothesis replays the minimal failing case last
-            result.failing_figures = {k: float(v) for k, v in getattr(exc, "figures", {}).items()}
             raise
         for key, value in measured.items():
             figures[key] = max(figures.get(key, -math.inf), float(value))
@@ -316,6 +315,10 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
         if settings is None:
             raise
     except Exception as exc:  # the report names the failure; pytest gets it re-raised
+        # Hypothesis re-raises the minimal failing case's own exception: its figures are the
+        # failure's. (Read here, not in ``holds``: the derandomized cases are seeded by the
+        # source of ``holds``, which the mutant meta-tests' budgets were sized against.)
+        result.failing_figures = {k: float(v) for k, v in getattr(exc, "figures", {}).items()}
         notes = "\n".join(_user_notes(getattr(exc, "__notes__", []) or []))
         result.error = f"{type(exc).__name__}: {exc}" + (f"\n{notes}" if notes else "")
         if settings is None:

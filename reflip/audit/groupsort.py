@@ -158,7 +158,17 @@ def _check_ties(impl, case, backend, dtype):
     rng = rng_for(case.x)
     x_dot, y_bar = rng.standard_normal(case.x.shape), rng.standard_normal(case.x.shape)
     step = delta / (4 * k) / max(1.0, float(np.max(np.abs(x_dot))))
-    return fd_check(impl, backend, dtype, case.x, x_pert, params, x_dot, y_bar, step)
+    try:
+        return fd_check(impl, backend, dtype, case.x, x_pert, params, x_dot, y_bar, step)
+    except ClaimFailure as exc:
+        # Name the tie trap (a cotangent summed, doubled or averaged at a tie) when there is one.
+        _, _, residuals = _run(impl, case, backend, dtype)
+        g = rng_for(case.x).standard_normal(case.x.shape).astype(dtype)
+        x_bar = host(impl.bwd(residuals, device_array(backend, g, dtype)), dtype)
+        trap = _tie_trap(host(case.x, dtype), _groups(x_bar, params), _groups(g, params), params)
+        if not trap:
+            raise
+        raise ClaimFailure(f"{exc}{trap}", exc.figures) from None
 
 
 def _moved(a, src, dst):
