@@ -15,6 +15,7 @@ or, one test per check in your own suite::
 """
 from __future__ import annotations
 
+import os
 import pickle
 import platform
 from dataclasses import dataclass, field
@@ -282,6 +283,17 @@ def _run_in_worker(index):
     return index, result
 
 
+def _share_cores(jobs):
+    """In a worker: BLAS threads limited to its share of the cores (``jobs`` processes each
+    running NumPy's default of one thread per core oversubscribe them), when threadpoolctl is
+    installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(max(1, (os.cpu_count() or 1) // jobs))
+
+
 def _run_checks(selected, settings, timeout, jobs, on_result):
     """Run ``selected`` (serially, or in ``jobs`` forked processes); ``on_result`` is called
     with each result as it completes. Returns the results in the order of ``selected``."""
@@ -300,7 +312,8 @@ def _run_checks(selected, settings, timeout, jobs, on_result):
     results = [None] * len(selected)
     _PARALLEL = (selected, settings, timeout)
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_share_cores, initargs=(jobs,)) as pool:
             for future in as_completed([pool.submit(_run_in_worker, i) for i in range(len(selected))]):
                 index, result = future.result()
                 result.claim = selected[index].claim
