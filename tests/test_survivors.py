@@ -184,6 +184,22 @@ def test_projection_messages_name_their_parameter():
     _, res = row_scale_fwd(w, 2)
     with pytest.raises(ValueError, match=r"^y_bar "):
         row_scale_bwd(res, np.ones((3, 2)))
+    for p in (1, 2, math.inf):
+        _, res = pinf_project_fwd(w, p)
+        with pytest.raises(ValueError, match=r"^w_dot "):
+            pinf_project_jvp(res, np.ones((3, 2)))
+
+
+def test_clipping_compares_with_the_radius_in_the_arrays_dtype():
+    """[PR-9] The radius is rounded to the array's dtype before the comparison: float32(0.1) is
+    above 0.1, so an entry equal to float32(0.1) is at the radius (inside, derivative 1), not
+    outside (derivative 0) as a comparison with the float64 radius would say."""
+    r32 = np.float32(0.1)
+    assert float(r32) > 0.1
+    w = np.array([[r32, 0.05, 0.3]], dtype=np.float32)
+    y, res = pinf_project_fwd(w, 1, radius=0.1)
+    np.testing.assert_array_equal(y, np.array([[r32, 0.05, r32]], dtype=np.float32))
+    np.testing.assert_array_equal(pinf_project_bwd(res, np.ones_like(w)), [[1.0, 1.0, 0.0]])
 
 
 def test_radius_overflow_is_refused_without_a_warning():
