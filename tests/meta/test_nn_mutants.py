@@ -13,10 +13,10 @@ from reflip.nn import certify
 from reflip.testing.nn_checks import autograd_error, fd_error
 from reflip.tolerances import exact_rtol, fd_rtol
 
-from .. import test_nn_backprop as backprop
-from .. import test_nn_certify as certificates
-from .. import test_nn_inputs as inputs
-from .. import test_nn_lipschitz as bounds
+from ..nn import test_backprop as backprop
+from ..nn import test_certify as certificates
+from ..nn import test_inputs as inputs
+from ..nn import test_lipschitz as bounds
 
 pytestmark = pytest.mark.meta
 
@@ -62,7 +62,7 @@ class SkipsConstraintVJP(nn.Dense):
 def test_backprop_checks_catch(monkeypatch, mutant, networks):
     """[NN-1] [NN-2] on every listed network built from the mutant layer, autograd and the
     finite differences each disagree with the backward pass beyond their tolerances, and the
-    backprop-two-ways test fails (reflip's own layers pass it: tests/test_nn_backprop.py)."""
+    backprop-two-ways test fails (reflip's own layers pass it: tests/nn/test_backprop.py)."""
     monkeypatch.setattr(backprop, "D", mutant)
     layers = {**backprop.LAYERS, **backprop.NETWORKS}
     for name in networks:
@@ -120,7 +120,7 @@ class ForgetsNanRows(nn.Sequential):
 @pytest.mark.parametrize("act", ["max_min", "group_sort", "full_sort", "relu"])
 def test_nan_policy_check_catches_a_backward_without_nan_rows(act):
     """[NN-14] the NaN policy test fails on a network whose backward hides NaN rows (reflip's
-    own passes it: tests/test_nn_inputs.py)."""
+    own passes it: tests/nn/test_inputs.py)."""
     model = ForgetsNanRows(inputs._model(act).layers)
     with pytest.raises(AssertionError):
         inputs.check_nan_policy(model)

@@ -1,7 +1,7 @@
 """NumPy and CuPy give the same outputs, gradients, losses, training steps, bounds, certificates
 and attacks for the same network [NN-2] [NN-3] [NN-9] [CT-3]. Skipped without CuPy and a GPU.
 
-On a GPU machine: ``python -m pytest -q tests/test_nn_gpu_parity.py`` (the other nn tests pick
+On a GPU machine: ``python -m pytest -q tests/nn/test_gpu_parity.py`` (the other nn tests pick
 up the ``cupy`` backend through the ``backend`` fixture as well)."""
 import math
 

@@ -3,14 +3,12 @@ that are not intact [NN-13], and the NaN policy [NN-14] for every function that 
 
 Oracles: the rule itself (exception kind and the parameter named), the batch without the NaN
 row (rows are independent [NN-14] (c)), and NumPy on the clean rows."""
-import ast
 import json
 import math
 import pickle
 import time
 import traceback
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,6 @@ from reflip.bjorck import BjorckConvergenceError, BjorckConvergenceWarning
 from reflip.nn import certify, io, layers, lipschitz, losses, optim, train
 
 RNG = np.random.default_rng(20260412)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _activation(act):
@@ -218,37 +215,6 @@ def test_fit_arguments_follow_the_rule(kwargs, exc, name):
     data = [(RNG.standard_normal((8, 4)), RNG.integers(0, 3, 8))]
     _raises(exc, name, train.fit, model, params, data, optim.SGD(0.1), **{"progress": False, **kwargs})
     _raises(TypeError, "batch_size", train.minibatches, data[0][0], batch_size=1.5)
-
-
-def test_nn_has_no_import_cycle():
-    """Issue 15: layers.py imported lipschitz.py inside a method (lipschitz imports layers).
-    Every import of reflip/nn, function-local ones included, forms an acyclic graph."""
-    folder = ROOT / "reflip" / "nn"
-    modules = {path.stem for path in folder.glob("*.py")}
-    graph = {}
-    for path in folder.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    deps.add(node.module.split(".")[0])
-                else:
-                    deps.update(alias.name for alias in node.names)
-        graph[path.stem] = deps & modules
-    done, active = set(), []
-
-    def visit(m):
-        assert m not in active, f"import cycle: {' -> '.join(active[active.index(m):] + [m])}"
-        if m in done:
-            return
-        active.append(m)
-        for d in sorted(graph[m]):
-            visit(d)
-        active.pop()
-        done.add(m)
-
-    for m in sorted(graph):
-        visit(m)
 
 
 def test_dense_trains_without_convergence_warnings():
