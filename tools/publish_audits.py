@@ -74,7 +74,7 @@ def render(name, adapter, report):
     by_check = {}
     for r in report.results:
         by_check.setdefault((r.claim.primitive, r.claim.id), []).append(r)
-    defects, unexplained, row = {}, [], {}
+    defects, unexplained = {}, []
     for (primitive, check), results in by_check.items():
         causes = []
         for r in results:
@@ -89,9 +89,6 @@ def render(name, adapter, report):
         causes = list(dict.fromkeys(causes))
         lines.append(f"| {primitive} | `{check}` | [{results[0].claim.label}] {results[0].claim.statement} | "
                      f"{_cell(results)} | {'; '.join(causes)} |")
-        titles = [re.sub(r"\]\(#[^)]*\)", "", c).lstrip("[") for c in causes]
-        row.setdefault(primitive, [])
-        row[primitive] += [t for t in titles if t not in row[primitive]]
     lines += ["", "## Defects", ""]
     if not defects and not unexplained:
         lines.append("None: every check passed.")
@@ -110,8 +107,8 @@ def render(name, adapter, report):
         for r in unexplained:
             lines += [f"### `{r.claim.id}` ({r.dtype})", "", _first_line(r.error), "", "```text",
                       _case(r, name), "```", ""]
-    cells = {p: "pass" if not c else "FAIL: " + "; ".join(c) for p, c in row.items()}
-    return "\n".join(lines).rstrip() + "\n", version, cells
+    text = "\n".join(lines).rstrip() + "\n"
+    return text, version, _row_from_file(text, version)[1]
 
 
 def _case(result, name):
@@ -167,16 +164,22 @@ def main(argv=None):
 
 
 def _row_from_file(text, version):
-    """A README row read back from a published audit (its check table)."""
+    """The README row of a published audit, read from its check table: per primitive, "pass" or
+    each cause with the labels of the claims it fails."""
     cells = {}
     for line in text.splitlines():
-        m = re.match(r"\| (\w+) \| `[^`]+` \| .* \| (.*) \| (.*) \|$", line)
+        m = re.match(r"\| (\w+) \| `[^`]+` \| \[([\w-]+)\] .* \| (.*) \| (.*) \|$", line)
         if m:
-            primitive, _, cause = m.groups()
-            causes = [re.sub(r"\]\(#[^)]*\)", "", c).lstrip("[") for c in cause.split("; ") if c]
-            cells.setdefault(primitive, [])
-            cells[primitive] += [c for c in causes if c not in cells[primitive]]
-    return version, {p: "pass" if not c else "FAIL: " + "; ".join(c) for p, c in cells.items()}
+            primitive, label, _, cause = m.groups()
+            causes = cells.setdefault(primitive, {})
+            for c in filter(None, cause.split("; ")):
+                title = re.sub(r"\]\(#[^)]*\)", "", c).lstrip("[").replace("not explained (below)",
+                                                                          "a failure not explained")
+                labels = causes.setdefault(title, [])
+                if label not in labels:
+                    labels.append(label)
+    return version, {p: "pass" if not c else "FAIL: " + "; ".join(f"{t} [{', '.join(ls)}]" for t, ls in c.items())
+                     for p, c in cells.items()}
 
 
 if __name__ == "__main__":
