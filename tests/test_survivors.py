@@ -209,3 +209,46 @@ def test_radius_overflow_is_refused_without_a_warning():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="not representable in float32"):
             pinf_project(np.ones((2, 3), dtype=np.float32), 2, radius=1e300)
+
+
+# ---- norms: the operator norms of a network layer --------------------------------------------
+
+from reflip.norms import check_pq, operator_norm, operator_norms  # noqa: E402
+
+
+def test_check_pq_names_and_defaults():
+    """``q = None`` means ``q = p``; each message names its own parameter."""
+    assert check_pq(1) == (1.0, 1.0)
+    assert check_pq(math.inf, None) == (math.inf, math.inf)
+    with pytest.raises(TypeError, match=r"^p must be a real number"):
+        check_pq("2", 2)
+    with pytest.raises(TypeError, match=r"^q must be a real number"):
+        check_pq(2, "2")
+    with pytest.raises(ValueError, match=r"^p must be 1, 2 or inf"):
+        check_pq(3)
+    with pytest.raises(ValueError, match=r"^q must be 1, 2 or inf"):
+        check_pq(2, 3)
+
+
+def test_operator_norm_defaults_and_bad_shapes():
+    """[NN-3] The default pair is (2, 2), the largest singular value; ``w`` is one matrix or
+    one row, and the messages name ``w`` and its shape."""
+    w = np.random.default_rng(8).standard_normal((3, 4))
+    assert operator_norm(w) == pytest.approx(np.linalg.svd(w, compute_uv=False)[0], rel=1e-13)
+    with pytest.raises(ValueError, match=r"^w must have at least 1 dimension"):
+        operator_norm(np.float64(2.0))
+    with pytest.raises(ValueError, match=r"^w must be one matrix \(m, n\) or one row \(n,\), got shape \(2, 2, 2\)$"):
+        operator_norm(np.ones((2, 2, 2)))
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("pq", [(2.0, 2.0), (1.0, 1.0), (2.0, math.inf)])
+def test_operator_norms_nan_keeps_dtype_and_namespace(pq, dtype, xp_name):
+    """[NN-14] A matrix holding NaN has norm NaN, in the input's dtype, on any namespace."""
+    w = np.random.default_rng(9).standard_normal((2, 3, 3)).astype(dtype)
+    w[0, 1, 1] = np.nan
+    xp = np if xp_name == "numpy" else array_api_strict
+    got = operator_norms(xp.asarray(w), *pq, xp)
+    assert got.dtype == xp.asarray(w).dtype
+    got = np.asarray(got)
+    assert np.isnan(got[0]) and np.isfinite(got[1])

@@ -190,3 +190,65 @@ def test_spectral_converged(dtype, fails):
             audit_spectral._check_converged(impl, case, NUMPY, dtype)
     else:
         audit_spectral._check_converged(impl, case, NUMPY, dtype)
+
+
+class _StretchImpl:
+    """Returns its input with the first singular value multiplied by ``1 + t``."""
+
+    name = "planted"
+
+    def __init__(self, t):
+        self.t = t
+
+    def fwd(self, x, **params):
+        return _stretched(np.asarray(x, np.float64), self.t), None
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_fixed_points(dtype, fails):
+    """[BJ-5] ``bjorck.fixed_points``: an orthonormal ``Q`` must come back within twice the
+    forward rounding bound."""
+    params = {"order": 2, "beta": 0.5, "n_iter": 10}
+    q = _orthonormal_case((4, 6))
+    q_cast = q.astype(dtype).astype(np.float64)
+    _, _, amp = audit_bjorck.spectral_oracle(q_cast, {**params, "scaling": "none"})
+    t = _sides(2 * _bjorck_bound(dtype, {**params, "scaling": "none"}, q.shape, amp))[fails][0]
+    case = Case(x=q, params=params)
+    if fails:
+        with pytest.raises(ClaimFailure, match="not a fixed point"):
+            audit_bjorck._check_fixed_points(_StretchImpl(t), case, NUMPY, dtype)
+    else:
+        figures = audit_bjorck._check_fixed_points(_StretchImpl(t), case, NUMPY, dtype)
+        assert figures["error_over_bound"] == pytest.approx(1 - MARGIN, rel=0.02)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_polar_polar_factor(dtype, fails):
+    """[PO-3] ``polar.polar``: ``||Y - U V^T||_F`` against
+    ``4 (q + 3)(n + 2) sqrt(n) eps amp + sqrt(min(m, n)) gap`` (``q = (degree - 1) / 2``,
+    ``n = max(m, n)``, ``gap`` the scalar maps' distance from 1)."""
+    from reflip.audit import polar as audit_polar
+
+    params = {"degree": 5, "lower": 1e-3}
+    w = _gapped_matrix()
+    _, tk, amp = audit_polar.spectral_oracle(w, params, dtype)
+    gap = float(np.max(np.abs(tk - 1.0)))
+    bound = 4.0 * (2 + 3) * (5 + 2) * math.sqrt(5) * _eps(dtype) * amp + math.sqrt(3) * gap
+    t = _sides(bound)[fails][0]
+    u, _, vt = np.linalg.svd(w, full_matrices=False)
+    impl = _constant_impl(_stretched(u @ vt, t))
+    case = Case(x=w, params=params)
+    if fails:
+        with pytest.raises(ClaimFailure, match="not the polar factor"):
+            audit_polar._check_polar(impl, case, NUMPY, dtype)
+    else:
+        figures = audit_polar._check_polar(impl, case, NUMPY, dtype)
+        assert figures["error_over_bound"] == pytest.approx(1 - MARGIN, rel=0.02)
+
+
+def _gapped_matrix():
+    """5 x 3 with singular values 1, 0.5, 0.25: well inside the polar schedule's range."""
+    rng = np.random.default_rng(12)
+    u, _ = np.linalg.qr(rng.standard_normal((5, 3)))
+    v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    return (u * np.array([1.0, 0.5, 0.25])) @ v.T
