@@ -252,3 +252,98 @@ def test_operator_norms_nan_keeps_dtype_and_namespace(pq, dtype, xp_name):
     assert got.dtype == xp.asarray(w).dtype
     got = np.asarray(got)
     assert np.isnan(got[0]) and np.isfinite(got[1])
+
+
+# ---- spectral normalization ------------------------------------------------------------------
+
+from reflip import spectral_normalize, spectral_normalize_bwd, spectral_normalize_fwd, spectral_normalize_jvp  # noqa: E402
+from reflip.spectral import default_u  # noqa: E402
+
+
+def _spectral_stack(seed=13):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((3, 4, 3))
+
+
+@pytest.mark.parametrize("convention", ["exact", "constant_uv"])
+@pytest.mark.parametrize("n_iter", [1, 3])
+def test_spectral_derivatives_before_convergence_on_a_stack(convention, n_iter):
+    """[PR-11] Before convergence (a few iterations, ``tol=0``: no early stop), on a 3-d stack:
+    ``exact``'s JVP and VJP are the derivative of the computed map (central differences of the
+    forward, whose start vector does not depend on ``W``); ``constant_uv``'s are that of
+    ``W / (u^T W v)`` with the residuals' ``u``, ``v`` held fixed."""
+    w = _spectral_stack()
+    rng = np.random.default_rng(14)
+    v, y_bar = rng.standard_normal(w.shape), rng.standard_normal(w.shape)
+    _, res = spectral_normalize_fwd(w, n_iter=n_iter, tol=0.0, convention=convention)
+    if convention == "exact":
+        def f(a):
+            return np.asarray(spectral_normalize(a, n_iter=n_iter, tol=0.0, convention="exact"))
+    else:
+        u, vv = np.asarray(res.u), np.asarray(res.v)
+
+        def f(a):
+            return a / np.einsum("bi,bij,bj->b", u, a, vv)[:, None, None]
+    h = 1e-6
+    fd = (f(w + h * v) - f(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.asarray(spectral_normalize_jvp(res, v)), fd, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.sum(np.asarray(spectral_normalize_bwd(res, y_bar)) * v), np.sum(y_bar * fd),
+                               rtol=1e-7)
+
+
+def test_spectral_iterations_and_documented_defaults():
+    """``iterations`` is the number run: ``n_iter`` with ``tol=0`` (default 50), fewer when the
+    default ``tol = sqrt(eps(dtype))`` stops it; float32 stops at its own, larger, tolerance."""
+    w = _spectral_stack()[0]
+    assert spectral_normalize_fwd(w, n_iter=7, tol=0.0)[1].iterations == 7
+    assert spectral_normalize_fwd(w, tol=0.0)[1].iterations == 50
+    np.testing.assert_array_equal(spectral_normalize(w, tol=0.0), spectral_normalize(w, n_iter=50, tol=0.0))
+    for dtype in (np.float32, np.float64):
+        wd = w.astype(dtype)
+        default = spectral_normalize_fwd(wd, n_iter=1000)[1].iterations
+        explicit = spectral_normalize_fwd(wd, n_iter=1000, tol=math.sqrt(np.finfo(dtype).eps))[1].iterations
+        assert default == explicit < 1000
+
+
+def test_spectral_tol_zero_never_stops_early():
+    """``tol = 0`` runs every iteration, even on a rank-one matrix whose iterate is a fixed
+    point after the first step."""
+    w = np.outer([1.0, 2.0, 2.0], [0.5, 0.5, 0.5, 0.5])
+    assert spectral_normalize_fwd(w, n_iter=6, tol=0.0)[1].iterations == 6
+
+
+def test_spectral_stops_per_matrix_of_a_stack():
+    """The stopping test is per matrix (every ``||u_next - u|| <= tol``): a stack of copies of
+    one matrix stops after as many iterations as the matrix alone."""
+    w = _spectral_stack()[1]
+    alone = spectral_normalize_fwd(w, n_iter=1000)[1].iterations
+    assert spectral_normalize_fwd(np.stack([w] * 64), n_iter=1000)[1].iterations == alone
+
+
+def test_spectral_scale_is_per_matrix():
+    """Each matrix of a stack is scaled by its own largest entry: a huge and a tiny matrix in one
+    stack are both normalized (a common scale would underflow the tiny one to zero)."""
+    w = _spectral_stack()[:2].copy()
+    w[0] *= 1e300
+    w[1] *= 1e-300
+    y = np.asarray(spectral_normalize(w, n_iter=200))
+    for k in range(2):
+        np.testing.assert_allclose(np.linalg.svd(y[k], compute_uv=False)[0], 1.0, rtol=1e-6)
+
+
+def test_spectral_default_start_vector_is_the_documented_one():
+    """``default_u``: ``u_i = 1 + frac(i phi)``, ``phi = (sqrt 5 - 1) / 2``, normalized (its
+    docstring; the start fixes every result before convergence)."""
+    phi = (math.sqrt(5) - 1) / 2
+    want = np.array([1 + (i * phi) % 1.0 for i in range(1, 8)])
+    np.testing.assert_allclose(np.asarray(default_u(7, np.float64, np)), want / np.linalg.norm(want), rtol=1e-15)
+
+
+def test_spectral_u_is_checked_with_w():
+    """``u`` is an argument of its own: a non-array or another library's array is refused with
+    ``TypeError`` naming ``u``."""
+    w = np.ones((3, 2))
+    with pytest.raises(TypeError, match=r"\bu\b"):
+        spectral_normalize_fwd(w, u=[1.0, 1.0, 1.0])
+    with pytest.raises(TypeError):
+        spectral_normalize_fwd(w, u=array_api_strict.ones(3, dtype=array_api_strict.float64))
