@@ -1,5 +1,7 @@
 """``reflip`` command line: ``reflip audit`` runs the property suite on reflip or on another
-implementation and prints a Markdown table of the claims; ``reflip reproduce`` re-runs the
+implementation (``--jobs N`` processes, a progress bar on stderr) and prints a compact summary
+(a row per claim, a column per backend x dtype, the failures under it; the full per-case table
+with minimal failing cases goes to ``--report FILE``); ``reflip reproduce`` re-runs the
 paper's experiments and writes their results folder.
 
 Exit status: 0 success; 1 a check failed (audit); 2 a usage error, reported in one line on
