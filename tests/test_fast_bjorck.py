@@ -268,3 +268,47 @@ def test_dispatch_only_numpy_float_matrices_and_stacks():
     w = np.random.default_rng(0).standard_normal((2, 2, 6, 4))
     y = reflip.bjorck(w, n_iter=30)
     np.testing.assert_allclose(np.swapaxes(y, -1, -2) @ y, np.broadcast_to(np.eye(4), (2, 2, 4, 4)), atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_fused_result_against_the_svd_polar_factor(order):
+    """[BJ-11] [BJ-3] [BJ-7] the fused forward (float64, square) lands within a proved distance
+    of ``U V^T`` from a float64 SVD of ``w``:
+
+    - the scaling rounds each entry of ``A_0 = w / c`` twice (``||E||_F <= 2u ||A_0||_F``; the
+      error of ``c`` itself does not move the polar factor);
+    - in exact arithmetic a step keeps the polar factor [BJ-3]; the fused Gram matrix and step
+      together perturb ``A_{k+1}`` by ``E_k``, ``||E_k||_F <= gamma_D ||T_k||_F`` with
+      ``D = D_step + p D_gram`` (the lemma of [BJ-11] on the composite program, ``X`` entering a
+      monomial at most ``p`` times) and ``T_k = |A| P_abs(|A|^T |A|)``;
+    - a perturbation ``E`` of a square ``A`` moves its polar factor by at most
+      ``2 ||E||_F / (s_n(A) + s_n(A + E))`` (R.-C. Li, SIAM J. Matrix Anal. Appl. 16, 1995), and
+      the exact step's smallest singular value is ``phi(s_n(A_k)) >= s_n(A_k)`` on ``(0, 1]``
+      [BJ-5], so ``s_n(A_k)`` may stand for it;
+    - ``||Y - Q(Y)||_F <= ||Y^T Y - I||_F`` [BJ-7], that residual computed here in float64 with
+      an error below ``gamma_{N+2} ||Y||_F^2``.
+    """
+    rng = np.random.default_rng(order)
+    n = 24
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    w = (u * np.linspace(0.3, 1.0, n)) @ v.T
+    y, res = reflip.bjorck_fwd(w, order=order, n_iter=30)
+    assert isinstance(_fast.bjorck_steps(res.w, res.config.coeffs, "default", xp), nb.BjorckSteps)
+    acoef = tuple(map(abs, res.config.coeffs))
+    dd = depths(n, n, order)
+    d = dd["step"] + order * dd["gram"]
+
+    def s_min(m):
+        return np.linalg.svd(m, compute_uv=False)[-1]
+
+    a0 = res.iterates[0][0]
+    bound = 2 * eps(np.float64) * np.linalg.norm(a0) / s_min(a0)  # 2 (2u ||A_0||) / (2 s_n), s_n(A_0 + E) >= s_n / 2
+    nexts = [a for a, _ in res.iterates[1:]] + [res.y]
+    for (a, _), a_next in zip(res.iterates, nexts, strict=True):
+        aa = _abs64(a)
+        e = gamma(d, np.float64) * np.linalg.norm(_core_step(aa, aa.T @ aa, acoef))
+        bound += 2 * e / (s_min(a) + s_min(a_next))
+    resid = np.linalg.norm(y.T @ y - np.eye(n)) + gamma(n + 2, np.float64) * np.linalg.norm(y) ** 2
+    err = np.linalg.norm(y - u @ v.T)
+    assert err <= bound + resid, (err, bound, resid)
