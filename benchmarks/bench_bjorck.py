@@ -403,7 +403,7 @@ def fused_section(be, n=512, n_iter=25, repeat=5):
     a0 = np.ascontiguousarray(reflip.bjorck(w, n_iter=6, on_nonconvergence="ignore"))
     x0 = a0.T @ a0
     eyes = bj._scaled_eyes(coeffs, a0, np)
-    fast = nb.steps(a0, coeffs, reuse=True)
+    fast = nb.BjorckSteps(nb._blas(), np.float32, coeffs, reuse=True)  # whatever nb.MIN_N says
     fast.step(a0, x0)
     fast.step_vjp(a0, x0, g)  # allocates the workspace the passes below write into
     xbar = fast._scratch("xbar", n)

@@ -26,6 +26,13 @@ bj = importlib.import_module("reflip.bjorck")
 QUIET = {"on_nonconvergence": "ignore"}
 
 
+@pytest.fixture(autouse=True)
+def _small_matrices_take_the_fast_path(monkeypatch):
+    """The fast path declines matrices below ``MIN_N`` (slower there, measured); the tests use
+    small ones, so they lower it (the dispatch test checks the threshold itself)."""
+    monkeypatch.setattr(nb, "MIN_N", 1)
+
+
 def gamma(d, dtype):
     """``gamma_D = D u / (1 - D u)``, ``u = eps / 2`` [BJ-11]."""
     u = eps(dtype) / 2
@@ -254,13 +261,18 @@ def test_falls_back_to_the_core_without_any_blas(monkeypatch, dtype):
 
 
 def test_dispatch_only_numpy_float_matrices_and_stacks():
-    """The fast path takes 2-d and 3-d NumPy float32/float64 arrays in the default precision;
-    anything else (deeper stacks, other namespaces, other precisions) returns None and the
-    core runs."""
+    """The fast path takes 2-d and 3-d NumPy float32/float64 arrays in the default precision
+    whose smaller side is at least ``MIN_N``; anything else (deeper stacks, other namespaces,
+    other precisions, small matrices) returns None and the core runs."""
     c = (1.5, -0.5)
     assert isinstance(_fast.bjorck_steps(np.ones((3, 2), np.float32), c, "default", xp), nb.BjorckSteps)
     assert isinstance(_fast.bjorck_steps(np.ones((2, 3, 2)), c, "default", xp), nb.BjorckSteps)
     assert _fast.bjorck_steps(np.ones((2, 2, 3, 2)), c, "default", xp) is None
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(nb, "MIN_N", 8)
+        assert _fast.bjorck_steps(np.ones((20, 7)), c, "default", xp) is None
+        assert _fast.bjorck_steps(np.ones((7, 20)), c, "default", xp) is None
+        assert isinstance(_fast.bjorck_steps(np.ones((20, 8)), c, "default", xp), nb.BjorckSteps)
     assert _fast.bjorck_steps(np.ones((3, 2)), c, "tf32-mixed", xp) is None
     strict = array_api_strict.ones((3, 2), dtype=array_api_strict.float64)
     assert _fast.bjorck_steps(strict, c, "default", array_api_strict) is None

@@ -34,6 +34,14 @@ __all__ = ["ENABLED", "BjorckSteps", "steps"]
 
 #: Set to ``False`` to run the array-API core instead (benchmarks compare the two).
 ENABLED = True
+#: Smallest Gram size ``N`` (the smaller side of each matrix) the fast path takes. Below it a
+#: BLAS call through ctypes and this module's checks (about 14 microseconds) cost more than
+#: NumPy's own products and passes: order 1 x 10 steps, forward + backward, float32, one thread,
+#: CPU time, fused against core: 16 x 8 1.00 / 0.32 ms, 64 x 64 1.41 / 0.65, 128 x 128
+#: 4.9 / 4.1, 1024 x 10 1.9 / 0.85, 16 x 128 x 128 73 / 56, 512 x 64 x 64 812 / 346 (the stack
+#: is a Python loop here, one batched product in NumPy); 256 x 256 23.5 / 24.9, 2 x 256 x 256
+#: 45 / 44.
+MIN_N = 256
 #: How the Gram matrix ``A^T A`` is formed: ``"syrk"`` (the symmetric rank-k product computes
 #: one triangle, half the flops, then the triangle is mirrored by blocks) or ``"gemm"`` (the
 #: full product). ``benchmarks/bench_bjorck.py --frontier fused`` times both; SYRK + mirror
@@ -388,10 +396,10 @@ def _matrices(*arrays):
 def steps(a, coeffs, *, reuse):
     """A :class:`BjorckSteps` for the NumPy array ``a`` (the scaled ``A_0`` of the forward, or
     an iterate of the backward), or ``None`` where there is no fast path: not a NumPy
-    ``ndarray``, not float32/float64, not 2-d or 3-d, SciPy missing, or :data:`ENABLED`
-    off. The caller then runs the core."""
+    ``ndarray``, not float32/float64, not 2-d or 3-d, matrices smaller than :data:`MIN_N`, no
+    BLAS found (:data:`BACKEND`), or :data:`ENABLED` off. The caller then runs the core."""
     if not ENABLED or type(a) is not np.ndarray or a.dtype not in (np.float32, np.float64) \
-            or a.ndim not in (2, 3):
+            or a.ndim not in (2, 3) or min(a.shape[-2:]) < MIN_N:
         return None
     blas = _blas()
     if blas is None:
