@@ -5,9 +5,9 @@ falls back to the array-API core. Every fast path is tested against the core
 (``tests/test_fast.py`` for NumPy, ``tests/test_fast_cupy.py`` for CuPy on a GPU): bit for bit
 for GroupSort, within the proved rounding bound [BJ-11] for the fused Björck products
 (``tests/test_fast_bjorck.py``). NumPy paths in :mod:`.numpy_groupsort`, :mod:`.numpy_rows`
-and :mod:`.numpy_bjorck` (SciPy's BLAS, imported lazily), CuPy kernels in
+and :mod:`.numpy_bjorck` (the BLAS of NumPy's wheel through ctypes, or SciPy's), CuPy kernels in
 :mod:`.cupy_groupsort` and :mod:`.cupy_bjorck`, each imported when an array of its backend
-arrives (CuPy and SciPy stay optional).
+arrives (CuPy stays optional; SciPy is only a fallback of the Björck path).
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def group_sort_jvp(perm, x_dot, group_size, axis, xp):
 def bjorck_steps(a, coeffs, precision, xp, *, reuse=False):
     """The fused products of Björck steps [BJ-11] (:class:`.numpy_bjorck.BjorckSteps`: ``gram``,
     ``step``, ``step_vjp``) for a NumPy ``a`` in the default precision; ``None`` otherwise
-    (other namespaces, dtypes or ranks, SciPy absent), and the core's products run."""
+    (other namespaces, dtypes, ranks, matrices below ``numpy_bjorck.MIN_N``, no BLAS found),
+    and the core's products run."""
     if not is_numpy_namespace(xp) or precision != "default":
         return None
     from . import numpy_bjorck
