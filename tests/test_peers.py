@@ -50,7 +50,7 @@ EXPECTED = {
 
 
 def _library(name):
-    pytest.importorskip({"deel-torchlip": "deel.torchlip"}.get(name, name))
+    pytest.importorskip({"deel-torchlip": "deel.torchlip", "jax-port": "jax"}.get(name, name))
     return load_peer(name)
 
 

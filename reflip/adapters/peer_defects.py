@@ -82,6 +82,10 @@ def _orthogonium_random_start(check, params, dtype, error):
     return check == "spectral_normalize.matches_reflip" and not _raised_dtype_error(error)
 
 
+def _jax_port_kink(check, params, dtype, error):
+    return check == "linf_project.ties"
+
+
 def _monotonic_axis(check, params, dtype, error):
     return check.startswith("group_sort.") and params.get("axis", -1) < -1
 
@@ -270,6 +274,25 @@ assert not torch.allclose(normalized(0, 1), normalized(1, 1), atol=1e-4)
 assert torch.allclose(normalized(0, 50), normalized(1, 50), atol=1e-5)
 print("reproduced: after one iteration the result depends on the random start")
 """, _orthogonium_random_start),
+    Defect(
+        "soft-threshold-maximum", "jax-port", "linf_project",
+        "the projection's VJP at a kink averages two pieces (jnp.maximum at a tie)",
+        "The port's soft threshold `sign(w) * jnp.maximum(|w| - theta, 0)` meets a tie when an "
+        "entry sits exactly at the threshold (a kink of the projection). JAX differentiates "
+        "`maximum` at a tie as half of each argument's derivative, so the VJP there is the average "
+        "of the derivatives of the two pieces, the derivative of neither (PR-4). Writing it as "
+        "`jnp.where(|w| > theta, |w| - theta, 0)` picks one piece. Found by the audit in reflip's "
+        "own JAX port, kept as the worked example of a JAX trap.",
+        """import jax
+import jax.numpy as jnp
+
+# The minimal case: w = [0.33203125, -0.08203125], radius 0.25; the threshold theta equals |w_2|.
+theta = 0.08203125
+slope = jax.grad(lambda a: jnp.maximum(a - theta, 0.0))(0.08203125)
+print("d/da max(a - theta, 0) at a = theta:", float(slope))  # 0 or 1 on either piece
+assert float(slope) == 0.5
+print("reproduced: jnp.maximum splits the derivative at the kink")
+""", _jax_port_kink),
     Defect(
         "negative-axis", "monotonicnetworks", "group_sort",
         "group_sort with a negative axis other than -1 sorts the wrong axis",
