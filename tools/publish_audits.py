@@ -16,6 +16,8 @@ writes the same files.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import platform
 import re
 import sys
@@ -69,6 +71,12 @@ def render(name, adapter, report):
              f"the quick profile (derandomized: a rerun writes this file again). The adapter is "
              f"`reflip audit --impl {name}` ({where}); "
              f"the conventions it declares: `{adapter.conventions}`.", ""]
+    factory = PEERS[name][0]
+    if isinstance(factory, str):  # "module:attribute" of a port in the checkout
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    lines += ["What the adapter wraps and declares, from its docstring:", "",
+              *[f"> {line}".rstrip() for line in inspect.getdoc(factory).splitlines()], ""]
     lines += [f"{report.summary()}", "", "## Checks", "",
               "| primitive | check | claim | float32 / float64 | cause |", "|---|---|---|---|---|"]
     by_check = {}

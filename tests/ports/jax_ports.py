@@ -79,7 +79,9 @@ def linf_project(w, radius=1.0):
 
 
 def jax_port():
-    """The port behind the adapter protocol. The paper-code MaxMin is audited as its own
+    """The JAX port behind the adapter protocol: ``group_sort`` (group size, stable sort),
+    ``bjorck`` (order 1; reflip's ``beta``, ``n_iter`` and ``scaling`` passed through) and
+    ``linf_project`` (exact Jacobian through the threshold). The paper-code MaxMin is its own
     adapter (:func:`jax_max_min_port`): one adapter offers one function per primitive."""
     # The port computes in its input's dtype: float64 needs JAX's 64-bit mode.
     jax.config.update("jax_enable_x64", True)
