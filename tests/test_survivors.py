@@ -345,5 +345,28 @@ def test_spectral_u_is_checked_with_w():
     w = np.ones((3, 2))
     with pytest.raises(TypeError, match=r"\bu\b"):
         spectral_normalize_fwd(w, u=[1.0, 1.0, 1.0])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^w, u must be arrays of one array library"):
         spectral_normalize_fwd(w, u=array_api_strict.ones(3, dtype=array_api_strict.float64))
+    with pytest.raises(TypeError, match=r"^w, u must be arrays of one array library"):
+        spectral_normalize_fwd(array_api_strict.ones((3, 2), dtype=array_api_strict.float64), u=np.ones(3))
+
+
+def test_spectral_trace_only_for_the_exact_convention():
+    """The iterates are kept for ``convention="exact"`` only (SpectralNormResiduals: "empty
+    otherwise"): constant_uv holds no trace of ``n_iter`` vectors."""
+    w = _spectral_stack()
+    assert spectral_normalize_fwd(w, n_iter=5)[1].trace == ()
+    assert len(spectral_normalize_fwd(w, n_iter=5, convention="exact")[1].trace[0]) == 6
+
+
+def test_spectral_normalize_default_n_iter_is_50():
+    """On a slowly converging matrix (``s_2 / s_1 = 0.99``) every iteration changes the result,
+    so the default count shows: 50, for ``spectral_normalize`` as for its ``_fwd``."""
+    rng = np.random.default_rng(15)
+    u, _ = np.linalg.qr(rng.standard_normal((4, 3)))
+    v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    w = (u * np.array([1.0, 0.99, 0.5])) @ v.T
+    fifty = np.asarray(spectral_normalize(w, n_iter=50, tol=0.0))
+    assert not np.array_equal(fifty, np.asarray(spectral_normalize(w, n_iter=51, tol=0.0)))
+    np.testing.assert_array_equal(np.asarray(spectral_normalize(w, tol=0.0)), fifty)
+    np.testing.assert_array_equal(np.asarray(spectral_normalize_fwd(w, tol=0.0)[0]), fifty)

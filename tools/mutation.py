@@ -36,22 +36,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: module name -> (files mutated, tests run). Only the tests that exercise a module directly:
 #: the whole suite per mutant would not fit in a few hours on 2 cores.
+_OWN = ["tests/test_oracles.py", "tests/test_survivors.py"]  # this suite's oracle and kill tests
 MODULES = {
-    "norms": (["reflip/norms.py"], ["tests/test_norms.py", "tests/test_oracles.py", "tests/test_survivors.py"]),
-    "layouts": (["reflip/layouts.py"], ["tests/test_layouts.py", "tests/test_oracles.py", "tests/test_survivors.py"]),
-    "groupsort": (["reflip/groupsort.py"], ["tests/test_groupsort.py", "tests/test_oracles.py",
-                               "tests/test_survivors.py"]),
-    "projections": (["reflip/projections.py"], ["tests/test_projections.py", "tests/test_oracles.py",
-                                 "tests/test_survivors.py"]),
-    "spectral": (["reflip/spectral.py"], ["tests/test_spectral.py", "tests/test_oracles.py",
-                              "tests/test_survivors.py"]),
-    "bjorck": (["reflip/bjorck.py"], ["tests/test_bjorck.py"]),
-    "polar": (["reflip/polar.py"], ["tests/test_polar.py"]),
-    "fast": (["reflip/_fast/numpy_*.py"], ["tests/test_fast.py", "tests/test_fast_bjorck.py"]),
-    "nn": (["reflip/nn/*.py"], ["tests/nn/test_layers.py", "tests/nn/test_lipschitz.py",
-                               "tests/nn/test_certify.py", "tests/nn/test_backprop.py",
-                               "tests/nn/test_train.py", "tests/nn/test_inputs.py"]),
-    "universality": (["reflip/universality/*.py"], ["tests/test_universality.py"]),
+    "norms": (["reflip/norms.py"], ["tests/test_norms.py", *_OWN]),
+    "layouts": (["reflip/layouts.py"], ["tests/test_layouts.py", *_OWN]),
+    "groupsort": (["reflip/groupsort.py"], ["tests/test_groupsort.py", *_OWN]),
+    "projections": (["reflip/projections.py"], ["tests/test_projections.py", *_OWN]),
+    "spectral": (["reflip/spectral.py"], ["tests/test_spectral.py", *_OWN]),
+    "bjorck": (["reflip/bjorck.py"], ["tests/test_bjorck.py", *_OWN]),
+    "polar": (["reflip/polar.py"], ["tests/test_polar.py", *_OWN]),
+    "fast": (["reflip/_fast/numpy_*.py"], ["tests/test_fast.py", "tests/test_fast_bjorck.py", *_OWN]),
+    "nn": (["reflip/nn/*.py"], ["tests/test_nn_layers.py", "tests/test_nn_lipschitz.py", "tests/test_nn_certify.py",
+                               "tests/test_nn_backprop.py", "tests/test_nn_train.py", "tests/test_nn_inputs.py",
+                               *_OWN]),
+    "universality": (["reflip/universality/*.py"], ["tests/test_universality.py", *_OWN]),
 }
 
 #: mutmut's exit-code table (mutmut.stats.status_by_exit_code), folded into the four columns of
@@ -123,6 +121,10 @@ def main(argv=None):
         for name, (files, tests) in MODULES.items():
             print(f"{name}: {' '.join(files)} <- {' '.join(tests)}")
         return 0
+    try:
+        import mutmut  # noqa: F401, PLC0415
+    except ImportError:
+        parser.error(f"mutmut is not installed for {sys.executable}: pip install -e '.[mutation]'")
     work = args.workdir / args.module
     if not args.summary:
         if work.exists() and not args.resume:
