@@ -370,3 +370,11 @@ def test_spectral_normalize_default_n_iter_is_50():
     assert not np.array_equal(fifty, np.asarray(spectral_normalize(w, n_iter=51, tol=0.0)))
     np.testing.assert_array_equal(np.asarray(spectral_normalize(w, tol=0.0)), fifty)
     np.testing.assert_array_equal(np.asarray(spectral_normalize_fwd(w, tol=0.0)[0]), fifty)
+
+
+@pytest.mark.parametrize("convention", ["exact", "constant_uv"])
+def test_spectral_jvp_of_a_zero_tangent_is_zero(convention):
+    """The JVP is linear: a zero tangent gives exactly zero (no 0/0 in the u-step)."""
+    w = _spectral_stack()
+    _, res = spectral_normalize_fwd(w, n_iter=4, tol=0.0, convention=convention)
+    np.testing.assert_array_equal(np.asarray(spectral_normalize_jvp(res, np.zeros_like(w))), 0.0)
