@@ -39,6 +39,9 @@ def to_numpy(x):
     """
     if isinstance(x, np.ndarray):
         return x
+    if not is_array_api_obj(x):
+        raise TypeError(f"x must be an array (NumPy, CuPy or any array-API array), got "
+                        f"{type(x).__name__}; use numpy.asarray for Python sequences")
     if is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)

@@ -279,6 +279,11 @@ def _make_config(w, xp, *, order, beta, n_iter, tol, scaling, backward, checkpoi
     # smallest positive float64 needs fewer than MAX_ITERATIONS.
     n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
     tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
+    if tol is not None and tol >= 1:
+        # [BJ-7] ||Y^T Y - I||_F < 1 is what guarantees full rank (|s^2 - 1| < 1 for every s):
+        # a larger tolerance would accept a zero singular value, i.e. no orthonormality at all.
+        raise ValueError(f"tol must be < 1 (a residual ||Y^T Y - I||_F >= 1 allows zero singular "
+                         f"values), got {tol}")
     scaling = check_choice(scaling, "scaling", SCALINGS)
     backward = check_choice(backward, "backward", BACKWARDS)
     on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
@@ -557,7 +562,9 @@ def _unrolled_bwd(res, y_bar, xp):
     a_bar, eyes = y_bar, None
     # [BJ-11] NumPy: the reverse steps fused with BLAS alpha/beta, their results in two
     # alternating buffers (each is read once, by the next reverse step).
-    fast = _fast.bjorck_steps(y_bar, res.config.coeffs, res.config.precision, xp, reuse=True)
+    # (A cotangent of another dtype than the iterates is promoted by the core's products.)
+    fast = (_fast.bjorck_steps(y_bar, res.config.coeffs, res.config.precision, xp, reuse=True)
+            if y_bar.dtype == res.w.dtype else None)
     for a, x in _recomputed_pairs(res, xp):
         eyes = _scaled_eyes(res.config.coeffs, a, xp) if eyes is None else eyes
         a_bar = fast.step_vjp(a, x, a_bar) if fast else _step_vjp(a, x, a_bar, res.config.coeffs, eyes)

@@ -61,10 +61,14 @@ def op_norm_2(w):
     """Largest singular value ``sigma_max(W)`` of every matrix of the stack (an SVD, via
     ``xp.linalg.matrix_norm(ord=2)``; exact up to rounding, unlike a power iteration).
 
-    Returns an array of shape ``w.shape[:-2]`` (0-d for a single matrix or row)."""
+    Returns an array of shape ``w.shape[:-2]`` (0-d for a single matrix or row); NaN for a
+    matrix holding NaN or inf (LAPACK's SVD does not converge on those: such matrices are
+    replaced by zeros for the SVD, and their norm set to NaN)."""
     xp = get_namespace(w=w)
     w = _as_matrix(w, xp)
-    return xp.linalg.matrix_norm(w, ord=2)
+    finite = xp.all(xp.isfinite(w), axis=(-2, -1))
+    norms = xp.linalg.matrix_norm(xp.where(finite[..., None, None], w, xp.zeros_like(w)), ord=2)
+    return xp.where(finite, norms, xp.asarray(math.nan, dtype=norms.dtype))
 
 
 def op_norm_inf(w):

@@ -285,6 +285,11 @@ def _validated(w, *, degree, lower, n_iter, tol, backward, on_nonconvergence, ch
         n_iter = _default_n_iter(degree, lower, eps(w.dtype))
     n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
     tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
+    if tol is not None and tol >= 1:
+        # [BJ-7] ||Y^T Y - I||_F < 1 is what guarantees full rank (|s^2 - 1| < 1 for every s):
+        # a larger tolerance would accept a zero singular value, i.e. no orthonormality at all.
+        raise ValueError(f"tol must be < 1 (a residual ||Y^T Y - I||_F >= 1 allows zero singular "
+                         f"values), got {tol}")
     backward = check_choice(backward, "backward", BACKWARDS)
     on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
     if check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
@@ -358,8 +363,9 @@ def _unrolled_bwd(res, y_bar, xp):
     a_bar = y_bar
     pairs = _pairs(res, xp)
     # [BJ-11] the fused reverse steps, results in two alternating buffers (each read once).
-    fast = _fast.bjorck_steps(y_bar, res.config.coeffs[0] if res.config.coeffs else (1.0, 0.0), "default", xp,
-                              reuse=True)
+    # (A cotangent of another dtype than the iterates is promoted by the core's products.)
+    fast = (_fast.bjorck_steps(y_bar, res.config.coeffs[0] if res.config.coeffs else (1.0, 0.0), "default",
+                               xp, reuse=True) if y_bar.dtype == res.w.dtype else None)
     for k in range(len(pairs) - 1, -1, -1):
         a, x = pairs[k]
         coeffs = res.config.coeffs[k]

@@ -177,7 +177,8 @@ def reduction_layers(w, b, stages, *, pad="duplicate"):
 
     for op, n_groups in stages:
         if pos.size % n_groups:
-            raise ValueError(f"{pos.size} values do not split into {n_groups} equal groups")
+            raise ValueError(f"stages: {pos.size} values do not split into {n_groups} equal groups "
+                             f"(stage ({op!r}, {n_groups}) needs a number of groups dividing {pos.size})")
         groups = pos.reshape(n_groups, -1)
         while groups.shape[1] > 1:
             padded = groups.shape[1] % 2 == 1
