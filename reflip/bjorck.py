@@ -47,8 +47,8 @@ import numpy as np
 
 from . import _fast
 from ._backend import get_namespace, safe_divisor
-from ._validate import MAX_ITERATIONS, check_array, check_bool, check_choice, check_cotangent, check_int, check_real
 from ._registry import Primitive, register
+from ._validate import MAX_ITERATIONS, check_array, check_bool, check_choice, check_cotangent, check_int, check_real
 from .tolerances import eps
 
 __all__ = [

@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 from . import _fast
 from ._backend import get_namespace
-from ._validate import check_array, check_axis, check_cotangent, check_int
 from ._registry import Primitive, register
+from ._validate import check_array, check_axis, check_cotangent, check_int
 
 __all__ = [
     "GroupSortResiduals",

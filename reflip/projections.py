@@ -41,9 +41,9 @@ import numpy as np
 
 from . import _fast
 from ._backend import get_namespace, safe_divisor
-from .norms import check_p, dual_exponent  # noqa: F401  (re-exported until the importers move to reflip.norms)
-from ._validate import check_array, check_choice, check_cotangent, check_real
 from ._registry import Primitive, register
+from ._validate import check_array, check_choice, check_cotangent, check_real
+from .norms import check_p, dual_exponent  # noqa: F401  (re-exported until the importers move to reflip.norms)
 from .tolerances import _numpy_dtype
 
 __all__ = [

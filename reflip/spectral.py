@@ -37,9 +37,8 @@ import math
 from typing import NamedTuple
 
 from ._backend import get_namespace, safe_divisor
-from ._validate import (MAX_ITERATIONS, check_array, check_choice, check_cotangent, check_floating,
-                        check_int, check_real)
 from ._registry import Primitive, register
+from ._validate import MAX_ITERATIONS, check_array, check_choice, check_cotangent, check_floating, check_int, check_real
 from .tolerances import eps
 
 __all__ = [

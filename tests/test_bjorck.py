@@ -125,9 +125,11 @@ def test_check_finite_false_lets_nan_propagate():
 
 def test_cotangent_checked():
     _, res = bjorck_fwd(RNG.standard_normal((2, 4, 3)))
-    with pytest.raises(ValueError, match=r"y_bar must have the shape \(2, 4, 3\) of the primitive's output, got \(2, 3, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"y_bar must have the shape \(2, 4, 3\) of the primitive's output, got \(2, 3, 4\)"):
         bjorck_bwd(res, np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"w_dot must have the shape \(2, 4, 3\) of the primitive's input, got \(4, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"w_dot must have the shape \(2, 4, 3\) of the primitive's input, got \(4, 3\)"):
         bjorck_jvp(res, np.zeros((4, 3)))
     with pytest.raises(TypeError, match="y_bar must have dtype float32 or float64"):
         bjorck_bwd(res, np.zeros((2, 4, 3), dtype=np.int32))
@@ -554,7 +556,7 @@ def test_unrolled_gradient_approaches_the_implicit_one(shape, beta):
         _, res_k = bjorck_fwd(w, beta=beta, n_iter=k, **QUIET)
         errors.append(np.linalg.norm(bjorck_bwd(res_k, g) - target) / np.linalg.norm(target))
     # Decreasing until it reaches the rounding floor.
-    assert all(b <= a or b < 1e-13 for a, b in zip(errors, errors[1:])), errors
+    assert all(b <= a or b < 1e-13 for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[0] > 1e-3 and errors[-1] < 1e-10, errors
 
 
@@ -612,7 +614,7 @@ def test_array_api_strict_matches_numpy(kwargs):
         ys, ress = bjorck_fwd(backend.asarray(w), **kwargs)
         outs = [ys, bjorck_bwd(ress, backend.asarray(g)), bjorck_jvp(ress, backend.asarray(g))]
         outs = [np.asarray(reflip.to_numpy(o)) for o in outs]
-    for got, want in zip(outs, [y, bjorck_bwd(res, g), bjorck_jvp(res, g)]):
+    for got, want in zip(outs, [y, bjorck_bwd(res, g), bjorck_jvp(res, g)], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

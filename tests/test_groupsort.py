@@ -71,7 +71,7 @@ def test_nan_and_inf(k):
     x = np.array([[np.inf, -np.inf, 3.0, 1.0, np.nan, 0.5]])
     y, res = group_sort_fwd(x, k)
     groups = lambda a: a.reshape(-1, k)  # noqa: E731
-    for gx, gy in zip(groups(x), groups(y)):
+    for gx, gy in zip(groups(x), groups(y), strict=True):
         if np.isnan(gx).any():
             assert np.isnan(gy).any()
             np.testing.assert_array_equal(np.sort(gx), np.sort(gy))
@@ -81,7 +81,7 @@ def test_nan_and_inf(k):
     x_bar = group_sort_bwd(res, g)
     np.testing.assert_array_equal(np.sort(groups(x_bar), -1), np.sort(groups(g), -1))
     y_plain = group_sort(x, k)
-    for gx, gy in zip(groups(x), groups(y_plain)):
+    for gx, gy in zip(groups(x), groups(y_plain), strict=True):
         if np.isnan(gx).any():
             assert np.isnan(gy).any()
         else:

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reflip.groupsort import group_sort, max_min
 from reflip.layouts import (
     MAX_MIN_LAYOUTS,
     group_size_from_num_groups,
@@ -14,22 +15,21 @@ from reflip.layouts import (
     num_groups_from_group_size,
     to_reflip_layout,
 )
-from reflip.groupsort import group_sort, max_min
 from reflip.testing.strategies import bounded_floats
 
 
 def brute_force(x, layout):
     """Loop implementation of each layout on a 1-D vector."""
-    n, h = len(x), len(x) // 2
+    h = len(x) // 2
     if layout.startswith("half_split"):
         pairs = [(x[i], x[i + h]) for i in range(h)]
     else:
         pairs = [(x[2 * i], x[2 * i + 1]) for i in range(h)]
     mins, maxes = [min(p) for p in pairs], [max(p) for p in pairs]
     if layout == "contiguous_min_max":
-        return [v for p in zip(mins, maxes) for v in p]
+        return [v for p in zip(mins, maxes, strict=True) for v in p]
     if layout == "contiguous_max_min":
-        return [v for p in zip(maxes, mins) for v in p]
+        return [v for p in zip(maxes, mins, strict=True) for v in p]
     if layout in ("maxes_then_mins", "half_split_max_min"):
         return maxes + mins
     if layout == "half_split_min_max":

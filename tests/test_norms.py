@@ -93,7 +93,7 @@ def test_array_api_strict():
         ws = strict.asarray(w)
         got = [reflip.to_numpy(f(ws)) for f in (op_norm_2, op_norm_inf, lambda a: norm_p_inf(a, 2))]
     want = [op_norm_2(w), op_norm_inf(w), norm_p_inf(w, 2)]
-    for g, e in zip(got, want):
+    for g, e in zip(got, want, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-14)
 
 

@@ -11,6 +11,7 @@ from autograd.tracer import getval
 
 import reflip
 from reflip import (
+    autograd_ops,
     linf_project,
     linf_project_bwd,
     linf_project_fwd,
@@ -27,7 +28,6 @@ from reflip import (
     row_scale_jvp,
     spectral_normalize,
 )
-from reflip import autograd_ops
 from reflip.audit.projections import l1_ball_oracle
 from reflip.projections import dual_exponent
 from reflip.testing.backends import available_backends
@@ -399,7 +399,7 @@ def test_array_api_strict_without_boolean_indexing():
     np.testing.assert_array_equal(reflip.to_numpy(y), linf_project(w))
     np.testing.assert_array_equal(reflip.to_numpy(x_bar), linf_project_bwd(res_np, g))
     expected = [pinf_project(w, p) for p in (1, 2, math.inf)] + [row_scale(w, p) for p in (1, 2, math.inf)]
-    for got, want in zip(others, expected):
+    for got, want in zip(others, expected, strict=True):
         np.testing.assert_array_equal(reflip.to_numpy(got), want)
 
 

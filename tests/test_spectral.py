@@ -11,8 +11,7 @@ import pytest
 from autograd import grad, make_jvp
 
 import reflip
-from reflip import op_norm_2, spectral_normalize, spectral_normalize_bwd, spectral_normalize_fwd
-from reflip import spectral_normalize_jvp
+from reflip import op_norm_2, spectral_normalize, spectral_normalize_bwd, spectral_normalize_fwd, spectral_normalize_jvp
 from reflip.spectral import default_u
 from reflip.testing.backends import available_backends
 
@@ -41,7 +40,8 @@ def _gapped(seed, m=5, n=4, s=(1.0, 0.5, 0.3, 0.1)):
         (np.ones((2, 2)), {"tol": "1e-3"}, TypeError, "tol must be a real number or None"),  # as bjorck (issue 15)
         (np.ones((2, 2)), {"tol": True}, TypeError, "tol must be a real number or None"),
         (np.ones((2, 2)), {"convention": None}, TypeError, "convention must be one of"),
-        (np.ones((2, 2)), {"convention": "detached"}, ValueError, r"convention must be one of \('constant_uv', 'exact'\)"),
+        (np.ones((2, 2)), {"convention": "detached"}, ValueError,
+         r"convention must be one of \('constant_uv', 'exact'\)"),
         (np.ones((2, 3)), {"u": np.ones(3)}, ValueError, r"u must have shape \(\.\.\., m\) = \(2,\)"),
         (np.ones((2, 3)), {"u": np.ones(2, dtype=np.float32)}, TypeError, "u must have w's dtype"),
         (np.ones((2, 3)), {"u": np.ones(2, dtype=np.int64)}, TypeError, "u must have dtype float32 or float64"),

@@ -93,7 +93,8 @@ def test_check_array_and_cotangent():
     check_array(np.ones(3, np.float16), xp, "x", exact=True)
     with pytest.raises(TypeError, match=r"^x must have dtype float32 or float64, got float16"):
         check_array(np.ones(3, np.float16), xp, "x")
-    with pytest.raises(ValueError, match=r"^y_bar must have the shape \(2, 3\) of the primitive's output, got \(3, 2\)"):
+    with pytest.raises(ValueError,
+                       match=r"^y_bar must have the shape \(2, 3\) of the primitive's output, got \(3, 2\)"):
         check_cotangent("y_bar", np.ones((3, 2)), (2, 3), xp)
     with pytest.raises(ValueError, match=r"^w_dot must have the shape \(2, 3\) of the primitive's input"):
         check_cotangent("w_dot", np.ones(3), (2, 3), xp)

@@ -488,7 +488,7 @@ def _network_argsort_blocks(groups):
     comparators, which swap exactly when ``z[i + d] < z[i]``, i.e. when ``minimum(z[i + d],
     z[i])`` takes the upper entry. A network is not stable at ties, and NaN compares false while
     ``minimum`` spreads it, so groups with a tie or a NaN take NumPy's stable argsort."""
-    k, utype = groups.shape[-1], np.dtype(_UINT[groups.dtype.itemsize]).type
+    k = groups.shape[-1]
     y, perm = np.empty_like(groups), np.empty(groups.shape, dtype=np.uint8)
     rows = _rows_per_block(groups)
     size = rows * k

@@ -12,8 +12,8 @@ import numpy as np
 from ..tolerances import eps, exact_rtol, fd_rtol, fd_step
 from .engine import CLAIMS, ClaimFailure, claim, device_array, exceeds, host, rng_for
 
-__all__ = ["generic", "generic_claims", "GENERIC", "DECLARED_DERIVATIVES", "derivative_rtol", "derivative_scale", "default_fd_step",
-           "finite_difference_jvp", "dot"]
+__all__ = ["generic", "generic_claims", "GENERIC", "DECLARED_DERIVATIVES", "derivative_rtol", "derivative_scale",
+           "default_fd_step", "finite_difference_jvp", "dot"]
 
 
 # (name, kind, check, options of :func:`~reflip.audit.engine.claim`), in declaration order.
