@@ -198,8 +198,9 @@ def main(argv=None) -> int:
                                    "an expected failure); 1: a check failed; 2: usage error, or nothing was "
                                    "checked (the implementation provides none of the selected primitives). "
                                    "Primitives an implementation does not provide are listed as 'not provided'.")
-    p.add_argument("--impl", help="'package.module:adapter' (see reflip.audit.adapter); default: reflip itself "
-                                   "on every available backend")
+    p.add_argument("--impl", help="'package.module:adapter' (see reflip.audit.adapter), or a ready adapter's short "
+                                   "name (deel-torchlip, orthogonium, monotonicnetworks, jax-port: "
+                                   "reflip.adapters.peers); default: reflip itself on every available backend")
     p.add_argument("--profile", choices=["quick", "thorough"], default="quick",
                    help="quick: 25 derandomized cases per check; thorough: 500 random cases")
     p.add_argument("--backend", nargs="+", choices=BACKEND_NAMES,
