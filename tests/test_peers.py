@@ -134,3 +134,29 @@ def test_adapters_call_the_library(monkeypatch):
     monkeypatch.setattr(torchlip, "group_sort", lambda x, k, dim=1: torch.zeros_like(x))
     out = load_peer("deel-torchlip").group_sort(np.array([2.0, 1.0]), 2, axis=0)
     assert np.array_equal(out, [0.0, 0.0])
+
+
+def test_publish_lists_a_failure_the_catalogue_does_not_explain():
+    """A planted defect no catalogue entry describes (a descending sort behind orthogonium's
+    name) is published as unexplained, in the audit and in the README cell, never dropped."""
+    import importlib.util
+
+    import torch
+
+    from reflip.adapters import TorchAdapter
+
+    spec = importlib.util.spec_from_file_location("publish_audits", ROOT / "tools" / "publish_audits.py")
+    publish = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish)
+
+    def descending(x, k, axis=-1):
+        x = x.movedim(axis, -1)
+        y = torch.sort(x.reshape(*x.shape[:-1], -1, k), dim=-1, descending=True, stable=True).values
+        return y.reshape(x.shape).movedim(-1, axis)
+
+    adapter = TorchAdapter(name="planted", group_sort=descending)
+    report = check_implementation(adapter, primitives=["group_sort"], checks=["group_sort.matches_reflip"],
+                                  dtypes=["float64"], shrink=False)
+    text, _, cells = publish.render("orthogonium", adapter, report)
+    assert "## Failures not explained" in text and "`group_sort.matches_reflip` (float64)" in text
+    assert cells == {"group_sort": "FAIL: a failure not explained [GS-4]"}
