@@ -278,12 +278,7 @@ def _make_config(w, xp, *, order, beta, n_iter, tol, scaling, backward, checkpoi
     # [BJ-6] a singular value s needs about log_1.5(||W||_F / s) + 5 order-1 steps: even the
     # smallest positive float64 needs fewer than MAX_ITERATIONS.
     n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
-    tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
-    if tol is not None and tol >= 1:
-        # [BJ-7] ||Y^T Y - I||_F < 1 is what guarantees full rank (|s^2 - 1| < 1 for every s):
-        # a larger tolerance would accept a zero singular value, i.e. no orthonormality at all.
-        raise ValueError(f"tol must be < 1 (a residual ||Y^T Y - I||_F >= 1 allows zero singular "
-                         f"values), got {tol}")
+    tol = check_tol(tol)
     scaling = check_choice(scaling, "scaling", SCALINGS)
     backward = check_choice(backward, "backward", BACKWARDS)
     on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
@@ -641,29 +636,45 @@ def _implicit_jacobian(res, t, xp):
 # Public layer
 
 
-def _report_convergence(info, cfg, stacklevel):
+def check_tol(tol):
+    """``tol`` of an orthonormalizing iteration: ``None`` or ``0 < tol < 1`` [BJ-7].
+
+    ``||Y^T Y - I||_F < 1`` is what guarantees full rank (``|s^2 - 1| < 1`` for every singular
+    value ``s``): a larger tolerance would accept a zero singular value, i.e. no orthonormality.
+    """
+    tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
+    if tol is not None and tol >= 1:
+        raise ValueError(f"tol must be < 1 (a residual ||Y^T Y - I||_F >= 1 allows zero singular "
+                         f"values), got {tol}")
+    return tol
+
+
+_BJORCK_ADVICE = ("zero singular values never converge, a singular value s needs ~log_1.5(||w||_F / s) + 5 "
+                  "iterations at order 1")
+
+
+def _report_convergence(info, cfg, stacklevel, *, name="Björck iteration", advice=_BJORCK_ADVICE):
     """Warn (or raise) when the run is not converged [BJ-7] [BJ-10]: the residual is above
     ``tol``, or above ``cfg.warn_above`` without ``tol`` (a NaN residual counts as not
     converged). ``on_nonconvergence="ignore"`` skips the check. ``stacklevel`` is that of the
     public function, so that the warning points at the user's call (Python then shows it once
-    per call site)."""
+    per call site). ``name`` and ``advice`` (why it may not converge) are the iteration's: the
+    polar iteration [PO-1] reports through the same rule."""
     if cfg.on_nonconvergence == "ignore" or info.residual is None:
         return
     residual = info.max_residual
     if cfg.tol is not None:
         if info.converged:
             return
-        msg = (f"Björck iteration did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} iterations: "
-               f"||Y^T Y - I||_F = {residual:.3g}. The result is not orthonormal; increase "
-               f"n_iter, check the conditioning of w (zero singular values never converge, small ones "
-               f"need ~log_1.5(1/s) iterations at order 1) or loosen tol")
+        msg = (f"{name} did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} iterations: "
+               f"||Y^T Y - I||_F = {residual:.3g}. The result is not orthonormal ({advice}); "
+               f"increase n_iter or loosen tol")
     else:
         if residual <= cfg.warn_above:
             return
-        msg = (f"Björck iteration did not converge in n_iter={cfg.n_iter} iterations: "
+        msg = (f"{name} did not converge in n_iter={cfg.n_iter} iterations: "
                f"||Y^T Y - I||_F = {residual:.3g} > {cfg.warn_above:.3g} = sqrt(N eps) [BJ-10]. The "
-               f"result is not orthonormal (zero singular values never converge, a singular value s "
-               f"needs ~log_1.5(||w||_F / s) + 5 iterations at order 1); increase n_iter, or pass "
+               f"result is not orthonormal ({advice}); increase n_iter, or pass "
                f"on_nonconvergence='ignore' if fewer iterations are intended (training)")
     if cfg.on_nonconvergence == "raise":
         raise BjorckConvergenceError(msg)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -56,8 +55,6 @@ from ._validate import (
     check_real,
 )
 from .bjorck import (
-    BjorckConvergenceError,
-    BjorckConvergenceWarning,
     BjorckInfo,
     _implicit_jacobian,
     _residual,
@@ -69,6 +66,10 @@ from .bjorck import (
     _step_vjp,
     _tall,
     _warn_above,
+    check_tol,
+)
+from .bjorck import (
+    _report_convergence as _bjorck_report,
 )
 from .tolerances import eps
 
@@ -284,12 +285,7 @@ def _validated(w, *, degree, lower, n_iter, tol, backward, on_nonconvergence, ch
     if n_iter is None:
         n_iter = _default_n_iter(degree, lower, eps(w.dtype))
     n_iter = check_int(n_iter, "n_iter", minimum=0, maximum=MAX_ITERATIONS)
-    tol = check_real(tol, "tol", minimum=0.0, strict=True, allow_none=True)
-    if tol is not None and tol >= 1:
-        # [BJ-7] ||Y^T Y - I||_F < 1 is what guarantees full rank (|s^2 - 1| < 1 for every s):
-        # a larger tolerance would accept a zero singular value, i.e. no orthonormality at all.
-        raise ValueError(f"tol must be < 1 (a residual ||Y^T Y - I||_F >= 1 allows zero singular "
-                         f"values), got {tol}")
+    tol = check_tol(tol)
     backward = check_choice(backward, "backward", BACKWARDS)
     on_nonconvergence = check_choice(on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
     if check_bool(check_finite, "check_finite") and not bool(xp.all(xp.isfinite(w))):
@@ -388,29 +384,10 @@ def _unrolled_jvp(res, w_dot, xp):
 
 
 def _report_convergence(info, cfg, stacklevel):
-    """Björck's rule [BJ-7] [BJ-10]: warn (or raise) when ``tol`` was missed, or without ``tol``
-    when the residual is above ``sqrt(N eps)``; NaN counts as not converged."""
-    if cfg.on_nonconvergence == "ignore" or info.residual is None:
-        return
-    residual = info.max_residual
-    if cfg.tol is not None:
-        if info.converged:
-            return
-        msg = (f"polar iteration did not reach tol={cfg.tol:g} in n_iter={cfg.n_iter} steps: "
-               f"||Y^T Y - I||_F = {residual:.3g}. The result is not orthonormal; increase n_iter, "
-               f"pick a smaller lower (the schedule is built for s_min / ||w||_F >= lower={cfg.lower:g}; "
-               f"zero singular values never converge) or loosen tol")
-    else:
-        if residual <= cfg.warn_above:
-            return
-        msg = (f"polar iteration did not converge in n_iter={cfg.n_iter} steps: ||Y^T Y - I||_F = "
-               f"{residual:.3g} > {cfg.warn_above:.3g} = sqrt(N eps) [BJ-10]. The result is not "
-               f"orthonormal (the schedule is built for s_min / ||w||_F >= lower={cfg.lower:g}; zero "
-               f"singular values never converge); increase n_iter or pick a smaller lower, or pass "
-               f"on_nonconvergence='ignore' if fewer steps are intended")
-    if cfg.on_nonconvergence == "raise":
-        raise BjorckConvergenceError(msg)
-    warnings.warn(msg, BjorckConvergenceWarning, stacklevel=stacklevel + 1)
+    """Björck's rule [BJ-7] [BJ-10], with the polar iteration's advice."""
+    _bjorck_report(info, cfg, stacklevel + 1, name="polar iteration",
+                   advice=f"the schedule is built for s_min / ||w||_F >= lower={cfg.lower:g}: pick a smaller "
+                          f"lower; zero singular values never converge")
 
 
 def polar_fwd(w, *, degree=5, lower=1e-3, n_iter=None, tol=None, backward="unrolled",
