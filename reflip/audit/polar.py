@@ -11,15 +11,13 @@ Tolerances come from a first-order model of how the steps propagate rounding err
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from .._backend import haar_orthogonal
-from .._registry import REGISTRY
 from ..polar import polar_schedule, safety_bound
 from ..tolerances import eps
-from .bjorck import NOT_ONE_LIPSCHITZ
+from .bjorck import NOT_ONE_LIPSCHITZ, convergence_report, report_applies
 from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import generic_claims
 
@@ -203,75 +201,14 @@ def _check_equivariance(impl, case, backend, dtype):
     return figures
 
 
-def _measured_residual(y):
-    y = np.asarray(y, np.float64)
-    if y.shape[-2] < y.shape[-1]:
-        y = np.swapaxes(y, -1, -2)
-    with np.errstate(over="ignore", invalid="ignore"):
-        gram = np.swapaxes(y, -1, -2) @ y
-        return float(np.max(np.linalg.norm(gram - np.eye(gram.shape[-1]), axis=(-2, -1))))
-
-
-def _is_convergence_error(exc):
-    from ..bjorck import BjorckConvergenceError
-
-    return any(isinstance(e, BjorckConvergenceError) for e in (exc, exc.__cause__, exc.__context__))
-
-
-def _report_applies(impl):
-    """reflip's ``tol`` / ``on_nonconvergence`` interface, which an adapter is not passed unless
-    it declares ``conventions["polar.params"]`` with a ``tol``."""
-    if getattr(impl, "takes", lambda param: True)("tol") or impl.declared_params(PRIMITIVE).get("tol") is not None:
-        return ""
-    return ("checks reflip's tol / on_nonconvergence interface, which an adapter is not passed; a library "
-            "that stops at a fixed tolerance declares conventions['polar.params'] = {'tol': ...}")
-
-
-@claim("polar.report", "PO-6", "convergence", applicable=_report_applies)
+@claim("polar.report", "PO-6", "convergence", applicable=report_applies(PRIMITIVE))
 def _check_report(impl, case, backend, dtype):
     """[PO-6] The convergence report is truthful and a missed tol is never silent.
 
-    A result that missed ``tol`` comes back with a BjorckConvergenceWarning or, with
-    ``on_nonconvergence="raise"``, an error; one that met it with neither; reflip's report
-    (``residuals.info``) gives ||Y^T Y - I||_F of the returned Y."""
-    from ..bjorck import BjorckConvergenceWarning
-
-    params = dict(case.params)
-    tol = params["tol"]
-    x = device_array(backend, case.x, dtype)
-    raised = False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            y, residuals = impl.fwd(x, **params)
-        except Exception as exc:  # noqa: BLE001 - only reflip's convergence error is expected
-            if not _is_convergence_error(exc):
-                raise
-            raised = True
-    warned = any(issubclass(w.category, BjorckConvergenceWarning) for w in caught)
-    if raised:
-        source = impl if getattr(impl, "takes", lambda param: True)("on_nonconvergence") else REGISTRY[PRIMITIVE]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BjorckConvergenceWarning)
-            y, residuals = source.fwd(x, **{**params, "on_nonconvergence": "warn"})
-    measured = _measured_residual(host(y))
-    n = min(case.x.shape[-2:])
-    slack = 4.0 * (n + 2) ** 2 * eps(dtype) * (1.0 + measured)
-    if exceeds(measured, tol + slack):
-        if not (warned or raised):
-            raise ClaimFailure(f"missed tol = {tol:g} (||Y^T Y - I||_F = {measured:.3g}) silently: no "
-                               "BjorckConvergenceWarning and no error")
-        if raised != (params.get("on_nonconvergence", "warn") == "raise"):
-            raise ClaimFailure(f"on_nonconvergence={params.get('on_nonconvergence')!r} not honoured")
-    elif measured < tol - slack and (warned or raised):
-        raise ClaimFailure(f"reached tol = {tol:g} (||Y^T Y - I||_F = {measured:.3g}) but reported non-convergence")
-    info = getattr(residuals, "info", None)
-    if info is None:
-        return {}
-    reported = info.max_residual
-    if exceeds(abs(reported - measured), slack):
-        raise ClaimFailure(f"info reports residual {reported:.3g} but ||Y^T Y - I||_F = {measured:.3g}")
-    return {"report_error": abs(reported - measured) / slack}
+    Björck's check (:func:`reflip.audit.bjorck.convergence_report`): a result that missed
+    ``tol`` comes back with a BjorckConvergenceWarning or, with ``on_nonconvergence="raise"``, an
+    error; one that met it with neither; reflip's report gives ||Y^T Y - I||_F of the returned Y."""
+    return convergence_report(impl, case, backend, dtype, PRIMITIVE)
 
 
 generic_claims(PRIMITIVE, "PO-5")
