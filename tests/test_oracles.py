@@ -318,3 +318,62 @@ def test_operator_norm_every_pair_against_brute_force(p, q):
 def test_check_pq_refuses_other_pairs(p, q):
     with pytest.raises(ValueError, match="only q = inf"):
         check_pq(p, q)
+
+
+# ---- GroupSort: the array-API core (what non-NumPy backends run) against brute force ---------
+
+import array_api_strict  # noqa: E402
+
+from reflip import full_sort, group_sort, group_sort_bwd, group_sort_fwd, group_sort_jvp, max_min  # noqa: E402
+
+
+def _brute_group_sort(x, k, axis):
+    """``(y, order)``: each contiguous group of ``k`` along ``axis`` sorted ascending (NumPy's
+    sort of the grouped view) and ``order[..., j]`` the input index of output entry ``j``."""
+    moved = np.moveaxis(x, axis, -1)
+    grouped = moved.reshape(*moved.shape[:-1], moved.shape[-1] // k, k)
+    order = np.argsort(grouped, axis=-1, kind="stable")
+    y = np.take_along_axis(grouped, order, axis=-1)
+    return np.moveaxis(y.reshape(moved.shape), -1, axis), order
+
+
+def _strict(a):
+    return array_api_strict.asarray(np.ascontiguousarray(a))
+
+
+def _host(a):
+    return np.asarray(array_api_strict.asarray(a, copy=True)) if not isinstance(a, np.ndarray) else a
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+@pytest.mark.parametrize("k", [2, 3, 4, 6, 12])
+def test_group_sort_core_against_brute_force(k, axis):
+    """[GS-1, GS-4] On array_api_strict (the core; NumPy takes the fast paths): the forward is
+    every group sorted, the VJP sends each cotangent back to the input entry the output came
+    from, the JVP gathers the tangent the same way; tie-free inputs; ``group_size`` 12 is a full
+    sort of the axis, 2 is MaxMin."""
+    rng = np.random.default_rng(k * 10 + axis)
+    shape = [12, 12, 12]
+    shape[axis] = 12
+    x = rng.permutation(np.arange(12 * 12 * 12, dtype=np.float64)).reshape(shape) / 7.0
+    y_want, order = _brute_group_sort(x, k, axis)
+    y, res = group_sort_fwd(_strict(x), k, axis=axis)
+    np.testing.assert_array_equal(_host(y), y_want)
+    np.testing.assert_array_equal(_host(group_sort(_strict(x), k, axis=axis)), y_want)
+    if k == 2:
+        np.testing.assert_array_equal(_host(max_min(_strict(x), axis=axis)), y_want)
+    if k == 12:
+        np.testing.assert_array_equal(_host(full_sort(_strict(x), axis=axis)), y_want)
+    t = rng.standard_normal(x.shape)
+    # Brute force: output j of a group came from input order[j], so x_bar[order[j]] = y_bar[j] and
+    # y_dot[j] = x_dot[order[j]].
+    t_groups = np.moveaxis(t, axis, -1)
+    t_groups = t_groups.reshape(*t_groups.shape[:-1], t_groups.shape[-1] // k, k)
+    x_bar = np.zeros_like(t_groups)
+    np.put_along_axis(x_bar, order, t_groups, axis=-1)
+    y_dot = np.take_along_axis(t_groups, order, axis=-1)
+    moved_shape = np.moveaxis(t, axis, -1).shape
+    x_bar = np.moveaxis(x_bar.reshape(moved_shape), -1, axis)
+    y_dot = np.moveaxis(y_dot.reshape(moved_shape), -1, axis)
+    np.testing.assert_array_equal(_host(group_sort_bwd(res, _strict(t))), x_bar)
+    np.testing.assert_array_equal(_host(group_sort_jvp(res, _strict(t))), y_dot)

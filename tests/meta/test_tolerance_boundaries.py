@@ -252,3 +252,47 @@ def _gapped_matrix():
     u, _ = np.linalg.qr(rng.standard_normal((5, 3)))
     v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     return (u * np.array([1.0, 0.5, 0.25])) @ v.T
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_spectral_constant_uv_derivative(dtype, fails):
+    """[PR-11] ``spectral_normalize.constant_uv``: reflip's converged VJP plus a planted multiple
+    ``alpha x_dot / ||x_dot||^2`` of the check's own direction (drawn from the case, as the check
+    draws it), which moves ``<x_bar, x_dot>`` by ``alpha``. ``alpha`` is solved for the relative
+    error ``r`` of the check's formula (``|gap| / (||y_bar|| ||fd|| + ||x_bar|| ||x_dot||)``),
+    with reflip's own gap from the central differences (about 1e-10) left in."""
+    from reflip import spectral_normalize_bwd, spectral_normalize_fwd
+    from reflip.audit.engine import rng_for
+
+    w = _gapped_matrix()
+    rng = rng_for(w)
+    x_dot, y_bar = rng.standard_normal(w.shape), rng.standard_normal(w.shape)
+    h = 1e-6 * max(1.0, float(np.max(np.abs(w))))
+
+    def normalized(a):
+        return a / np.linalg.norm(a, ord=2)
+
+    fd = (normalized(w + h * x_dot) - normalized(w - h * x_dot)) / (2 * h)
+    _, res = spectral_normalize_fwd(w, n_iter=300, tol=0.0)
+    base = np.asarray(spectral_normalize_bwd(res, y_bar))
+    r = _sides(_derivative_tol(dtype))[fails][0]
+    # |base.x_dot + alpha - y_bar.fd| = r (||y_bar|| ||fd|| + ||base + alpha d|| ||x_dot||), solved by
+    # fixed-point iteration on the norm of the planted x_bar (it moves by a relative r at most).
+    d = x_dot / np.sum(x_dot * x_dot)
+    gap0 = float(np.sum(base * x_dot) - np.sum(y_bar * fd))
+    alpha = 0.0
+    for _ in range(5):
+        scale = np.linalg.norm(y_bar) * np.linalg.norm(fd) + np.linalg.norm(base + alpha * d) * np.linalg.norm(x_dot)
+        alpha = r * scale - gap0
+
+    def fwd(x, **params):
+        return np.asarray(x, np.float64) / np.linalg.norm(np.asarray(x, np.float64), ord=2), res
+
+    impl = SimpleNamespace(name="planted", fwd=fwd, bwd=lambda residuals, yb: base + alpha * d)
+    case = Case(x=w, params={})
+    if fails:
+        with pytest.raises(ClaimFailure, match="constant_uv VJP disagrees"):
+            audit_spectral._check_constant_uv(impl, case, NUMPY, dtype)
+    else:
+        err = audit_spectral._check_constant_uv(impl, case, NUMPY, dtype)["vjp_vs_svd_fd"]
+        assert err == pytest.approx(r, rel=0.02)
