@@ -1,4 +1,4 @@
-"""Björck tests outside the claim suite (tests/test_audit.py runs the claims): bad input, zero
+"""Björck tests outside the claim suite (tests/audit/test_claims.py runs the claims): bad input, zero
 and rank-deficient matrices, the basin, the convergence report, and the derivatives against
 independent oracles (autograd tracing a plain loop written here, finite differences of the SVD
 polar factor)."""

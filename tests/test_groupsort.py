@@ -1,4 +1,4 @@
-"""GroupSort tests outside the claim suite (tests/test_audit.py runs the claims): bad input,
+"""GroupSort tests outside the claim suite (tests/audit/test_claims.py runs the claims): bad input,
 NaN/inf, the named conveniences, and an independent autograd formulation as oracle."""
 import autograd.numpy as anp
 import numpy as np

@@ -1,4 +1,4 @@
-"""Projection and row-scaling tests outside the claim suite (tests/test_audit.py runs the
+"""Projection and row-scaling tests outside the claim suite (tests/audit/test_claims.py runs the
 claims): bad input, worked examples, NaN/inf, the convolution statement, and independent
 autograd formulations as oracles of the VJPs."""
 import math

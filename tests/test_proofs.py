@@ -1,6 +1,6 @@
 """Proof labels and citations stay in step: every label cited in code or tests is defined in
 proofs/, and every defined label is cited by at least one check (a test in tests/, or a claim
-of reflip/audit/, which tests/test_audit.py runs)."""
+of reflip/audit/, which tests/audit/test_claims.py runs)."""
 import re
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 """The universality construction (reflip.universality), beyond the claims that
-tests/test_audit.py runs on every backend: operator norms by brute force, exact rational
+tests/audit/test_claims.py runs on every backend: operator norms by brute force, exact rational
 constraint checks, the interpolant as the lattice closure, the sharpness of 2 delta, sizes, the
 reflip.nn export, and argument checking.
 

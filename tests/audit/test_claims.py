@@ -17,7 +17,7 @@ from reflip.audit import claims_for, run_claim
 from reflip.testing.backends import available_backends
 
 # Claims comparing an implementation with reflip's own primitive are for adapters
-# (tests/test_adapter.py): on reflip itself they could not fail.
+# (tests/audit/test_adapter.py): on reflip itself they could not fail.
 ALL_CLAIMS = [c for name in REGISTRY for c in claims_for(name) if not c.reference]
 CASES = [(b, dt) for b in available_backends(("numpy", "cupy")) for dt in ("float32", "float64")]
 CASES += [(b, "float64") for b in available_backends(("array_api_strict-nodds",))]

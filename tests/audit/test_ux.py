@@ -46,7 +46,7 @@ def test_jobs_give_the_same_report_as_serial():
 
 def test_cli_terminal_summary_and_full_report(tmp_path, capsys):
     report = tmp_path / "full.md"
-    code = main(["audit", "--impl", "tests.test_audit_ux:Descending", "--primitive", "group_sort", "--check", *CHECKS,
+    code = main(["audit", "--impl", "tests.audit.test_ux:Descending", "--primitive", "group_sort", "--check", *CHECKS,
                  "--dtype", "float64", "--jobs", "2", "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 1

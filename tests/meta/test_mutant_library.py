@@ -2,7 +2,7 @@
 be killed by the claims expected to catch it, and the mutants planting a known porting trap
 must be told its cause. Each mutant is audited once (``audit_mutant`` caches the report) and
 every test below reads that report. That reflip itself passes the same claims is
-tests/test_audit.py's job (the same claims, NumPy, float64)."""
+tests/audit/test_claims.py's job (the same claims, NumPy, float64)."""
 import importlib
 
 import pytest

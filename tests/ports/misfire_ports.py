@@ -1,6 +1,6 @@
 """Ports reproducing the situations in which the audit's diagnoses misfired on real libraries
 (issue 16, item 4), each written the way the library writes it, and the Newton-Schulz
-"orthogonalization" of item 5. tests/test_diagnose.py audits each and checks what the report
+"orthogonalization" of item 5. tests/audit/test_diagnose.py audits each and checks what the report
 says."""
 import math
 
