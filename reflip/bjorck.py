@@ -802,6 +802,21 @@ def bjorck_fwd(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling
     return y, res
 
 
+def derivative(residuals, t, name, unrolled):
+    """The VJP or JVP of an orthonormalizing iteration (Björck, the polar iteration [PO-5]) on
+    its residuals: ``t`` (named ``name``: ``y_bar`` or ``w_dot``) checked, taken to the tall
+    orientation, mapped by the implicit Jacobian [BJ-9] (self-adjoint, so the same map for both)
+    or by ``unrolled(residuals, t, xp)`` [BJ-8], and taken back."""
+    xp = get_namespace(**{name: t})
+    check_cotangent(name, t, residuals.shape, xp)
+    t = _tall(t, residuals.config.transposed)
+    if residuals.config.backward == "implicit":
+        out = _implicit_jacobian(residuals, t, xp)
+    else:
+        out = unrolled(residuals, t, xp)
+    return _tall(out, residuals.config.transposed)
+
+
 def bjorck_bwd(residuals, y_bar):
     """Björck VJP ``w_bar = J^T y_bar``, by the method chosen in :func:`bjorck_fwd`.
 
@@ -820,14 +835,7 @@ def bjorck_bwd(residuals, y_bar):
     y_bar : array, shape of the output
         Cotangent; never modified.
     """
-    xp = get_namespace(y_bar=y_bar)
-    check_cotangent("y_bar", y_bar, residuals.shape, xp)
-    g = _tall(y_bar, residuals.config.transposed)
-    if residuals.config.backward == "implicit":
-        out = _implicit_jacobian(residuals, g, xp)
-    else:
-        out = _unrolled_bwd(residuals, g, xp)
-    return _tall(out, residuals.config.transposed)
+    return derivative(residuals, y_bar, "y_bar", _unrolled_bwd)
 
 
 def bjorck_jvp(residuals, w_dot):
@@ -839,14 +847,7 @@ def bjorck_jvp(residuals, w_dot):
     stored (memory ``O(m n)``). ``"implicit"`` [BJ-9]: ``U [F o (M - M^T)] V^T +
     (I - Y Y^T) W_dot V S^{-1} V^T``, ``M = U^T W_dot V``.
     """
-    xp = get_namespace(w_dot=w_dot)
-    check_cotangent("w_dot", w_dot, residuals.shape, xp)
-    d = _tall(w_dot, residuals.config.transposed)
-    if residuals.config.backward == "implicit":
-        out = _implicit_jacobian(residuals, d, xp)
-    else:
-        out = _unrolled_jvp(residuals, d, xp)
-    return _tall(out, residuals.config.transposed)
+    return derivative(residuals, w_dot, "w_dot", _unrolled_jvp)
 
 
 def bjorck(w, *, order=1, beta=0.5, n_iter=DEFAULT_N_ITER, tol=None, scaling="frobenius",

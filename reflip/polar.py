@@ -50,13 +50,11 @@ from ._validate import (
     check_array,
     check_bool,
     check_choice,
-    check_cotangent,
     check_int,
     check_real,
 )
 from .bjorck import (
     BjorckInfo,
-    _implicit_jacobian,
     _residual,
     _scale,
     _scale_jacobian,
@@ -67,6 +65,7 @@ from .bjorck import (
     _tall,
     _warn_above,
     check_tol,
+    derivative,
 )
 from .bjorck import (
     _report_convergence as _bjorck_report,
@@ -453,26 +452,12 @@ def polar_bwd(residuals, y_bar):
     """VJP ``w_bar = J^T y_bar`` [PO-5]: ``"unrolled"`` pulls back through every step with
     Björck's step VJP [BJ-8] and the Frobenius scaling; ``"implicit"`` is the VJP of ``U V^T``
     [BJ-9] (warns when the forward had not converged, ``ValueError`` at a singular ``w``)."""
-    xp = get_namespace(y_bar=y_bar)
-    check_cotangent("y_bar", y_bar, residuals.shape, xp)
-    g = _tall(y_bar, residuals.config.transposed)
-    if residuals.config.backward == "implicit":
-        out = _implicit_jacobian(residuals, g, xp)
-    else:
-        out = _unrolled_bwd(residuals, g, xp)
-    return _tall(out, residuals.config.transposed)
+    return derivative(residuals, y_bar, "y_bar", _unrolled_bwd)
 
 
 def polar_jvp(residuals, w_dot):
     """JVP ``y_dot = J w_dot``, the adjoint of :func:`polar_bwd` (same ``backward``) [PO-5]."""
-    xp = get_namespace(w_dot=w_dot)
-    check_cotangent("w_dot", w_dot, residuals.shape, xp)
-    d = _tall(w_dot, residuals.config.transposed)
-    if residuals.config.backward == "implicit":
-        out = _implicit_jacobian(residuals, d, xp)
-    else:
-        out = _unrolled_jvp(residuals, d, xp)
-    return _tall(out, residuals.config.transposed)
+    return derivative(residuals, w_dot, "w_dot", _unrolled_jvp)
 
 
 def polar(w, *, degree=5, lower=1e-3, n_iter=None, tol=None, backward="unrolled",
