@@ -6,8 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..._backend import haar_orthogonal
-from .common import KINDS, Case, bounded_floats, case_rng, pick
+from .common import KINDS, Case, bounded_floats, matrix_shape, pick, svd_matrix
 
 __all__ = ["bjorck_cases", "BJORCK_CONVERGED_N_ITER", "BJORCK_KINDS"]
 
@@ -32,28 +31,6 @@ BJORCK_CONVERGED_N_ITER = {(1, 0.5): 18, (1, 0.375): 40, (1, 0.25): 68, (2, 0.5)
 BJORCK_KINDS = KINDS + ("converged", "convergence")
 
 
-@st.composite
-def _bjorck_shape(draw):
-    """``(*batch, m, n)``, 1 x 1 matrices included: they have no rotational directions, so their
-    derivative is 0 (Frobenius scaling) or collapses to rounding noise within a few iterations
-    (a superattracting fixed point, [BJ-5]), which the absolute floor of the derivative checks
-    must absorb [AU-2]."""
-    batch = draw(st.lists(st.integers(1, 2), max_size=2))
-    return (*batch, draw(st.integers(1, 6)), draw(st.integers(1, 6)))
-
-
-@st.composite
-def _svd_matrix(draw, shape, singular_values, scale=1.0):
-    """``scale * U diag(s) V^T`` with hypothesis-drawn ``s`` and Haar ``U, V`` from a drawn seed."""
-    *batch, m, n = shape
-    r = min(m, n)
-    s = draw(hnp.arrays(np.float64, (*batch, r), elements=singular_values))
-    rng = case_rng(draw)
-    u = haar_orthogonal(rng, m, batch=batch)[..., :, :r]
-    v = haar_orthogonal(rng, n, batch=batch)[..., :, :r]
-    return scale * ((u * s[..., None, :]) @ np.swapaxes(v, -1, -2))
-
-
 _WELL = st.floats(0.25, 1.0)
 
 
@@ -75,7 +52,7 @@ def _bjorck_well(draw, shape, dtype, *, svals=_WELL, converged=False, tol=False,
     scaling = pick(draw, fixed, "scaling", ["frobenius", "frobenius", "sqrt_mn", "none"])
     scale = {"frobenius": 2.0 ** draw(st.integers(-3, 3)), "sqrt_mn": 0.9 * np.sqrt(m * n),
              "none": 0.9}[scaling]
-    x = draw(_svd_matrix(shape, svals, scale)).astype(dtype)
+    x = draw(svd_matrix(shape, svals, scale)).astype(dtype)
     enough = _enough(order, beta)
     n_iter = enough if converged or backward == "implicit" else draw(st.integers(0, 14))
     params = dict(order=order, beta=beta, n_iter=n_iter, scaling=scaling, backward=backward,
@@ -105,7 +82,7 @@ def _bjorck_general(draw, shape, dtype, fixed=None):
     else:
         # Rank-deficient (exact zeros) and repeated singular values.
         svals = st.sampled_from([0.0, 0.0, 0.125, 0.5, 1.0]) | st.floats(1 / 16, 1.0)
-        x = draw(_svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
+        x = draw(svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
     order = pick(draw, fixed, "order", [1, 2, 3, 4])
     params = dict(order=order, beta=pick(draw, fixed, "beta", [0.5, 0.25] if order == 1 else [0.5]),
                   n_iter=draw(st.integers(0, 12)), scaling="frobenius", backward="unrolled",
@@ -115,7 +92,7 @@ def _bjorck_general(draw, shape, dtype, fixed=None):
 
 @st.composite
 def _bjorck_case(draw, dtype, kind, fixed):
-    shape = draw(_bjorck_shape())
+    shape = draw(matrix_shape())
     if kind == "general":
         return draw(_bjorck_general(shape, dtype, fixed))
     if kind == "pair":
@@ -138,7 +115,7 @@ def _bjorck_case(draw, dtype, kind, fixed):
         # the iterates stop moving long before (the trap of a step-size stopping test).
         degenerate = st.sampled_from([0.0, 1e-3, 0.5, 1.0])
         svals = draw(st.sampled_from([_WELL, st.floats(1e-4, 1.0), degenerate, degenerate]))
-        x = draw(_svd_matrix(shape, svals)).astype(dtype)
+        x = draw(svd_matrix(shape, svals)).astype(dtype)
         tols = [1e-1, 1e-3, 1e-5] + ([1e-10] if np.dtype(dtype) == np.float64 else [])
         order = pick(draw, fixed, "order", [1, 2, 3])
         # n_iter = 30 half of the time: enough for the iterates to stop moving.

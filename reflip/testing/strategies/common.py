@@ -6,8 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-__all__ = ["Case", "bounded_floats", "case_rng", "pick", "KINDS"]
+from ..._backend import haar_orthogonal
+
+__all__ = ["Case", "bounded_floats", "case_rng", "pick", "KINDS", "matrix_shape", "compose_svd", "svd_matrix"]
 
 KINDS = ("general", "differentiable", "ties", "pair")
 
@@ -38,3 +41,30 @@ def case_rng(draw):
 def pick(draw, fixed, name, choices):
     """``fixed[name]`` when the implementation fixes that parameter, else a draw from ``choices``."""
     return fixed[name] if name in fixed else draw(st.sampled_from(choices))
+
+
+@st.composite
+def matrix_shape(draw):
+    """``(*batch, m, n)`` for the orthonormalizing iterations, 1 x 1 matrices included: they have
+    no rotational directions, so their derivative is 0 (Frobenius scaling) or collapses to
+    rounding noise within a few iterations (a superattracting fixed point, [BJ-5]), which the
+    absolute floor of the derivative checks must absorb [AU-2]."""
+    batch = draw(st.lists(st.integers(1, 2), max_size=2))
+    return (*batch, draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+
+
+def compose_svd(shape, s, rng, scale=1.0):
+    """``scale * U diag(s) V^T`` with Haar ``U``, ``V`` from ``rng``; ``s`` of shape ``(*batch, r)``."""
+    *batch, m, n = shape
+    r = min(m, n)
+    u = haar_orthogonal(rng, m, batch=batch)[..., :, :r]
+    v = haar_orthogonal(rng, n, batch=batch)[..., :, :r]
+    return scale * ((u * s[..., None, :]) @ np.swapaxes(v, -1, -2))
+
+
+@st.composite
+def svd_matrix(draw, shape, singular_values, scale=1.0):
+    """:func:`compose_svd` with hypothesis-drawn singular values and a drawn seed."""
+    *batch, m, n = shape
+    s = draw(hnp.arrays(np.float64, (*batch, min(m, n)), elements=singular_values))
+    return compose_svd(shape, s, case_rng(draw), scale)

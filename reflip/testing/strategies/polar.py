@@ -7,9 +7,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..._backend import haar_orthogonal
 from ...polar import polar_schedule
-from .common import KINDS, Case, bounded_floats, case_rng, pick
+from .common import KINDS, Case, bounded_floats, case_rng, compose_svd, matrix_shape, pick, svd_matrix
 
 __all__ = ["polar_cases", "polar_bench_inputs", "POLAR_KINDS", "worst_points"]
 
@@ -47,28 +46,6 @@ def worst_points(degree, lower):
     return tuple(float(v) for v in np.clip(x - d1 / d2, lower, 1.0))
 
 
-@st.composite
-def _shape(draw):
-    batch = draw(st.lists(st.integers(1, 2), max_size=2))
-    return (*batch, draw(st.integers(1, 6)), draw(st.integers(1, 6)))
-
-
-def _compose(shape, s, rng, scale=1.0):
-    """``scale * U diag(s) V^T`` with Haar ``U``, ``V``; ``s`` of shape ``(*batch, r)``."""
-    *batch, m, n = shape
-    r = min(m, n)
-    u = haar_orthogonal(rng, m, batch=batch)[..., :, :r]
-    v = haar_orthogonal(rng, n, batch=batch)[..., :, :r]
-    return scale * ((u * s[..., None, :]) @ np.swapaxes(v, -1, -2))
-
-
-@st.composite
-def _svd_matrix(draw, shape, singular_values, scale=1.0):
-    *batch, m, n = shape
-    s = draw(hnp.arrays(np.float64, (*batch, min(m, n)), elements=singular_values))
-    return _compose(shape, s, case_rng(draw), scale)
-
-
 def _params(draw, fixed, **extra):
     degree = pick(draw, fixed, "degree", [5, 5, 3])
     return dict(degree=degree, lower=pick(draw, fixed, "lower", list(_LOWERS)), **extra)
@@ -77,7 +54,7 @@ def _params(draw, fixed, **extra):
 @st.composite
 def _well(draw, shape, dtype, fixed, *, svals=_WELL, converged=False):
     backward = pick(draw, fixed, "backward", ["unrolled", "unrolled", "implicit"])
-    x = draw(_svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
+    x = draw(svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
     params = _params(draw, fixed, backward=backward)
     if not (converged or backward == "implicit"):
         params.update(n_iter=draw(st.integers(0, 10)), **_QUIET)
@@ -95,7 +72,7 @@ def _general(draw, shape, dtype, fixed):
         x = np.where(np.abs(x) < 2.0**-8, np.zeros_like(x), x)
     else:
         svals = st.sampled_from([0.0, 0.0, 0.125, 0.5, 1.0]) | st.floats(1 / 16, 1.0)
-        x = draw(_svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
+        x = draw(svd_matrix(shape, svals, 2.0 ** draw(st.integers(-3, 3)))).astype(dtype)
     return Case(x, _params(draw, fixed, backward="unrolled", n_iter=draw(st.integers(0, 10)), **_QUIET))
 
 
@@ -111,7 +88,7 @@ def _worst(draw, shape, dtype, fixed):
     x0 = draw(st.sampled_from((*points, 1.0))) if r > 1 else 1.0
     rest = np.full(r - 1, np.sqrt((1.0 - x0 * x0) / max(r - 1, 1)))
     s = np.broadcast_to(np.concatenate([[x0], rest]), (*batch, r))
-    x = _compose(shape, s, case_rng(draw), 2.0 ** draw(st.integers(-3, 3))).astype(dtype)
+    x = compose_svd(shape, s, case_rng(draw), 2.0 ** draw(st.integers(-3, 3))).astype(dtype)
     steps = len(polar_schedule(params["degree"], params["lower"]))
     params.update(n_iter=draw(st.integers(0, steps + 1)), **_QUIET)
     return Case(x, params)
@@ -119,7 +96,7 @@ def _worst(draw, shape, dtype, fixed):
 
 @st.composite
 def _polar_case(draw, dtype, kind, fixed):
-    shape = draw(_shape())
+    shape = draw(matrix_shape())
     if kind in ("general", "pair"):
         # The general claims include the dot-product test, whose tolerance is a few eps per
         # operation. The schedules for bounds below 1/10 amplify rounding by up to ~700 for a
@@ -153,7 +130,7 @@ def _polar_case(draw, dtype, kind, fixed):
     if kind == "convergence":
         degenerate = st.sampled_from([0.0, 1e-4, 0.5, 1.0])
         svals = draw(st.sampled_from([_WELL, st.floats(1e-4, 1.0), degenerate, degenerate]))
-        x = draw(_svd_matrix(shape, svals)).astype(dtype)
+        x = draw(svd_matrix(shape, svals)).astype(dtype)
         tols = [1e-1, 1e-3, 1e-5] + ([1e-10] if np.dtype(dtype) == np.float64 else [])
         params = _params(draw, fixed, n_iter=draw(st.integers(0, 12)), tol=draw(st.sampled_from(tols)),
                          on_nonconvergence=draw(st.sampled_from(["warn", "raise"])))
@@ -177,6 +154,6 @@ def polar_bench_inputs(xp, dtype="float32", size="full"):
     for label, shape in ((f"{n}x{n}", (n, n)), (f"{batch}x64x64", (batch, 64, 64))):
         *b, _, k = shape
         s = np.broadcast_to(np.geomspace(1e-3, 1.0, k), (*b, k))
-        out.append((label, xp.asarray(_compose(shape, s, rng).astype(dtype)),
+        out.append((label, xp.asarray(compose_svd(shape, s, rng).astype(dtype)),
                     {"degree": 5, "lower": 1e-4, **_QUIET}))
     return out
