@@ -337,33 +337,38 @@ def _brute_group_sort(x, k, axis):
     return np.moveaxis(y.reshape(moved.shape), -1, axis), order
 
 
-def _strict(a):
-    return array_api_strict.asarray(np.ascontiguousarray(a))
+def _converter(on):
+    """NumPy array -> an array of the namespace ``on``."""
+    if on == "numpy":
+        return np.asarray
+    return lambda a: array_api_strict.asarray(np.ascontiguousarray(a))
 
 
 def _host(a):
     return np.asarray(array_api_strict.asarray(a, copy=True)) if not isinstance(a, np.ndarray) else a
 
 
+@pytest.mark.parametrize("on", ["array_api_strict", "numpy"])
 @pytest.mark.parametrize("axis", [-1, 0, 1])
 @pytest.mark.parametrize("k", [2, 3, 4, 6, 12])
-def test_group_sort_core_against_brute_force(k, axis):
-    """[GS-1, GS-4] On array_api_strict (the core; NumPy takes the fast paths): the forward is
+def test_group_sort_core_against_brute_force(k, axis, on):
+    """[GS-1, GS-4] On array_api_strict (the core) and NumPy (its fast paths): the forward is
     every group sorted, the VJP sends each cotangent back to the input entry the output came
     from, the JVP gathers the tangent the same way; tie-free inputs; ``group_size`` 12 is a full
     sort of the axis, 2 is MaxMin."""
+    to = _converter(on)
     rng = np.random.default_rng(k * 10 + axis)
     shape = [12, 12, 12]
     shape[axis] = 12
     x = rng.permutation(np.arange(12 * 12 * 12, dtype=np.float64)).reshape(shape) / 7.0
     y_want, order = _brute_group_sort(x, k, axis)
-    y, res = group_sort_fwd(_strict(x), k, axis=axis)
+    y, res = group_sort_fwd(to(x), k, axis=axis)
     np.testing.assert_array_equal(_host(y), y_want)
-    np.testing.assert_array_equal(_host(group_sort(_strict(x), k, axis=axis)), y_want)
+    np.testing.assert_array_equal(_host(group_sort(to(x), k, axis=axis)), y_want)
     if k == 2:
-        np.testing.assert_array_equal(_host(max_min(_strict(x), axis=axis)), y_want)
+        np.testing.assert_array_equal(_host(max_min(to(x), axis=axis)), y_want)
     if k == 12:
-        np.testing.assert_array_equal(_host(full_sort(_strict(x), axis=axis)), y_want)
+        np.testing.assert_array_equal(_host(full_sort(to(x), axis=axis)), y_want)
     t = rng.standard_normal(x.shape)
     # Brute force: output j of a group came from input order[j], so x_bar[order[j]] = y_bar[j] and
     # y_dot[j] = x_dot[order[j]].
@@ -375,5 +380,23 @@ def test_group_sort_core_against_brute_force(k, axis):
     moved_shape = np.moveaxis(t, axis, -1).shape
     x_bar = np.moveaxis(x_bar.reshape(moved_shape), -1, axis)
     y_dot = np.moveaxis(y_dot.reshape(moved_shape), -1, axis)
-    np.testing.assert_array_equal(_host(group_sort_bwd(res, _strict(t))), x_bar)
-    np.testing.assert_array_equal(_host(group_sort_jvp(res, _strict(t))), y_dot)
+    np.testing.assert_array_equal(_host(group_sort_bwd(res, to(t))), x_bar)
+    np.testing.assert_array_equal(_host(group_sort_jvp(res, to(t))), y_dot)
+
+
+@pytest.mark.parametrize("on", ["array_api_strict", "numpy"])
+def test_group_sort_ties_are_stable(on):
+    """[GS-4] Ties are broken by a stable sort: among equal entries the output keeps their input
+    order, so each cotangent goes back to the entry a stable argsort names (a long tie-heavy
+    row: an unstable sort reorders ties there)."""
+    to = _converter(on)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(2, 96)).astype(np.float64)
+    y_bar = rng.standard_normal(x.shape)
+    order = np.argsort(x, axis=-1, kind="stable")
+    want = np.zeros_like(y_bar)
+    np.put_along_axis(want, order, y_bar, axis=-1)
+    _, res = group_sort_fwd(to(x), 96)
+    np.testing.assert_array_equal(_host(group_sort_bwd(res, to(y_bar))), want)
+    _, res = group_sort_fwd(to(x), 96, axis=-1)
+    np.testing.assert_array_equal(_host(group_sort_jvp(res, to(y_bar))), np.take_along_axis(y_bar, order, -1))

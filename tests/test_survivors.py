@@ -378,3 +378,25 @@ def test_spectral_jvp_of_a_zero_tangent_is_zero(convention):
     w = _spectral_stack()
     _, res = spectral_normalize_fwd(w, n_iter=4, tol=0.0, convention=convention)
     np.testing.assert_array_equal(np.asarray(spectral_normalize_jvp(res, np.zeros_like(w))), 0.0)
+
+
+# ---- groupsort -------------------------------------------------------------------------------
+
+from reflip import full_sort, group_sort, group_sort_fwd, max_min  # noqa: E402
+
+
+def test_group_sort_default_group_size_is_two():
+    """``group_size=2`` by default (MaxMin): on a width of 6, which 3 divides too."""
+    x = np.array([[3.0, 1.0, -2.0, 5.0, 0.5, 0.25]])
+    np.testing.assert_array_equal(group_sort(x), max_min(x))
+    np.testing.assert_array_equal(group_sort_fwd(x)[0], max_min(x))
+
+
+def test_group_sort_lists_the_divisors():
+    with pytest.raises(ValueError, match=r"divisors of 6: \[1, 2, 3, 6\]"):
+        group_sort(np.ones((2, 6)), 4)
+
+
+def test_full_sort_message_names_x_and_the_feature_axis():
+    with pytest.raises(ValueError, match=r"^x must have at least 1 dimension\(s\) \(the feature axis\)"):
+        full_sort(np.float64(1.0))
