@@ -400,3 +400,17 @@ def test_group_sort_ties_are_stable(on):
     np.testing.assert_array_equal(_host(group_sort_bwd(res, to(y_bar))), want)
     _, res = group_sort_fwd(to(x), 96, axis=-1)
     np.testing.assert_array_equal(_host(group_sort_jvp(res, to(y_bar))), np.take_along_axis(y_bar, order, -1))
+
+
+@pytest.mark.parametrize("on", ["array_api_strict", "numpy"])
+def test_group_sort_signed_zeros_keep_their_order(on):
+    """[GS-4] ``-0.0`` and ``0.0`` compare equal, so the stable sort keeps them in input order:
+    the values-only ``group_sort`` returns the same bits as NumPy's stable sort (an unstable
+    sort of a long row swaps signed zeros)."""
+    to = _converter(on)
+    rng = np.random.default_rng(5)
+    x = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0]), size=(2, 96))
+    want = np.sort(x, axis=-1, kind="stable")
+    got = _host(group_sort(to(x), 96))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    np.testing.assert_array_equal(got, want)
