@@ -414,3 +414,29 @@ def test_group_sort_signed_zeros_keep_their_order(on):
     got = _host(group_sort(to(x), 96))
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backward", BACKWARDS)
+@pytest.mark.parametrize("degree", [3, 5])
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (2, 5, 5)])
+def test_polar_fused_numpy_path_against_the_core(degree, backward, shape, monkeypatch):
+    """[PO-3] The fused NumPy products (reflip._fast.numpy_bjorck, taken from ``MIN_N`` = 256
+    on; lowered to 1 here so that small matrices take them) give the array-API core's forward,
+    VJP and JVP (array_api_strict) to rounding, on a fixed number of steps and with ``tol``."""
+    from reflip import polar_bwd, polar_fwd, polar_jvp
+    from reflip._fast import numpy_bjorck
+
+    rng = np.random.default_rng(17)
+    w = rng.standard_normal(shape)
+    y_bar, v = rng.standard_normal(shape), rng.standard_normal(shape)
+    kwargs = dict(degree=degree, backward=backward, on_nonconvergence="ignore")
+    s = array_api_strict.asarray
+    for extra in ({"n_iter": 6}, {"tol": 1e-10}):
+        y_core, r_core = polar_fwd(s(w), **kwargs, **extra)
+        want = [_host(y_core), _host(polar_bwd(r_core, s(y_bar))), _host(polar_jvp(r_core, s(v)))]
+        with monkeypatch.context() as m:
+            m.setattr(numpy_bjorck, "MIN_N", 1)
+            y, r = polar_fwd(w, **kwargs, **extra)
+            got = [np.asarray(y), np.asarray(polar_bwd(r, y_bar)), np.asarray(polar_jvp(r, v))]
+        for g, want_part in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, want_part, rtol=1e-9, atol=1e-11)
