@@ -400,3 +400,52 @@ def test_group_sort_lists_the_divisors():
 def test_full_sort_message_names_x_and_the_feature_axis():
     with pytest.raises(ValueError, match=r"^x must have at least 1 dimension\(s\) \(the feature axis\)"):
         full_sort(np.float64(1.0))
+
+
+# ---- polar: the public layer's messages ------------------------------------------------------
+
+from reflip import polar, polar_bwd, polar_fwd, polar_jvp  # noqa: E402
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(degree="5"), TypeError, r"^degree must be an integer"),
+    (dict(degree=4), ValueError, r"^degree must be one of \(3, 5\)"),
+    (dict(lower="a"), TypeError, r"^lower must be a real number"),
+    (dict(lower=0.5), ValueError, r"^lower must be one of"),
+    (dict(n_iter="a"), TypeError, r"^n_iter must be an integer"),
+    (dict(backward="x"), ValueError, r"^backward must be one of"),
+    (dict(on_nonconvergence="x"), ValueError, r"^on_nonconvergence must be one of"),
+    (dict(check_finite="yes"), TypeError, r"^check_finite must be True or False"),
+    (dict(return_info=1), TypeError, r"^return_info must be True or False"),
+])
+def test_polar_messages_name_their_parameter(kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        polar(np.eye(3), **kwargs)
+
+
+def test_polar_array_messages():
+    with pytest.raises(ValueError, match=r"^w must have at least 2 dimension\(s\) \(\.\.\., m, n\)"):
+        polar(np.ones(3))
+    bad = np.eye(3)
+    bad[0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^w must be finite \(it contains NaN or inf\); pass check_finite=False to "
+                                         r"skip this check and let NaN propagate$"):
+        polar(bad)
+    _, res = polar_fwd(np.eye(3) + 0.1)
+    with pytest.raises(ValueError, match=r"^y_bar "):
+        polar_bwd(res, np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"^w_dot "):
+        polar_jvp(res, np.ones((2, 2)))
+
+
+def test_polar_nonconvergence_warning_names_the_polar_iteration():
+    """A missed ``tol`` warns, naming the polar iteration and pointing at ``lower``; with
+    ``on_nonconvergence="ignore"`` nothing is reported."""
+    from reflip import BjorckConvergenceWarning
+
+    w = np.diag([1.0, 1e-9, 0.5])
+    with pytest.warns(BjorckConvergenceWarning, match=r"polar iteration.*lower=0\.001: pick a smaller"):
+        polar(w, n_iter=2, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        polar(w, n_iter=2, tol=1e-12, on_nonconvergence="ignore")
