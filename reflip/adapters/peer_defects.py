@@ -4,7 +4,7 @@ own framework that reproduces it without reflip.
 
 The published audits (``docs/audits/``, written by ``python tools/publish_audits.py``) attach
 each failed check to the defect that explains it; a failure that no defect explains is listed
-as such, never hidden. ``tests/test_peers.py`` runs every snippet (each ends with an
+as such, never hidden. ``tests/adapters/test_peers.py`` runs every snippet (each ends with an
 ``assert`` that holds while the defect is there, so a release that fixes it fails the test)
 and checks that each library's audit still fails exactly where this catalogue says.
 

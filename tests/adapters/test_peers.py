@@ -19,7 +19,7 @@ from reflip.audit.adapter import load_impl
 
 pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # library -> {check id: {dtype: defect key, or "pass"}}; a check with one value for both dtypes
 # is written once.

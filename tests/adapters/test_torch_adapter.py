@@ -14,7 +14,7 @@ from reflip.adapters import TorchAdapter  # noqa: E402
 from reflip.audit import check_implementation  # noqa: E402
 from reflip.cli import main  # noqa: E402
 
-from .ports import torch_ports  # noqa: E402
+from ..ports import torch_ports  # noqa: E402
 
 GS = dict(primitives=["group_sort"])
 
@@ -110,7 +110,7 @@ def test_pytest_plugin_on_the_worked_example():
     so that the repository's own tests are not collected too)."""
     from reflip.audit.pytest_plugin import SUITE
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--reflip-impl",
          "tests.ports.torch_ports:bjorck_adapter", "-k", "float64 and (bjorck.polar or bjorck.fd)"],
