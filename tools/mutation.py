@@ -46,8 +46,8 @@ MODULES = {
     "bjorck": (["reflip/bjorck.py"], ["tests/test_bjorck.py", *_OWN]),
     "polar": (["reflip/polar.py"], ["tests/test_polar.py", *_OWN]),
     "fast": (["reflip/_fast/numpy_*.py"], ["tests/test_fast.py", "tests/test_fast_bjorck.py", *_OWN]),
-    "nn": (["reflip/nn/*.py"], ["tests/test_nn_layers.py", "tests/test_nn_lipschitz.py", "tests/test_nn_certify.py",
-                               "tests/test_nn_backprop.py", "tests/test_nn_train.py", "tests/test_nn_inputs.py",
+    "nn": (["reflip/nn/*.py"], ["tests/nn/test_layers.py", "tests/nn/test_lipschitz.py", "tests/nn/test_certify.py",
+                               "tests/nn/test_backprop.py", "tests/nn/test_train.py", "tests/nn/test_inputs.py",
                                *_OWN]),
     "universality": (["reflip/universality/*.py"], ["tests/test_universality.py", *_OWN]),
 }
