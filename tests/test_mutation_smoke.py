@@ -76,3 +76,19 @@ def test_mutant_is_killed(sandbox, name, original, mutated):
     result = sandbox(sandbox.source.replace(original, mutated))
     # 1: tests failed (killed). 2-5 would be a usage or collection error, not a kill.
     assert result.returncode == 1, f"mutant {name!r} survived or broke the run:\n{result.stdout[-3000:]}"
+
+
+def test_mutation_tool_selects_existing_files():
+    """tools/mutation.py names, per module, files to mutate and tests to run: a moved or renamed
+    file would make mutmut mutate or run nothing for that module without saying so."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("mutation_tool", root / "tools" / "mutation.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for name, (sources, tests) in tool.MODULES.items():
+        for pattern in sources:
+            assert list(root.glob(pattern)), f"{name}: no file matches {pattern}"
+        for test in tests:
+            assert (root / test).is_file(), f"{name}: {test} does not exist"
