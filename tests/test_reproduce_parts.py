@@ -267,3 +267,8 @@ def test_learning_curve_panels():
     assert [t.get_text() for t in legend.get_texts()] == ["ReLU", "MaxMin", "truth"]
     for ax in plotted:
         assert len(ax.lines) == 3 and len(ax.collections) == 2  # two curves, the truth, two bands
+    # A label keeps its colour in a panel that lacks another curve.
+    fig = plotting.learning_curves({"a": ({"ReLU": band, "GroupSort(4)": band, "FullSort": band}, None),
+                                    "b": ({"ReLU": band, "FullSort": band}, None)}, "t", "estimate")
+    a, b = _panels(fig)[0]
+    assert a.lines[2].get_color() == b.lines[1].get_color() != a.lines[1].get_color()

@@ -104,12 +104,14 @@ def learning_curves(panels, title, ylabel, reference_label=None):
     fig = _figure(PANELS)
     rows, cols = _grid_shape(max(1, len(panels)))
     handles = {}
+    # One colour per label across panels (a panel may lack a curve, e.g. no GroupSort(4) on cone128).
+    colours = {label: f"C{j}" for j, label in enumerate(dict.fromkeys(k for c, _ in panels.values() for k in c))}
     for i, (name, (curves, reference)) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
-        for j, (label, (steps, m, low, high)) in enumerate(curves.items()):
-            (line,) = ax.plot(steps, m, color=f"C{j}", lw=1.5)
+        for label, (steps, m, low, high) in curves.items():
+            (line,) = ax.plot(steps, m, color=colours[label], lw=1.5)
             if len(steps) and np.any(high > low):
-                ax.fill_between(steps, low, high, color=f"C{j}", alpha=0.2, lw=0)
+                ax.fill_between(steps, low, high, color=colours[label], alpha=0.2, lw=0)
             handles.setdefault(label, line)
         if reference is not None and np.isfinite(reference):
             handles.setdefault(reference_label or "reference",
