@@ -22,6 +22,7 @@ from reflip import (
     bjorck_fwd,
     bjorck_jvp,
 )
+from reflip._backend import haar_orthogonal
 from reflip.bjorck import _bjorck_fwd, _make_config
 from reflip.testing.backends import available_backends
 
@@ -31,15 +32,10 @@ RNG = np.random.default_rng(20190601)
 QUIET = {"on_nonconvergence": "ignore"}
 
 
-def _haar(rng, k):
-    q, r = np.linalg.qr(rng.standard_normal((k, k)))
-    return q * np.sign(np.diag(r))
-
-
 def _with_singular_values(s, m, n, seed=0):
     rng = np.random.default_rng(seed)
     r = len(s)
-    return (_haar(rng, m)[:, :r] * np.asarray(s, float)) @ _haar(rng, n)[:, :r].T
+    return (haar_orthogonal(rng, m)[:, :r] * np.asarray(s, float)) @ haar_orthogonal(rng, n)[:, :r].T
 
 
 def _polar(w):
@@ -357,7 +353,7 @@ def test_certificate_accepts_orthonormal_and_normalized_inputs():
     far above sqrt 3, and the squared Gram bound a spectrally normalized Gaussian matrix; a
     matrix with sigma_max = 1.8 > sqrt 3 is refused."""
     rng = np.random.default_rng(5)
-    q = _haar(rng, 64)
+    q = haar_orthogonal(rng, 64)
     np.testing.assert_allclose(bjorck(q, scaling="none", n_iter=3), q, atol=1e-13)
     np.testing.assert_allclose(bjorck(1.05 * q, scaling="none", n_iter=10), q, atol=1e-13)
     w = rng.standard_normal((128, 128))
@@ -681,7 +677,7 @@ def test_converged_results_do_not_warn(dt, n):
         warnings.simplefilter("error")
         y, info = bjorck(w, n_iter=40, return_info=True)
         bjorck_fwd(w, n_iter=40)
-        bjorck(_haar(RNG, n).astype(dt), scaling="none", n_iter=2)  # already orthonormal
+        bjorck(haar_orthogonal(RNG, n).astype(dt), scaling="none", n_iter=2)  # already orthonormal
     floor = np.linalg.norm(y.T.astype(np.float64) @ y - np.eye(n))
     assert floor < 0.1 * math.sqrt(n * np.finfo(dt).eps)  # a margin of 10 at least
 
@@ -707,7 +703,7 @@ def test_one_quadratic_step_from_the_threshold_reaches_the_floor():
     for rho in (1e-2, 1e-3, 1e-4):
         d = rng.uniform(-1, 1, 6)
         d *= rho / np.linalg.norm(d)  # t_i^2 = 1 + d_i, so ||Y^T Y - I||_F = rho
-        y = _haar(rng, 8)[:, :6] @ np.diag(np.sqrt(1 + d)) @ _haar(rng, 6)
+        y = haar_orthogonal(rng, 8)[:, :6] @ np.diag(np.sqrt(1 + d)) @ haar_orthogonal(rng, 6)
         nxt = bjorck(y, scaling="none", n_iter=1, **QUIET)
         after = np.linalg.norm(nxt.T @ nxt - np.eye(6))
         assert after <= 0.75 * rho**2 * (1 + 2 * rho) + 1e-14

@@ -13,6 +13,7 @@ from autograd import grad
 
 import reflip
 from reflip import BjorckConvergenceError, BjorckConvergenceWarning, bjorck
+from reflip._backend import haar_orthogonal
 from reflip._polar_coefficients import SCHEDULES
 from reflip.polar import (
     polar,
@@ -36,16 +37,11 @@ def _convergence_warnings_are_errors():
         yield
 
 
-def _haar(rng, k):
-    q, r = np.linalg.qr(rng.standard_normal((k, k)))
-    return q * np.sign(np.diag(r))
-
-
 def _with_singular_values(s, m, n, seed=0):
     """``U diag(s) V^T`` with Haar ``U``, ``V`` (float64)."""
     rng = np.random.default_rng(seed)
     r = len(s)
-    return (_haar(rng, m)[:, :r] * np.asarray(s, float)) @ _haar(rng, n)[:, :r].T
+    return (haar_orthogonal(rng, m)[:, :r] * np.asarray(s, float)) @ haar_orthogonal(rng, n)[:, :r].T
 
 
 def _scaled_singular_values(ratio, n):
@@ -263,7 +259,7 @@ def test_equivariance_and_scale_invariance():
     """[PO-1] P(Q W R) = Q P(W) R for orthogonal Q, R; P(W^T) = P(W)^T; P(2^j W) = P(W) bit for
     bit (the Frobenius scaling removes the power of two exactly)."""
     w = RNG.standard_normal((6, 4))
-    q, r = _haar(RNG, 6), _haar(RNG, 4)
+    q, r = haar_orthogonal(RNG, 6), haar_orthogonal(RNG, 4)
     y = polar(w, n_iter=4, **QUIET)
     np.testing.assert_allclose(polar(q @ w @ r, n_iter=4, **QUIET), q @ y @ r, atol=1e-13)
     np.testing.assert_allclose(polar(w.T, n_iter=4, **QUIET), y.T, atol=1e-13)
