@@ -64,17 +64,24 @@ def build(widths, n_iter, order, options):
     return nn.Sequential(layers)
 
 
-def reflip_rows(be, args):
-    xp = namespace(be)
-    options = {"precision": "tf32-mixed"} if (args.tf32 and be.gpu and args.dtype == "float32") else {}
-    model = build(args.widths, args.n_iter, args.order, options)
+def _training_setup(model, xp, args):
+    """``(params, x, labels, objective, optimizer, state, rng)`` of the timed training step:
+    seeded parameters and batch, the multi-class hinge (margin 0.3), Adam, and the generator
+    that drew the batch (for further inputs of the same run)."""
     params = model.init(seed=0, xp=xp, dtype=args.dtype)
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.standard_normal((args.batch, args.widths[0])), dtype=getattr(xp, args.dtype))
     labels = xp.asarray(rng.integers(0, args.widths[-1], args.batch))
-    objective = train.supervised_objective(model, "multi_margin", margin=0.3)
     opt = optim.Adam(1e-3)
-    state = opt.init(params)
+    objective = train.supervised_objective(model, "multi_margin", margin=0.3)
+    return params, x, labels, objective, opt, opt.init(params), rng
+
+
+def reflip_rows(be, args):
+    xp = namespace(be)
+    options = {"precision": "tf32-mixed"} if (args.tf32 and be.gpu and args.dtype == "float32") else {}
+    model = build(args.widths, args.n_iter, args.order, options)
+    params, x, labels, objective, opt, state, rng = _training_setup(model, xp, args)
 
     def step():
         _, grads = objective(params, (x, labels))
@@ -182,13 +189,7 @@ def _reflip_step(be, args, options, fused=True, constraint="bjorck"):
                                for layer in ([nn.Dense(a, b, constraint, **options)]
                                              + ([nn.Activation("max_min")] if i < len(args.widths) - 2 else []))])
     fwd = getattr(reflip, f"{constraint}_fwd")
-    params = model.init(seed=0, xp=xp, dtype=args.dtype)
-    rng = np.random.default_rng(0)
-    x = xp.asarray(rng.standard_normal((args.batch, args.widths[0])), dtype=getattr(xp, args.dtype))
-    labels = xp.asarray(rng.integers(0, args.widths[-1], args.batch))
-    objective = train.supervised_objective(model, "multi_margin", margin=0.3)
-    opt = optim.Adam(1e-3)
-    state = opt.init(params)
+    params, x, labels, objective, opt, state, rng = _training_setup(model, xp, args)
 
     def step():
         old = numpy_bjorck.ENABLED
@@ -272,8 +273,11 @@ def compare_section(be, args):
             # floor (~1e-5, [BJ-10]); stop as soon as reflip's own residual is within twice
             # PyTorch's (both measured in float64 in the table; n_iter stays the cap).
             tol = 2 * t_res
-            fns["reflip fused, tol = 2 x PyTorch's residual"] = _reflip_step(be, args, {"tol": tol})
-            if "polar" in nn.layers.CONSTRAINTS:
+            # A tolerance >= 1 certifies nothing (it admits zero singular values, [BJ-7]):
+            # PyTorch ended that far from orthonormal only in dry runs with a few iterations.
+            if tol < 1:
+                fns["reflip fused, tol = 2 x PyTorch's residual"] = _reflip_step(be, args, {"tol": tol})
+            if "polar" in nn.layers.CONSTRAINTS and tol < 1:
                 # The polar iteration [PO-1] to the same orthonormality: the orthogonal init
                 # puts every Frobenius-scaled singular value at 1/sqrt(N) >= 1/32, above the
                 # design bound 1e-2, and training keeps them near it.

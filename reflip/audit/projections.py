@@ -26,16 +26,8 @@ def l1_ball_oracle(v, radius, iterations=200):
     of ``phi(theta) = sum_i max(|v_i| - theta, 0) - r`` [PR-2] (no sorting, no rho): ``phi``
     is decreasing, ``phi(0) > 0`` for rows outside and ``phi(max |v|) < 0``."""
     v = np.asarray(v, np.float64)
-    a = np.abs(v)
-    lo = np.zeros(v.shape[:-1] + (1,))
-    hi = np.max(a, axis=-1, keepdims=True)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        above = np.sum(np.maximum(a - mid, 0.0), axis=-1, keepdims=True) > radius
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    theta = 0.5 * (lo + hi)
-    inside = np.sum(a, axis=-1, keepdims=True) <= radius
-    return np.where(inside, v, np.sign(v) * np.maximum(a - theta, 0.0))
+    theta, inside = l1_ball_threshold(v, radius, iterations)
+    return np.where(inside, v, np.sign(v) * np.maximum(np.abs(v) - theta, 0.0))
 
 
 def l1_ball_threshold(v, radius, iterations=200):
