@@ -20,6 +20,7 @@ from .engine import (
     Claim,
     ClaimFailure,
     ClaimResult,
+    NotMeasured,
     NotSupported,
     claims_for,
     register_claim,
@@ -27,5 +28,5 @@ from .engine import (
 )
 
 __all__ = ["CLAIMS", "CONVENTIONS", "PROTOCOL_PARAMS", "AdapterImpl", "Claim", "ClaimFailure", "ClaimResult",
-           "NotSupported", "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks",
+           "NotMeasured", "NotSupported", "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks",
            "load_impl", "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]

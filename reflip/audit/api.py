@@ -211,7 +211,7 @@ class Report:
         for r in self.results:
             shown = {"fail": "**FAIL**", "xpass": "**XPASS**"}.get(r.status, r.status)
             lines.append(f"| {r.claim.label} | {r.claim.id}: {r.claim.statement} | {r.backend} | {r.dtype} | "
-                         f"{shown} | {r.examples} | {_shown_figures(r)} |")
+                         f"{shown} | {_cases(r)} | {_shown_figures(r)} |")
         for r in self.results:
             if r.status in ("fail", "xpass"):
                 lines += ["", _failure_text(r)]
@@ -223,6 +223,11 @@ class Report:
 
 _CELL = {"pass": "pass", "fail": "**FAIL**", "xpass": "**XPASS**", "xfail": "xfail", "not provided": "n/p",
          "not applicable": "n/a"}
+
+
+def _cases(r):
+    """The record of a check's cases [AU-5]: measured, and skipped where any were."""
+    return f"{r.examples} ({r.skipped} skipped)" if r.skipped else str(r.examples)
 
 
 def _shown_figures(r):

@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..bjorck import BjorckConvergenceWarning
 
 __all__ = ["Claim", "ClaimFailure", "ClaimResult", "CLAIMS", "claim", "claims_for", "register_claim",
            "statement_of", "run_claim", "rng_for", "host", "device_array", "PROFILES", "NotSupported",
-           "CheckTimeout", "STATUSES", "exceeds"]
+           "NotMeasured", "CheckTimeout", "STATUSES", "exceeds"]
 
 STATUSES = ("pass", "fail", "xfail", "xpass", "not provided", "not applicable")
 
@@ -39,6 +39,13 @@ class ClaimFailure(AssertionError):
 class NotSupported(Exception):
     """Raised by an implementation for a case outside what it declares it supports (for
     example a group size other than 2 for a MaxMin-only library): the case is skipped."""
+
+
+class NotMeasured(NotSupported):
+    """Raised by a check for a drawn case outside its claim's premise (for example a single
+    matrix, drawn for a claim about stacks): the check measured nothing there, so the case is
+    skipped like an unsupported one, not counted as a pass. A claim that measures no case at all fails (see
+    :func:`run_claim`): a check that skips everything would otherwise pass without checking."""
 
 
 class CheckTimeout(BaseException):
@@ -86,7 +93,8 @@ class ClaimResult:
     dtype: str
     status: str = "fail"
     figures: dict = field(default_factory=dict)
-    examples: int = 0
+    examples: int = 0  # cases the check measured (passed)
+    skipped: int = 0  # cases skipped: NotSupported by the implementation, or NotMeasured by the check
     seconds: float = 0.0
     error: str = ""
     counterexample: object = None
@@ -240,6 +248,34 @@ def _user_notes(notes):
     return kept
 
 
+def _counting_skips(claim, result):
+    """``claim`` with a check that counts, in ``result.skipped``, the cases it raises
+    :class:`NotSupported` (or its :class:`NotMeasured`) on, then re-raises."""
+    check = claim.check
+
+    def counted(*args):
+        try:
+            return check(*args)
+        except NotSupported:
+            result.skipped += 1
+            raise
+
+    return replace(claim, check=counted)
+
+
+def _require_measured(result):
+    """The per-claim record [AU-5]: a claim run on one backend and dtype must have measured at
+    least one case. Every case skipped (outside the implementation's support, or outside the
+    claim's premise) is no evidence that the claim holds, so it fails, naming the claim, the
+    backend and the dtype."""
+    if result.examples == 0:
+        raise ClaimFailure(
+            f"{result.claim.id} measured no case on {result.backend} {result.dtype}: all "
+            f"{result.skipped} drawn cases were skipped (NotSupported by the implementation or "
+            "outside the claim's premise), so nothing was checked; declare what the implementation "
+            "supports (strategy_fixed / params_for) so that cases are drawn inside it")
+
+
 def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout=None) -> ClaimResult:
     """Run ``claim`` on ``impl`` over hypothesis cases.
 
@@ -248,6 +284,7 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
     with the minimal failing case in ``result.counterexample``.
     """
     from hypothesis import HealthCheck, Phase, given, reject
+    from hypothesis.errors import Unsatisfiable
     from hypothesis import settings as hsettings
 
     result = ClaimResult(claim, backend.name, dtype)
@@ -277,6 +314,9 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
     if params_for is not None:
         strategy = strategy.map(lambda case: case._replace(params=params_for(claim.primitive, case.params)))
     figures = result.figures
+    # Count the skipped cases without touching ``holds`` (whose source seeds the derandomized
+    # cases): the claim it closes over is rebound to one whose check counts them.
+    claim = _counting_skips(claim, result)
 
     base = settings if settings is not None else hsettings()
     configured = hsettings(
@@ -315,7 +355,11 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
             # non-convergence warnings say nothing here; the report claims, which are about
             # those warnings, record them in a context of their own.
             warnings.simplefilter("ignore", BjorckConvergenceWarning)
-            holds()
+            try:
+                holds()
+            except Unsatisfiable:
+                pass  # every drawn case was skipped: the record below says so
+        _require_measured(result)
         result.status = "pass"
     except CheckTimeout as exc:
         result.error = f"CheckTimeout: {exc}"

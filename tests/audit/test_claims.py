@@ -30,7 +30,8 @@ def test_claim(claim, backend_dtype):
     backend, dtype = backend_dtype
     if not claim.applies_to(backend):
         pytest.skip(f"{claim.id} does not run on {backend.name}")
-    run_claim(claim, REGISTRY[claim.primitive], backend, dtype)
+    result = run_claim(claim, REGISTRY[claim.primitive], backend, dtype)
+    assert result.examples > 0, f"{claim.id} measured no case on {backend.name} {dtype}"  # [AU-5]
 
 
 def test_every_primitive_has_claims():
