@@ -28,5 +28,5 @@ from .engine import (
 )
 
 __all__ = ["CLAIMS", "CONVENTIONS", "PROTOCOL_PARAMS", "AdapterImpl", "Claim", "ClaimFailure", "ClaimResult",
-           "NotMeasured", "NotSupported", "ReflipAdapter", "Report", "check_implementation", "claims_for", "iter_checks",
-           "load_impl", "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]
+           "NotMeasured", "NotSupported", "ReflipAdapter", "Report", "check_implementation", "claims_for",
+           "iter_checks", "load_impl", "parametrize_with_checks", "read_xfails", "register_claim", "run_claim"]

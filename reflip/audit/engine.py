@@ -284,8 +284,8 @@ def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout
     with the minimal failing case in ``result.counterexample``.
     """
     from hypothesis import HealthCheck, Phase, given, reject
-    from hypothesis.errors import Unsatisfiable
     from hypothesis import settings as hsettings
+    from hypothesis.errors import Unsatisfiable
 
     result = ClaimResult(claim, backend.name, dtype)
     if claim.convention is not None:
