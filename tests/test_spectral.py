@@ -247,3 +247,18 @@ def test_array_api_strict_without_boolean_indexing():
         assert res.iterations == res_np.iterations < 30
         np.testing.assert_allclose(reflip.to_numpy(y), y_np, rtol=1e-14)
         np.testing.assert_allclose(x_bar, spectral_normalize_bwd(res_np, g), rtol=1e-12)
+
+
+@pytest.mark.parametrize("convention", ["constant_uv", "exact"])
+def test_a_step_exactly_tol_long_stops_the_iteration(convention):
+    """``tol`` is "moves by at most tol": a step of exactly ``tol`` stops the iteration.
+
+    W = 1 (4 x 1) and u_0 = e_1 make every quantity exact in binary: W^T u_0 = 1, v = 1,
+    W v = (1, 1, 1, 1) of norm 2, so u_1 = (1/2, 1/2, 1/2, 1/2) and ||u_1 - u_0|| = 1 exactly
+    (its squares are quarters). With tol = 1 the first step already satisfies the test; one ulp
+    below, a second (zero-length) step is needed."""
+    w, u0 = np.ones((4, 1)), np.eye(4)[0]
+    for tol, expected in ((1.0, 1), (np.nextafter(1.0, 0.0), 2), (np.nextafter(1.0, 2.0), 1)):
+        _, res = spectral_normalize_fwd(w, u0, n_iter=10, tol=float(tol), convention=convention)
+        assert res.iterations == expected, (tol, res.iterations)
+        np.testing.assert_array_equal(res.u, np.full(4, 0.5))
