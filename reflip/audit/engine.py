@@ -273,7 +273,8 @@ def _require_measured(result):
             f"{result.claim.id} measured no case on {result.backend} {result.dtype}: all "
             f"{result.skipped} drawn cases were skipped (NotSupported by the implementation or "
             "outside the claim's premise), so nothing was checked; declare what the implementation "
-            "supports (strategy_fixed / params_for) so that cases are drawn inside it")
+            "supports (its conventions, e.g. group_sort.group_sizes or <primitive>.params) so that "
+            "cases are drawn inside it")
 
 
 def run_claim(claim: Claim, impl, backend, dtype: str, *, settings=None, timeout=None) -> ClaimResult:
