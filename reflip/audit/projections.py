@@ -12,7 +12,7 @@ import numpy as np
 
 from ..norms import dual_exponent
 from ..tolerances import exact_rtol
-from .engine import ClaimFailure, claim, claims_for, device_array, exceeds, host, rng_for
+from .engine import ClaimFailure, NotMeasured, claim, claims_for, device_array, exceeds, host, rng_for
 from .generic import DECLARED_DERIVATIVES, dot, fd_check, generic_claims
 
 __all__ = ["l1_ball_oracle", "l2_ball_oracle", "clip_oracle", "ball_oracle"]
@@ -172,6 +172,8 @@ def _identity_inside(impl, case, backend, dtype, exact_sums):
     norms = _row_norms(x, q)
     margin = 0.0 if exact_sums else _tol(dtype, x, r)
     must = norms <= r - margin
+    if not np.any(must):
+        raise NotMeasured("no row inside the ball: the claim is about those rows")
     if np.any(must & ~same):
         i = _first_bad(must & ~same)
         raise ClaimFailure(f"row {i} is inside the ball (||x||_{q:g} = {norms[i]:.10g} <= r = {r}) "

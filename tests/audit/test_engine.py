@@ -1,10 +1,12 @@
 """The claim runner's record of measured and skipped cases [AU-5] (reflip/audit/engine.py)."""
+import numpy as np
 import pytest
 
 from reflip._registry import REGISTRY
-from reflip.audit import Claim, ClaimFailure, NotMeasured, NotSupported, run_claim
+from reflip.audit import CLAIMS, Claim, ClaimFailure, NotMeasured, NotSupported, run_claim
 from reflip.audit.api import hypothesis_settings
 from reflip.testing.backends import available_backends
+from reflip.testing.strategies.common import Case
 
 NUMPY = available_backends(("numpy",))[0]
 SETTINGS = hypothesis_settings("quick")
@@ -52,3 +54,22 @@ def test_a_check_returning_nothing_still_counts_as_measured():
     result = run_claim(_claim(lambda *args: None), REGISTRY["group_sort"], NUMPY, "float64",
                        settings=SETTINGS)
     assert result.status == "pass" and result.examples > 0 and result.skipped == 0
+
+
+OUT_OF_PREMISE = {
+    # a claim about stacks, on one matrix
+    "bjorck.batch": dict(x=np.eye(3), n_iter=3),
+    # [BJ-12] states nothing once ||W||_2 > 1 under the spectral-norm-free scalings
+    "bjorck.at_most_one": dict(x=4 * np.eye(3), n_iter=3, scaling="none"),
+    # rows inside the ball: there are none
+    "linf_project.identity_inside": dict(x=np.full((2, 3), 5.0), radius=1.0),
+}
+
+
+@pytest.mark.parametrize("claim_id", sorted(OUT_OF_PREMISE))
+def test_a_case_outside_a_claims_premise_is_skipped_not_passed(claim_id):
+    params = dict(OUT_OF_PREMISE[claim_id])
+    case = Case(np.asarray(params.pop("x"), np.float64), params)
+    claim = CLAIMS[claim_id]
+    with pytest.raises(NotMeasured):
+        claim.check(REGISTRY[claim.primitive], case, NUMPY, "float64")
