@@ -440,3 +440,664 @@ def test_polar_fused_numpy_path_against_the_core(degree, backward, shape, monkey
             got = [np.asarray(y), np.asarray(polar_bwd(r, y_bar)), np.asarray(polar_jvp(r, v))]
         for g, want_part in zip(got, want, strict=True):
             np.testing.assert_allclose(g, want_part, rtol=1e-9, atol=1e-11)
+
+
+# ==============================================================================================
+# reflip.nn: every constraint, activation, loss, attack loss and (p, q) pair against an oracle
+# ==============================================================================================
+
+import statistics  # noqa: E402
+
+from reflip import nn  # noqa: E402
+from reflip.nn import attack as nn_attack  # noqa: E402
+from reflip.nn import certify, lipschitz, losses, optim, train  # noqa: E402
+from reflip.nn.layers import INITS  # noqa: E402
+
+# The values each enumeration had when these tests were written: a value added to the library
+# fails test_nn_enumerations_are_the_tested_ones until an oracle below covers it.
+KNOWN_CONSTRAINTS = ("bjorck", "polar", "linf", "pinf", "spectral", "unit_row", "none")
+KNOWN_ACTIVATIONS = ("group_sort", "max_min", "full_sort", "relu", "abs")
+KNOWN_INITS = ("orthogonal", "normal")
+KNOWN_LOSSES = ("multi_margin", "cross_entropy")
+KNOWN_ATTACK_LOSSES = ("margin", "cross_entropy")
+
+
+def test_nn_enumerations_are_the_tested_ones():
+    """Every enumerated value of reflip.nn has an oracle test below; the parametrizations read
+    the library's tuples, and this test names a value added without one."""
+    assert nn.CONSTRAINTS == KNOWN_CONSTRAINTS
+    assert nn.ACTIVATIONS == KNOWN_ACTIVATIONS
+    assert INITS == KNOWN_INITS
+    assert tuple(losses.LOSSES) == KNOWN_LOSSES
+    assert nn_attack.ATTACK_LOSSES == KNOWN_ATTACK_LOSSES
+
+
+def _fd_grad(f, a, h=1e-6):
+    """Central differences of the scalar ``f`` with respect to every entry of ``a`` (float64)."""
+    g = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        e = np.zeros_like(a)
+        e[idx] = h
+        g[idx] = (f(a + e) - f(a - e)) / (2 * h)
+    return g
+
+
+def _q_norm(v, q):
+    """``||v||_q`` of a vector as the operator norm of the 1 x n matrix ``v`` from ``l_{q*}`` to
+    the reals: the extreme points of the ``l_{q*}`` ball (q* in {1, inf}) or an SVD (q = 2)."""
+    v = np.asarray(v, dtype=np.float64)[None, :]
+    if q == 2.0:
+        return float(np.linalg.svd(v, compute_uv=False)[0])
+    return float(_brute_op_norm(v, _dual(q), math.inf))
+
+
+def _op_norm(w, p, q):
+    """``||W||_{p->q}``: an SVD for (2, 2), brute force over the unit ball's extreme points else."""
+    if p == q == 2.0:
+        return float(np.linalg.svd(w, compute_uv=False)[0])
+    return float(_brute_op_norm(w, p, q))
+
+
+# ---- Dense: W_eff of every constraint, the affine map, its Lipschitz constant, its VJP --------
+
+# constraint -> (options, shape (out, in), check(W, W_eff)): the check is an independent oracle of
+# the constrained weight (an SVD, the projection's variational inequality, a direction and an SVD
+# norm). pinf is checked for every p by test_dense_pinf_every_p.
+_RADIUS = 0.75
+
+
+def _check_bjorck(w, y):
+    np.testing.assert_allclose(y, _polar_factor(w), atol=1e-12)
+
+
+def _check_spectral(w, y):
+    np.testing.assert_allclose(y, w / np.linalg.svd(w, compute_uv=False)[0], rtol=1e-10, atol=1e-12)
+
+
+def _check_unit_row(w, y):
+    c = float(y[0] @ w[0]) / float(w[0] @ w[0])
+    assert c > 0
+    np.testing.assert_allclose(y, c * w, rtol=1e-14, atol=1e-15)
+    assert np.linalg.svd(y, compute_uv=False)[0] == pytest.approx(1.0, rel=1e-14)
+
+
+def _check_none(w, y):
+    np.testing.assert_array_equal(y, w)
+
+
+DENSE_ORACLES = {
+    "bjorck": ({"n_iter": 60}, (4, 5), _check_bjorck),
+    "polar": ({"tol": 1e-13, "n_iter": 60}, (4, 5), _check_bjorck),
+    "linf": ({"radius": _RADIUS}, (4, 5), lambda w, y: _assert_is_projection(w, y, math.inf, _RADIUS)),
+    "pinf": ({"p": 2.0, "radius": _RADIUS}, (4, 5), lambda w, y: _assert_is_projection(w, y, 2.0, _RADIUS)),
+    "spectral": ({"n_iter": 200, "tol": 1e-14}, (4, 5), _check_spectral),
+    "unit_row": ({}, (1, 5), _check_unit_row),
+    "none": ({}, (4, 5), _check_none),
+}
+
+
+def _dense_weight(shape, seed=61):
+    """Singular values in [0.3, 0.9] (in Björck's basin, a gap for the power iteration) and rows
+    of l1 / l2 norm above the radius (the projections are active)."""
+    out, n_in = shape
+    if out == 1:
+        return np.random.default_rng(seed).standard_normal((1, n_in))
+    return _gapped(seed, (out, n_in), [0.9, 0.6, 0.45, 0.3][:min(shape)]) * 2.0
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("constraint", nn.CONSTRAINTS)
+def test_dense_every_constraint_against_its_oracle(constraint, bias):
+    """[NN-1] [NN-3] for every constraint: ``W_eff`` against its oracle, ``y = x W_eff^T + b``
+    example by example (``forward`` and ``apply``), ``lipschitz(p, q)`` for every supported
+    pair against the brute-force operator norm of ``W_eff``, and the VJP (``x``, ``W``, ``b``)
+    against central differences of ``apply``."""
+    options, shape, check = DENSE_ORACLES[constraint]
+    if constraint == "bjorck":
+        w = _dense_weight(shape) / 2.0  # singular values in [0.3, 0.9]: in the basin of every scaling
+    else:
+        w = _dense_weight(shape)
+    layer = nn.Dense(shape[1], shape[0], constraint, bias=bias, **options)
+    rng = np.random.default_rng(62)
+    params = {"W": w}
+    if bias:
+        params["b"] = rng.standard_normal(shape[0])
+    w_eff = np.asarray(layer.effective_weight(params, np))
+    check(w, w_eff)
+    x = rng.standard_normal((3, shape[1]))
+    y, res = layer.forward(params, x, np)
+    want = np.array([[w_eff[o] @ xi + (params["b"][o] if bias else 0.0) for o in range(shape[0])] for xi in x])
+    np.testing.assert_allclose(np.asarray(y), want, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(layer.apply(params, x, np)), want, rtol=1e-13, atol=1e-14)
+    for p, q in PQ_PAIRS:
+        assert layer.lipschitz(params, p, q) == pytest.approx(_op_norm(w_eff, p, q), rel=1e-12)
+    y_bar = rng.standard_normal(want.shape)
+    x_bar, grads = layer.backward(res, y_bar, np)
+    assert set(grads) == ({"W", "b"} if bias else {"W"})
+
+    def loss(**kw):
+        par = {**params, **{k: v for k, v in kw.items() if k != "x"}}
+        return float(np.sum(y_bar * np.asarray(layer.apply(par, kw.get("x", x), np))))
+
+    np.testing.assert_allclose(x_bar, _fd_grad(lambda a: loss(x=a), x), rtol=1e-6, atol=1e-8)
+    if constraint != "spectral":  # its default derivative convention is constant (u, v) [PR-11]
+        np.testing.assert_allclose(grads["W"], _fd_grad(lambda a: loss(W=a), w), rtol=1e-6, atol=1e-8)
+    if bias:
+        np.testing.assert_allclose(grads["b"], _fd_grad(lambda a: loss(b=a), params["b"]), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_dense_pinf_every_p(p):
+    """[PR-7] ``constraint="pinf"``: ``W_eff`` is the projection onto ``{||W||_{p,inf} <= r}``
+    (variational inequality) and ``lipschitz(p, inf) = ||W_eff||_{p,inf}`` by brute force."""
+    w = _dense_weight((4, 5))
+    layer = nn.Dense(5, 4, "pinf", p=p, radius=_RADIUS)
+    params = layer.init(np.random.default_rng(0), np, "float64")
+    params["W"] = w
+    w_eff = np.asarray(layer.effective_weight(params, np))
+    _assert_is_projection(w, w_eff, p, _RADIUS)
+    assert layer.lipschitz(params, p, math.inf) == pytest.approx(_brute_op_norm(w_eff, p, math.inf), rel=1e-12)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_dense_every_init(init):
+    """[NN-12] ``"orthogonal"``: every singular value 1 (SVD), for a tall and a wide weight;
+    ``"normal"``: entries of variance ``1 / in_features`` (the mean square of 40 000 draws within
+    5 %, about 14 standard errors), and not orthogonal; biases start at 0."""
+    for out, n_in in ((200, 200), (30, 50), (50, 30)):
+        params = nn.Dense(n_in, out, init=init).init(np.random.default_rng(3), np, "float64")
+        s = np.linalg.svd(params["W"], compute_uv=False)
+        np.testing.assert_array_equal(params["b"], np.zeros(out))
+        if init == "orthogonal":
+            np.testing.assert_allclose(s, 1.0, rtol=1e-13)
+        else:
+            assert np.mean(params["W"] ** 2) == pytest.approx(1.0 / n_in, rel=0.05)
+            assert s.max() > 1.2
+
+
+# ---- activations and Scale ---------------------------------------------------------------------
+
+
+def _sort_groups(x, k):
+    return np.sort(x.reshape(x.shape[0], -1, k), axis=-1).reshape(x.shape)
+
+
+# name -> (constructor kwargs, oracle of the forward on a (batch, 6) array)
+ACTIVATION_ORACLES = {
+    "group_sort": ({"group_size": 3}, lambda x: _sort_groups(x, 3)),
+    "max_min": ({}, lambda x: _sort_groups(x, 2)),
+    "full_sort": ({}, lambda x: np.sort(x, axis=-1)),
+    "relu": ({}, lambda x: np.where(x > 0, x, 0.0)),
+    "abs": ({}, lambda x: np.where(x < 0, -x, x)),
+}
+
+
+@pytest.mark.parametrize("name", nn.ACTIVATIONS)
+def test_activation_every_name_against_its_oracle(name):
+    """[GS-1] [GS-2] [NN-6] forward and apply against NumPy's sort of the groups / the
+    piecewise definitions, the VJP against central differences (tie-free inputs away from 0),
+    the Lipschitz constant 1 checked on random pairs in every l_p; ReLU's and abs's derivative 0
+    at 0 [NN-6]."""
+    kwargs, oracle = ACTIVATION_ORACLES[name]
+    layer = nn.Activation(name, **kwargs)
+    rng = np.random.default_rng(71)
+    x = rng.permutation(np.arange(1, 37, dtype=np.float64)).reshape(6, 6) / 7.0 * rng.choice([-1.0, 1.0], (6, 6))
+    y, res = layer.forward({}, x, np)
+    np.testing.assert_array_equal(np.asarray(y), oracle(x))
+    np.testing.assert_array_equal(np.asarray(layer.apply({}, x, np)), oracle(x))
+    y_bar = rng.standard_normal(x.shape)
+    x_bar, grads = layer.backward(res, y_bar, np)
+    assert grads == {}
+    np.testing.assert_allclose(x_bar, _fd_grad(lambda a: float(np.sum(y_bar * oracle(a))), x), rtol=1e-8, atol=1e-9)
+    assert layer.lipschitz({}, 2.0, 2.0) == 1.0
+    if name in ("relu", "abs"):  # the documented derivative at the kink, where no difference decides: 0
+        zeros = np.zeros((2, 6))
+        np.testing.assert_array_equal(layer.backward(layer.forward({}, zeros, np)[1], np.ones((2, 6)), np)[0], zeros)
+    a, b = rng.standard_normal((2, 200, 6))
+    for p in P_VALUES:
+        ratio = np.linalg.norm(oracle(a) - oracle(b), ord=p, axis=1) / np.linalg.norm(a - b, ord=p, axis=1)
+        assert ratio.max() <= 1 + 1e-12
+
+
+def test_scale_against_its_definition():
+    """[NN-3] ``y = L x``: forward, VJP by central differences, and ``lipschitz = L`` equal to
+    the ratio of every pair in every l_p."""
+    layer = nn.Scale(2.5)
+    rng = np.random.default_rng(72)
+    x, y_bar = rng.standard_normal((2, 4, 3))
+    y, res = layer.forward({}, x, np)
+    np.testing.assert_allclose(np.asarray(y), x + x + x / 2, rtol=1e-15)
+    np.testing.assert_allclose(layer.backward(res, y_bar, np)[0],
+                               _fd_grad(lambda a: float(np.sum(y_bar * layer.apply({}, a, np))), x), rtol=1e-8)
+    for p in P_VALUES:
+        ratio = np.linalg.norm(layer.apply({}, x, np) - layer.apply({}, y_bar, np), ord=p, axis=1) / np.linalg.norm(
+            x - y_bar, ord=p, axis=1)
+        np.testing.assert_allclose(ratio, layer.lipschitz({}, p, p), rtol=1e-14)
+
+
+# ---- reflip.nn.lipschitz: every (p, q) pair ------------------------------------------------------
+
+
+def _small_model():
+    """Dense layers with two constraints, GroupSort, a Scale; random (perturbed) parameters."""
+    model = nn.Sequential([nn.Dense(3, 4, "spectral", n_iter=100), nn.Activation("max_min"),
+                           nn.Dense(4, 4, "linf"), nn.Activation("group_sort", group_size=4),
+                           nn.Dense(4, 2), nn.Scale(1.5)])
+    rng = np.random.default_rng(81)
+    params = [{k: 1.3 * v + 0.3 * rng.standard_normal(v.shape) for k, v in par.items()} for par in model.init(seed=2)]
+    return model, params, rng.standard_normal((5, 3))
+
+
+def _fd_jacobians(model, params, x, h=1e-6):
+    """``J_f(x_i)`` by central differences, ``(batch, out, in)``."""
+    cols = []
+    for j in range(x.shape[1]):
+        e = np.zeros(x.shape[1])
+        e[j] = h
+        cols.append((np.asarray(model(params, x + e)) - np.asarray(model(params, x - e))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+@pytest.mark.parametrize("p, q", PQ_PAIRS)
+def test_lipschitz_every_pair_against_brute_force(p, q):
+    """[NN-3] [NN-4] ``upper_bound(p, q)`` is the product of the brute-force operator norms of
+    the effective weights (first layer ``p -> q``, later ``q -> q``) and the Scale factor;
+    ``local_lipschitz`` / ``gradient_lower_bound`` are the brute-force ``p -> q`` norms of
+    central-difference Jacobians; ``pair_ratios`` with ``x2`` the ratios of NumPy's norms row by
+    row; all below the upper bound."""
+    model, params, x = _small_model()
+    weights = [np.asarray(w) for w in model.effective_weights(params)]
+    want = _op_norm(weights[0], p, q) * math.prod(_op_norm(w, q, q) for w in weights[1:]) * 1.5
+    u = lipschitz.upper_bound(model, params, p, q)
+    assert u == pytest.approx(want, rel=1e-11)
+    jac = _fd_jacobians(model, params, x)
+    local = [_op_norm(j, p, q) for j in jac]
+    np.testing.assert_allclose(lipschitz.local_lipschitz(model, params, x, p, q), local, rtol=1e-6)
+    assert lipschitz.gradient_lower_bound(model, params, x, p, q) == pytest.approx(max(local), rel=1e-6)
+    x2 = x + np.random.default_rng(82).standard_normal(x.shape)
+    f1, f2 = np.asarray(model(params, x)), np.asarray(model(params, x2))
+    ratios = [np.linalg.norm(a - b, ord=q) / np.linalg.norm(c - d, ord=p)
+              for a, b, c, d in zip(f1, f2, x, x2, strict=True)]
+    np.testing.assert_allclose(lipschitz.pair_ratios(model, params, x, x2, p=p, q=q), ratios, rtol=1e-12)
+    assert max(max(local), max(ratios)) <= u * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("p, q", PQ_PAIRS)
+def test_drawn_pair_ratios_are_ratios_of_distinct_rows(p, q):
+    """[NN-4] without ``x2`` every ratio is that of a pair of distinct rows of ``x`` (all pairs by
+    brute force), and ``pair_lower_bound`` is the largest drawn ratio."""
+    model, params, x = _small_model()
+    f = np.asarray(model(params, x))
+    every = {round(np.linalg.norm(f[i] - f[j], ord=q) / np.linalg.norm(x[i] - x[j], ord=p), 9)
+             for i in range(len(x)) for j in range(len(x)) if i != j}
+    got = np.asarray(lipschitz.pair_ratios(model, params, x, p=p, q=q, n_pairs=30, seed=4))
+    assert got.shape == (30,) and {round(float(r), 9) for r in got} <= every
+    assert lipschitz.pair_lower_bound(model, params, x, p=p, q=q, n_pairs=30, seed=4) == got.max()
+
+
+@pytest.mark.parametrize("output", ["none", "int", "array"])
+@pytest.mark.parametrize("p", P_VALUES)
+def test_input_gradient_norms_every_p_and_output(p, output):
+    """[NN-4] ``input_gradients`` against central differences of the picked output, and
+    ``input_gradient_norms(p)`` their dual norms (SVD / brute force of the 1 x n row), for a
+    scalar model (``output=None``), one index, and one index per example."""
+    model, params, x = _small_model()
+    if output == "none":
+        model = nn.Sequential([*model.layers, nn.Dense(2, 1)])
+        params = [*params, {"W": np.array([[0.7, -1.1]]), "b": np.array([0.2])}]
+        pick, arg = np.zeros(len(x), dtype=int), None
+    elif output == "int":
+        pick, arg = np.ones(len(x), dtype=int), 1
+    else:
+        pick = np.array([0, 1, 1, 0, 1])
+        arg = pick
+    jac = _fd_jacobians(model, params, x)
+    grads = jac[np.arange(len(x)), pick]
+    np.testing.assert_allclose(lipschitz.input_gradients(model, params, x, output=arg), grads, rtol=1e-6, atol=1e-9)
+    norms = [_q_norm(g, _dual(p)) for g in grads]
+    np.testing.assert_allclose(lipschitz.input_gradient_norms(model, params, x, p, output=arg), norms, rtol=1e-6)
+
+
+def test_describe_against_the_statistics_module():
+    """``describe``: min, max and mean, the 5/50/95 % quantiles of Python's
+    ``statistics.quantiles(method="inclusive")`` (linear interpolation), and the fraction within
+    ``rtol`` of the target (inclusive, values exactly at the edge) counted in a loop."""
+    v = np.random.default_rng(83).uniform(0.5, 1.5, 101)
+    v[:7] = [1.0, 1.125, 0.875, 1.25, 1.125 + 2**-52, 1.0 + 1e-9, 0.875 - 2**-53]  # on and beyond the edges
+    d = lipschitz.describe(v, target=1.0, rtol=0.125)
+    cuts = statistics.quantiles(v.tolist(), n=20, method="inclusive")
+    assert d["n"] == 101 and d["min"] == min(v) and d["max"] == max(v)
+    assert d["mean"] == pytest.approx(statistics.fmean(v.tolist()), rel=1e-15)
+    for key, cut in (("q05", cuts[0]), ("median", cuts[9]), ("q95", cuts[18])):
+        assert d[key] == pytest.approx(cut, rel=1e-14)
+    assert d["fraction_at_target"] == sum(abs(a - 1.0) <= 0.125 for a in v) / 101
+
+
+# ---- reflip.nn.certify and the attack: every p, q and attack loss --------------------------------
+
+
+@pytest.mark.parametrize("q", P_VALUES)
+def test_output_constant_is_the_largest_margin_change(q):
+    """[CT-2] ``c_q = max |a - b|`` over the unit ``l_q`` circle of R^2, by brute force."""
+    assert certify.output_constant(q) == pytest.approx(_brute_output_constant(q), rel=1e-12)
+
+
+def _brute_output_constant(q):
+    """``max |a - b|`` over the unit ``l_q`` circle of R^2, over 8 * 10^4 + 1 directions (the grid
+    holds the maximiser ``(1, -1) / ||(1, -1)||_q``)."""
+    t = np.linspace(0.0, 2 * math.pi, 80_001)
+    pts = np.stack([np.cos(t), np.sin(t)], axis=1)
+    pts /= np.linalg.norm(pts, ord=q, axis=1, keepdims=True)
+    return float(np.max(np.abs(pts[:, 0] - pts[:, 1])))
+
+
+def _margins_by_sorting(logits, labels):
+    """``f_y - max_{j != y} f_j`` row by row, in a Python loop."""
+    return np.array([row[y] - max(v for j, v in enumerate(row) if j != y)
+                     for row, y in zip(logits, labels, strict=True)])
+
+
+@pytest.mark.parametrize("p, q", [(p, None) for p in P_VALUES] + PQ_PAIRS)
+def test_certified_radius_is_sound_on_linear_classifiers(p, q):
+    """[CT-1] [CT-2] [CT-3] [CT-5] on ``f(x) = W x + b`` with ``L = ||W||_{p->q}`` (brute force):
+    ``margins`` by a loop, the radius ``max(M, 0) / (c_q L)`` never above the exact l_p distance
+    to the decision boundary ``min_j M_j / ||w_y - w_j||_{p*}`` (a certified point cannot be
+    broken), and ``certified_accuracy`` the fraction of radii above each eps."""
+    rng = np.random.default_rng(91)
+    w, b = rng.standard_normal((4, 5)), rng.standard_normal(4)
+    x = rng.standard_normal((40, 5))
+    logits = x @ w.T + b
+    labels = rng.integers(0, 4, 40)
+    labels[:20] = np.argmax(logits[:20], axis=1)
+    m = _margins_by_sorting(logits, labels)
+    np.testing.assert_allclose(certify.margins(logits, labels), m, rtol=1e-15)
+    qq = p if q is None else q
+    L = _op_norm(w, p, qq)
+    radius = np.asarray(certify.certified_radius(logits, labels, L, p, q))
+    np.testing.assert_allclose(radius, np.maximum(m, 0) / (_brute_output_constant(qq) * L), rtol=1e-12)
+    assert np.all(radius[m <= 0] == 0)
+    for i in np.flatnonzero(m > 0):
+        y = labels[i]
+        exact = min((logits[i, y] - logits[i, j]) / _q_norm(w[y] - w[j], _dual(p)) for j in range(4) if j != y)
+        assert 0 < radius[i] <= exact * (1 + 1e-12)
+    eps = [0.0, 0.05, float(np.median(radius)), 0.5]
+    want = [np.mean(radius > e) for e in eps]
+    np.testing.assert_array_equal(certify.certified_accuracy(logits, labels, L, eps, p, q), want)
+    assert certify.certified_accuracy(logits, labels, L, 0.05, p, q) == want[1]
+
+
+@pytest.mark.parametrize("random_start", [False, True])
+@pytest.mark.parametrize("loss", nn_attack.ATTACK_LOSSES)
+@pytest.mark.parametrize("p", [2.0, math.inf])
+def test_pgd_attack_every_norm_and_loss_on_linear_classifiers(p, loss, random_start):
+    """[NN-10] [CT-7] a two-class linear classifier: the smallest margin over the l_p ball of
+    radius eps is ``M - eps ||w_y - w_j||_{p*}`` exactly. Without a random start, 40 steps of
+    either attack loss reach it (both gradients point along ``w_j - w_y``); with one, the
+    margin found is never below it, never above the clean one, in the ball and in the box;
+    ``check_certificates`` reports no certified point broken."""
+    rng = np.random.default_rng(93)
+    model = nn.Sequential([nn.Dense(4, 2)])
+    params = [{"W": rng.standard_normal((2, 4)), "b": rng.standard_normal(2)}]
+    x = rng.uniform(-0.5, 0.5, (30, 4))
+    labels = np.argmax(model(params, x), axis=1)
+    eps = 0.1
+    w = params[0]["W"]
+    floor = _margins_by_sorting(model(params, x), labels) - eps * _q_norm(w[0] - w[1], _dual(p))
+    kw = dict(steps=40, random_start=random_start, loss=loss, seed=5)
+    x_adv = nn_attack.pgd_attack(model, params, x, labels, eps, p, **kw)
+    m_adv = _margins_by_sorting(model(params, x_adv), labels)
+    assert np.all(m_adv >= floor - 1e-12)
+    assert np.all(np.linalg.norm(x_adv - x, ord=p, axis=1) <= eps * (1 + 1e-12))
+    if not random_start:
+        np.testing.assert_allclose(m_adv, floor, rtol=1e-9, atol=1e-12)
+    boxed = nn_attack.pgd_attack(model, params, x, labels, eps, p, bounds=(-0.55, 0.55), **kw)
+    assert boxed.min() >= -0.55 and boxed.max() <= 0.55
+    assert np.all(_margins_by_sorting(model(params, boxed), labels) <= _margins_by_sorting(model(params, x), labels))
+    L = _op_norm(w, p, p)
+    report = certify.check_certificates(model, params, x, labels, eps, L, p, **kw)
+    radius = np.asarray(certify.certified_radius(model(params, x), labels, L, p))
+    assert report["correct"] == 30 and report["certified"] == int(np.sum(radius > eps))
+    if not random_start:  # the same attack: it breaks exactly the points whose worst margin is <= 0
+        assert report["broken"] == int(np.sum(m_adv <= 0)) > 0
+    assert report["broken_certified"].size == 0
+
+
+# ---- losses: every named loss and KR against torch's autograd -----------------------------------
+
+
+def _torch_loss(name, torch):
+    import torch.nn.functional as F
+
+    return {"multi_margin": lambda f, y, margin=1.0: F.multi_margin_loss(f, y, p=1, margin=margin),
+            "cross_entropy": lambda f, y: F.cross_entropy(f, y)}[name]
+
+
+@pytest.mark.parametrize("name", tuple(losses.LOSSES))
+def test_every_loss_and_its_vjp_against_torch(name):
+    """[NN-7] each loss of ``LOSSES``: value, and its backward at ``value_bar = -0.7``, against
+    torch.nn.functional and torch's autograd (float64), hinges active and inactive."""
+    torch = pytest.importorskip("torch")
+    fwd, bwd = losses.LOSSES[name]
+    rng = np.random.default_rng(101)
+    logits, labels = 2 * rng.standard_normal((9, 4)), rng.integers(0, 4, 9)
+    opts = {"margin": 0.3} if name == "multi_margin" else {}
+    value, res = fwd(logits, labels, **opts)
+    t = torch.tensor(logits, requires_grad=True)
+    ref = _torch_loss(name, torch)(t, torch.tensor(labels), **opts)
+    (-0.7 * ref).backward()
+    assert float(value) == pytest.approx(ref.item(), rel=1e-13)
+    np.testing.assert_allclose(bwd(res, -0.7), t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", ["(n,)", "(n, 1)"])
+def test_kr_dual_and_its_vjp_against_torch(shape):
+    """[NN-7] ``mean f(Q) - mean f(P)`` for samples of different sizes, and its backward at
+    ``value_bar = 2.5``, against torch's autograd."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(102)
+    f_p, f_q = rng.standard_normal(7), rng.standard_normal(4)
+    if shape == "(n, 1)":
+        f_p, f_q = f_p[:, None], f_q[:, None]
+    tp, tq = torch.tensor(f_p, requires_grad=True), torch.tensor(f_q, requires_grad=True)
+    ref = tq.mean() - tp.mean()
+    (2.5 * ref).backward()
+    value, res = losses.kr_dual_fwd(f_p, f_q)
+    assert float(value) == pytest.approx(ref.item(), rel=1e-14)
+    assert float(losses.kr_dual(f_p, f_q)) == float(value)
+    for got, want in zip(losses.kr_dual_bwd(res, 2.5), (tp.grad.numpy(), tq.grad.numpy()), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+# ---- training: every named loss of fit, one SGD step against central differences ---------------
+
+
+@pytest.mark.parametrize("loss", [*losses.LOSSES, "kr_dual", "callable"])
+def test_fit_every_loss_takes_the_gradient_step(loss):
+    """[NN-7] [NN-9] one ``fit`` step with ``SGD(lr)`` moves every parameter by ``-lr`` times the
+    central-difference gradient of the loss (torch.nn.functional on the model's outputs,
+    float64), and records the loss value; the objectives of ``supervised_objective`` /
+    ``kr_objective`` return that gradient."""
+    torch = pytest.importorskip("torch")
+    model = nn.Sequential([nn.Dense(3, 4, "bjorck", n_iter=20), nn.Activation("max_min"), nn.Dense(4, 3)])
+    params = [{k: v + 0.2 for k, v in par.items()} for par in model.init(seed=3)]
+    rng = np.random.default_rng(111)
+    if loss == "kr_dual":
+        model = nn.Sequential([*model.layers, nn.Dense(3, 1)])
+        params = [*params, {"W": np.array([[0.5, -0.3, 0.8]]), "b": np.zeros(1)}]
+        batch = (rng.standard_normal((6, 3)), rng.standard_normal((5, 3)) + 1.0)
+
+        def value(par):
+            return float(np.mean(model(par, batch[1])) - np.mean(model(par, batch[0])))
+        objective = train.kr_objective(model)
+    else:
+        batch = (rng.standard_normal((8, 3)), rng.integers(0, 3, 8))
+        name = "multi_margin" if loss == "callable" else loss
+        opts = {"margin": 0.4} if name == "multi_margin" else {}
+        ref = _torch_loss(name, torch)
+
+        def value(par):
+            return ref(torch.tensor(np.asarray(model(par, batch[0]))), torch.tensor(batch[1]), **opts).item()
+        objective = train.supervised_objective(model, name, **opts)
+    want = []
+    for i, par in enumerate(params):
+        want.append({k: _fd_grad(lambda a, i=i, k=k: value([*params[:i], {**params[i], k: a}, *params[i + 1:]]), v)
+                     for k, v in par.items()})
+    v0, grads = objective(params, batch)
+    assert float(v0) == pytest.approx(value(params), rel=1e-12)
+    for g, gw in zip(grads, want, strict=True):
+        for k in gw:
+            np.testing.assert_allclose(g[k], gw[k], rtol=1e-6, atol=1e-8)
+    kw = {"loss": objective} if loss == "callable" else {"loss": loss, "loss_options": (
+        {"margin": 0.4} if loss == "multi_margin" else None)}
+    new, history = train.fit(model, params, [batch], optim.SGD(0.1), steps=1, progress=False, **kw)
+    assert history.loss == [pytest.approx(value(params), rel=1e-12)]
+    for par, step, gw in zip(params, new, want, strict=True):
+        for k in gw:
+            np.testing.assert_allclose(step[k], par[k] - 0.1 * gw[k], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("drop_last", [True, False])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_minibatches_every_option(shuffle, drop_last):
+    """[NN-9] one epoch: the permutation NumPy's Generator draws from the same seed (or the
+    identity), cut into batches of ``batch_size``, the incomplete last one dropped or kept;
+    rows of every array stay aligned."""
+    x = np.arange(10, dtype=np.float64)[:, None] * np.ones((1, 2))
+    labels = np.arange(10)
+    data = train.minibatches(x, labels, batch_size=3, shuffle=shuffle, drop_last=drop_last)
+    order = np.random.default_rng(7).permutation(10) if shuffle else np.arange(10)
+    cuts = [order[s:s + 3] for s in range(0, 10, 3)]
+    cuts = cuts[:3] if drop_last else cuts
+    assert data.steps_per_epoch == len(cuts)
+    it = data(np.random.default_rng(7))
+    for want in cuts:
+        bx, bl = next(it)
+        np.testing.assert_array_equal(bl, want)
+        np.testing.assert_array_equal(bx[:, 0], want.astype(np.float64))
+
+
+# ==============================================================================================
+# reflip.universality: every p, pad, op and dtype against an oracle
+# ==============================================================================================
+
+import reflip.universality as U  # noqa: E402
+from reflip import max_min_network, max_min_network_bwd, max_min_network_fwd, max_min_network_jvp  # noqa: E402
+from reflip._validate import NUMERIC_DTYPES  # noqa: E402
+
+
+def test_universality_enumerations_are_the_tested_ones():
+    """The exponents of reflip.universality are those of ``P_VALUES``; dtypes of
+    ``to_sequential`` are float32 and float64 (each tested below)."""
+    for p in P_VALUES:
+        assert U.check_p(p) == p
+        assert 1 / p + 1 / U.dual_exponent(p) == 1.0
+    assert NUMERIC_DTYPES == ("float32", "float64")
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_lipschitz_violation_every_p_against_a_double_loop(p):
+    """[UN-13] the count of pairs with ``|v_i - v_j| > ||x_i - x_j||_p + atol`` and the pair of
+    largest ratio, by a double loop over pairs, for blocks smaller and larger than the data."""
+    rng = np.random.default_rng(121)
+    pts = rng.uniform(-1, 1, (13, 3))
+    vals = 1.3 * np.linalg.norm(pts - 0.2, ord=p, axis=1) + 0.1 * rng.standard_normal(13)
+    for atol in (0.0, 0.05):
+        bad = [(abs(vals[i] - vals[j]) / np.linalg.norm(pts[i] - pts[j], ord=p), i, j)
+               for i in range(13) for j in range(i + 1, 13)
+               if abs(vals[i] - vals[j]) > np.linalg.norm(pts[i] - pts[j], ord=p) + atol]
+        assert bad
+        _, i, j = max(bad)
+        for block in (4, 512):
+            count, gi, gj, diff, dist = U.lipschitz_violation(pts, vals, p, atol=atol, block=block)
+            assert (count, gi, gj) == (len(bad), i, j)
+            assert diff == abs(vals[i] - vals[j]) and dist == pytest.approx(np.linalg.norm(pts[i] - pts[j], ord=p))
+    assert U.lipschitz_violation(pts, 0.01 * vals, p) == (0, None, None, None, None)
+
+
+def _maxmin_oracle(net, x):
+    """The network evaluated layer by layer in a loop: ``W h + b`` (Select as a dense 0/1
+    matrix), then MaxMin as NumPy's sort of consecutive pairs."""
+    h = np.asarray(x, dtype=np.float64)
+    for k, layer in enumerate(net.layers):
+        w, b = layer.dense()
+        h = h @ w.T + b
+        if k < len(net.layers) - 1:
+            h = _sort_groups(h, 2)
+    return h
+
+
+@pytest.mark.parametrize("ops, pad", [
+    (("min", "max"), "duplicate"), (("max", "min"), "duplicate"), (("max",), "duplicate"), (("min",), "duplicate"),
+    (("max", "max"), "zero"), (("max",), "zero"),  # "zero" pads a max of non-negative values only
+])
+def test_reduction_layers_every_op_and_pad(ops, pad):
+    """[UN-3] [UN-6] nested minima / maxima of the affine functions ``w_r . x + b_r`` over
+    groups of odd and even sizes, against NumPy's min / max of the groups: both pads (``"zero"``
+    on non-negative values, where pairing with 0 is exact for a max) and the layer-by-layer
+    evaluation."""
+    rng = np.random.default_rng(131)
+    n_groups = 3 if len(ops) == 2 else 1
+    w = rng.standard_normal((15 if len(ops) == 2 else 5, 2))
+    b = rng.uniform(5, 6, w.shape[0])  # values > 0 on the test points: pad="zero" is exact for a max
+    stages = [(ops[0], n_groups)] + ([(ops[1], 1)] if len(ops) == 2 else [])
+    x = rng.uniform(-1, 1, (50, 2))
+    vals = (x @ w.T + b).reshape(50, n_groups, -1)
+    want = getattr(np, ops[0])(vals, axis=-1)
+    if len(ops) == 2:
+        want = getattr(np, ops[1])(want, axis=-1)
+    net = U.reduction_layers(w, b, stages, pad=pad)
+    np.testing.assert_allclose(net(x)[:, 0], want.reshape(50), rtol=1e-14)
+    np.testing.assert_allclose(_maxmin_oracle(net, x)[:, 0], want.reshape(50), rtol=1e-14)
+
+
+@pytest.mark.parametrize("q", P_VALUES)
+def test_row_norms_of_dense_and_select(q):
+    """``Dense.row_norms(q)`` / ``Select.row_norms(q)``: the l_q norm of every row of the dense
+    matrix (SVD / brute force of the 1 x n row)."""
+    rng = np.random.default_rng(141)
+    dense = U.Dense(rng.standard_normal((3, 4)), np.zeros(3))
+    select = U.Select(np.array([2, 0, 2]), 4)
+    for layer in (dense, select):
+        w, _ = layer.dense()
+        np.testing.assert_allclose(layer.row_norms(q), [_q_norm(r, q) for r in w], rtol=1e-14)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_max_min_network_primitive_against_a_loop_and_differences(p):
+    """[UN-2] ``max_min_network`` (and the network's ``__call__``) against the layer-by-layer
+    loop, on a stack of inputs; its VJP and JVP against central differences of that loop. Two
+    networks: dense layers, and ``norm_network``'s selections that read one value twice (the
+    transpose of a selection adds the cotangents of the outputs reading the same input)."""
+    rng = np.random.default_rng(151)
+    for net in (U.random_constrained_network(3, (4, 6), p, seed=7, n_out=2), U.norm_network(3, math.inf, p=p)):
+        assert any(isinstance(layer, U.Select) for layer in net.layers) or net.n_out == 2
+        x = rng.standard_normal((2, 4, 3))
+        m = net.n_out
+
+        def f(a, net=net, m=m):
+            return _maxmin_oracle(net, a.reshape(-1, 3)).reshape(2, 4, m)
+
+        np.testing.assert_allclose(np.asarray(max_min_network(x, network=net)), f(x), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(np.asarray(net(x)), f(x), rtol=1e-14, atol=1e-15)
+        _, res = max_min_network_fwd(x, network=net)
+        y_bar, x_dot = rng.standard_normal((2, 4, m)), rng.standard_normal(x.shape)
+        np.testing.assert_allclose(max_min_network_bwd(res, y_bar),
+                                   _fd_grad(lambda a, y_bar=y_bar, f=f: float(np.sum(y_bar * f(a))), x),
+                                   rtol=1e-7, atol=1e-9)
+        h = 1e-6
+        np.testing.assert_allclose(max_min_network_jvp(res, x_dot), (f(x + h * x_dot) - f(x - h * x_dot)) / (2 * h),
+                                   rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("out_dtype", NUMERIC_DTYPES)
+def test_to_sequential_every_dtype(out_dtype):
+    """[UN-2] the reflip.nn export in each dtype: parameters of that dtype, values equal to the
+    float64 layer-by-layer loop (exactly in float64, to float32 rounding in float32)."""
+    net = U.random_constrained_network(2, (4,), 2.0, seed=8)
+    model, params = net.to_sequential(dtype=out_dtype)
+    assert all(a.dtype == np.dtype(out_dtype) for par in params for a in par.values())
+    x = np.random.default_rng(161).uniform(-1, 1, (20, 2))
+    got = model(params, x.astype(out_dtype))
+    assert got.dtype == np.dtype(out_dtype)
+    tol = {"float64": 1e-15, "float32": 1e-6}[out_dtype]
+    np.testing.assert_allclose(got, _maxmin_oracle(net, x), atol=tol)
