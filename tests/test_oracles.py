@@ -1101,3 +1101,195 @@ def test_to_sequential_every_dtype(out_dtype):
     assert got.dtype == np.dtype(out_dtype)
     tol = {"float64": 1e-15, "float32": 1e-6}[out_dtype]
     np.testing.assert_allclose(got, _maxmin_oracle(net, x), atol=tol)
+
+
+# ==============================================================================================
+# reflip's core, continued: derivatives and helpers that the sections above check forward only
+# ==============================================================================================
+
+from reflip import (  # noqa: E402
+    BjorckConvergenceError,
+    BjorckConvergenceWarning,
+    basin_radius,
+    bjorck_coefficients,
+    bjorck_fwd,
+    bjorck_jvp,
+    linf_project_bwd,
+    linf_project_fwd,
+    linf_project_jvp,
+    pinf_project_bwd,
+    pinf_project_fwd,
+    pinf_project_jvp,
+    polar_fwd,
+    polar_jvp,
+    row_scale_bwd,
+    row_scale_fwd,
+    row_scale_jvp,
+    spectral_normalize_jvp,
+)
+from reflip.bjorck import MAX_ORDER  # noqa: E402
+from reflip.bjorck import ON_NONCONVERGENCE as BJORCK_ON_NONCONVERGENCE  # noqa: E402
+from reflip.polar import ON_NONCONVERGENCE as POLAR_ON_NONCONVERGENCE  # noqa: E402
+
+_PROJECTIONS = {
+    "pinf": (pinf_project, pinf_project_fwd, pinf_project_bwd, pinf_project_jvp),
+    "row_scale": (row_scale, row_scale_fwd, row_scale_bwd, row_scale_jvp),
+}
+
+
+def _frozen_threshold(w, y):
+    """The l1-ball projection with each row's threshold held at its value at ``w`` (the
+    ``"detached"`` convention [PR-5]): ``a -> sign(a) max(|a| - t, 0)`` on projected rows, with
+    ``t = |w| - |y|`` read off the support; the identity on rows left inside."""
+    rows = []
+    for wi, yi in zip(w, y, strict=True):
+        if np.array_equal(wi, yi):
+            rows.append(None)
+        else:
+            support = yi != 0
+            rows.append(float(np.mean(np.abs(wi[support]) - np.abs(yi[support]))))
+
+    def g(a):
+        return np.stack([ai if t is None else np.sign(ai) * np.maximum(np.abs(ai) - t, 0.0)
+                         for ai, t in zip(a, rows, strict=True)])
+
+    return g
+
+
+@pytest.mark.parametrize("name, option", [("pinf", p) for p in P_VALUES] + [("row_scale", p) for p in P_VALUES]
+                         + [("linf", t) for t in THRESHOLDS])
+def test_projection_derivatives_every_p_and_threshold(name, option):
+    """[PR-4] [PR-5] [PR-8] [PR-9] [PR-10] the VJP and the JVP of ``pinf_project`` and
+    ``row_scale`` for every ``p`` and of ``linf_project`` for both thresholds, against central
+    differences of the forward (``"detached"``: of the projection with the threshold frozen),
+    and against each other (dot-product test); a row inside the ball is passed through."""
+    w = _stack(171, (4, 5)) * 1.5
+    w[0] *= 0.01
+    if name == "linf":
+        fun = lambda a: np.asarray(linf_project(a, radius=0.75, threshold=option))  # noqa: E731
+        y, res = linf_project_fwd(w, radius=0.75, threshold=option)
+        bwd, jvp = linf_project_bwd, linf_project_jvp
+        if option == "detached":
+            fun = _frozen_threshold(w, np.asarray(y))
+    else:
+        f, fwd, bwd, jvp = _PROJECTIONS[name]
+        fun = lambda a: np.asarray(f(a, option, radius=0.75))  # noqa: E731
+        y, res = fwd(w, option, radius=0.75)
+    rng = np.random.default_rng(172)
+    y_bar, v = rng.standard_normal((2, *w.shape))
+    h = 1e-6
+    fd = (fun(w + h * v) - fun(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.asarray(jvp(res, v)), fd, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(bwd(res, y_bar)), _fd_grad(lambda a: float(np.sum(y_bar * fun(a))), w),
+                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(bwd(res, y_bar))[0], y_bar[0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("backward", BACKWARDS)
+@pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.parametrize("order", range(1, MAX_ORDER + 1))
+def test_bjorck_jvp_every_option_against_the_polar_factor(order, scaling, backward):
+    """[BJ-5] [BJ-8] [BJ-9] every order up to ``MAX_ORDER``, scaling and backward: the forward is
+    ``U V^T`` (SVD) from singular values in the basin, and the JVP is the central difference of
+    the SVD's polar factor."""
+    w = _gapped(44, (5, 3), [0.9, 0.6, 0.3])
+    y, res = bjorck_fwd(w, order=order, scaling=scaling, backward=backward, n_iter=60)
+    np.testing.assert_allclose(np.asarray(y), _polar_factor(w), atol=1e-12)
+    v = np.random.default_rng(3).standard_normal(w.shape)
+    h = 1e-6
+    fd = (_polar_factor(w + h * v) - _polar_factor(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.asarray(bjorck_jvp(res, v)), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("backward", BACKWARDS)
+@pytest.mark.parametrize("degree", [3, 5])
+def test_polar_jvp_every_option(degree, backward):
+    """[PO-3] the JVP of both degrees and backward modes against central differences of the
+    SVD's polar factor."""
+    w = _gapped(45, (4, 6), [1.0, 0.5, 0.2, 0.1])
+    _, res = polar_fwd(w, degree=degree, backward=backward, tol=1e-13, n_iter=60, on_nonconvergence="ignore")
+    v = np.random.default_rng(4).standard_normal(w.shape)
+    h = 1e-6
+    fd = (_polar_factor(w + h * v) - _polar_factor(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(np.asarray(polar_jvp(res, v)), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_spectral_normalize_jvp_every_convention(convention):
+    """[PR-11] the JVP: ``"exact"`` the central difference of ``W / sigma_max(W)`` (SVD),
+    ``"constant_uv"`` that of ``W / (u^T W v)`` with the top singular pair held."""
+    w = _gapped(32, (5, 4), [3.0, 1.0, 0.5, 0.25])
+    _, res = spectral_normalize_fwd(w, n_iter=60, convention=convention)
+    u_, _, vt_ = np.linalg.svd(w)
+    if convention == "exact":
+        f = lambda a: a / np.linalg.svd(a, compute_uv=False)[0]  # noqa: E731
+    else:
+        f = lambda a: a / (u_[:, 0] @ a @ vt_[0])  # noqa: E731
+    v = np.random.default_rng(5).standard_normal(w.shape)
+    h = 1e-6
+    np.testing.assert_allclose(np.asarray(spectral_normalize_jvp(res, v)), (f(w + h * v) - f(w - h * v)) / (2 * h),
+                               rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("order", range(1, MAX_ORDER + 1))
+def test_bjorck_coefficients_are_the_truncated_series(order):
+    """[BJ-2] ``P`` agrees with ``x^(-1/2)`` at ``x = 1`` up to the derivative of order
+    ``order`` (NumPy's polynomial derivatives against ``(-1/2)(-3/2)...``); order 1 is the
+    family ``P(1) = 1, P'(1) = -beta``."""
+    poly = np.polynomial.Polynomial(bjorck_coefficients(order))
+    assert poly.degree() == order
+    for k in range(order + 1):
+        want = math.prod(-0.5 - i for i in range(k))
+        assert poly.deriv(k)(1.0) == pytest.approx(want, rel=1e-13, abs=1e-13)
+    if order == 1:
+        for beta in (0.1, 0.25, 0.5):
+            fam = np.polynomial.Polynomial(bjorck_coefficients(1, beta))
+            assert (fam(1.0), fam.deriv(1)(1.0)) == pytest.approx((1.0, -beta), rel=1e-15)
+
+
+@pytest.mark.parametrize("order", range(1, MAX_ORDER + 1))
+def test_basin_radius_by_iterating_the_scalar_map(order):
+    """[BJ-5] the singular values in ``(0, r)`` go to 1 under ``s -> s P(s^2)`` (300 steps of
+    the scalar map, from a grid up to ``r (1 - 1e-6)``), those just above ``r`` do not; order
+    1 also for ``beta = 1/4``."""
+    for beta in ((0.5, 0.25) if order == 1 else (0.5,)):
+        poly = np.polynomial.Polynomial(bjorck_coefficients(order, beta))
+        r = basin_radius(order, beta)
+        s = np.concatenate([np.linspace(0.01, r * (1 - 1e-6), 2001), [r * (1 + 1e-6), r * 1.01]])
+        with np.errstate(all="ignore"):
+            for _ in range(300):
+                s = s * poly(s * s)
+        np.testing.assert_allclose(s[:-2], 1.0, atol=1e-12)
+        assert not np.any(np.abs(s[-2:] - 1.0) < 0.5)
+
+
+@pytest.mark.parametrize("mode", BJORCK_ON_NONCONVERGENCE)
+@pytest.mark.parametrize("fn", ["bjorck", "polar"])
+def test_on_nonconvergence_every_mode(fn, mode):
+    """[BJ-7] [PO-3] two steps from far away do not converge: ``"warn"`` warns and returns the
+    iterate, ``"raise"`` raises ``BjorckConvergenceError``, ``"ignore"`` returns the same iterate
+    silently; a converged call is silent in every mode."""
+    assert POLAR_ON_NONCONVERGENCE == BJORCK_ON_NONCONVERGENCE
+    import warnings
+
+    w = _gapped(46, (5, 3), [1.0, 0.1, 0.01])
+    run = {"bjorck": lambda a, **kw: bjorck(a, tol=1e-10, **kw),
+           "polar": lambda a, **kw: polar(a, tol=1e-10, **kw)}[fn]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BjorckConvergenceWarning)
+        reference = np.asarray(run(w, n_iter=2, on_nonconvergence="ignore"))
+    assert np.abs(reference - _polar_factor(w)).max() > 1e-3  # not converged after two steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(np.asarray(run(w, n_iter=60, on_nonconvergence=mode)), _polar_factor(w), atol=1e-9)
+        if mode == "raise":
+            with pytest.raises(BjorckConvergenceError):
+                run(w, n_iter=2, on_nonconvergence=mode)
+        elif mode == "ignore":
+            np.testing.assert_array_equal(np.asarray(run(w, n_iter=2, on_nonconvergence=mode)), reference)
+        else:
+            with pytest.raises(BjorckConvergenceWarning):
+                run(w, n_iter=2, on_nonconvergence=mode)
+    if mode == "warn":
+        with pytest.warns(BjorckConvergenceWarning):
+            np.testing.assert_array_equal(np.asarray(run(w, n_iter=2, on_nonconvergence=mode)), reference)
