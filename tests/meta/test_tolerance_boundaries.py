@@ -11,12 +11,22 @@ or tightened constant then fails this file.
 - the dot-product test ([AU-3], ``exact_rtol(dtype, max(8, size))``): ``4 max(8, size) eps``;
 - Björck's output ([BJ-5], [BJ-12], ``forward_error_bound``):
   ``4 (order + 2)(n + 2) sqrt(max(m, n)) eps amp``;
-- spectral normalization ([PR-11]): ``4 (4 (m + n) + 16) eps``.
+- spectral normalization ([PR-11]): ``4 (4 (m + n) + 16) eps`` (``converged`` and
+  ``estimate_from_below``);
+- ``polar.safety`` and ``polar.at_most_one`` ([PO-4]): the proved bound, at its documented
+  values for 6 x 6 matrices;
+- the iterate comparisons of Björck ([BJ-3], [BJ-4], [BJ-6]) and of the polar iteration
+  ([PO-1]): multiples of the forward rounding bound;
+- the convergence report ([BJ-7]): the slack ``4 (N + 2)^2 eps (1 + residual)``;
+- ``group_sort.lipschitz`` ([GS-2]): a relative ``1e-12``.
+
+The projections' tolerances and ``matches_reflip`` are in test_tolerance_boundaries_projections.py.
 
 The planted errors are exact functions of the check's relative error (derived per test below),
 on inputs chosen so that rounding moves them by far less than the 10% margin.
 """
 import math
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -296,3 +306,314 @@ def test_spectral_constant_uv_derivative(dtype, fails):
     else:
         err = audit_spectral._check_constant_uv(impl, case, NUMPY, dtype)["vjp_vs_svd_fd"]
         assert err == pytest.approx(r, rel=0.02)
+
+
+# ----------------------------------------------------------------------------------------------
+# polar.safety and polar.at_most_one [PO-4]: the proved bound, from its documented values
+
+# proofs/polar.md [PO-4]: safety_bound for 6 x 6 matrices, degree 5, l_0 = 1e-3, default steps.
+# Given to two digits (within 4.2% of the value), inside the 10% margin.
+SAFETY_BOUND_6X6 = {"float64": 1.2e-13, "float32": 6.4e-5}
+
+
+@pytest.mark.parametrize("claim_id", ["polar.safety", "polar.at_most_one"])
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_polar_safety_bound(dtype, claim_id, fails):
+    """[PO-4] A 6 x 6 output ``diag(1 + t, 1, ..., 1)`` (its float64 SVD is exact): the largest
+    singular value may exceed 1 by the proved bound, whose documented value decides. Both
+    claims, through the check each is registered with."""
+    from reflip.audit import polar  # noqa: F401 - registers the polar claims
+    from reflip.audit.engine import CLAIMS
+
+    t = _sides(SAFETY_BOUND_6X6[np.dtype(dtype).name])[fails][0]
+    y = np.eye(6)
+    y[0, 0] += t
+    case = Case(x=np.random.default_rng(14).standard_normal((6, 6)), params={"degree": 5, "lower": 1e-3})
+    check = CLAIMS[claim_id].check
+    if fails:
+        with pytest.raises(ClaimFailure, match="exceeds 1"):
+            check(_constant_impl(y), case, NUMPY, dtype)
+    else:
+        assert check(_constant_impl(y), case, NUMPY, dtype)["excess_over_one"] == pytest.approx(t, rel=0.01)
+
+
+# ----------------------------------------------------------------------------------------------
+# Iterate comparisons of Björck [BJ-3] [BJ-4] [BJ-6] and of the polar iteration [PO-1]: each
+# compares outputs within a multiple of the forward rounding bound E of [BJ-3] / [PO-1]. The
+# multiples are those of the checks' docstrings and comments (proofs/bjorck.md states E, not
+# them): B(W) against the oracle within E, B(W^T) against B(W)^T and a stack against its
+# matrices within 2E (two computed outputs), B(P W R) against P B(W) R within 3E (one more
+# error: rounding P W R to the dtype), B(a W) against B(W) within 2E + 2E_a + sqrt(N) gap_a.
+
+
+class _Scripted:
+    """Returns the given float64 outputs in call order: the planted error is then exactly the
+    difference the check measures."""
+
+    name = "planted"
+
+    def __init__(self, *outputs):
+        self.outputs = list(outputs)
+
+    def fwd(self, x, **params):
+        return np.asarray(self.outputs.pop(0), np.float64), None
+
+
+def _perturbed(y, t):
+    """``y`` with ``t`` added to entry ``(0, 0)`` of every matrix: Frobenius distance ``t``."""
+    y = np.array(y, np.float64)
+    y[..., 0, 0] += t
+    return y
+
+
+def _polar_bound(dtype, params, shape, amp):
+    """[PO-1] ``4 (q + 3)(n + 2) sqrt(n) eps amp``, ``q = (degree - 1) / 2``, ``n = max(m, n)``."""
+    q, n = (params.get("degree", 5) - 1) // 2, max(shape[-2:])
+    return 4.0 * (q + 3) * (n + 2) * math.sqrt(n) * _eps(dtype) * amp
+
+
+BJ_PARAMS = {"order": 1, "beta": 0.5, "n_iter": 4, "scaling": "frobenius"}  # not converged: iterates differ
+
+
+def _expect(fails, run, match, ratio_key="error_over_bound"):
+    if fails:
+        with pytest.raises(ClaimFailure, match=match):
+            run()
+    else:
+        assert run()[ratio_key] == pytest.approx(1 - MARGIN, rel=0.02)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_spectral(dtype, fails):
+    """[BJ-3] ``bjorck.spectral``: the oracle's iterate plus ``t``, against ``E``."""
+    w = np.random.default_rng(21).standard_normal((5, 3))
+    want, _, amp = audit_bjorck.spectral_oracle(w, BJ_PARAMS)
+    t = _sides(_bjorck_bound(dtype, BJ_PARAMS, w.shape, amp))[fails][0]
+    impl = _Scripted(_perturbed(want, t))
+    _expect(fails, lambda: audit_bjorck._check_spectral(impl, Case(x=w, params=BJ_PARAMS), NUMPY, dtype),
+            "is not U diag")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_transpose(dtype, fails):
+    """[BJ-4] ``bjorck.transpose``: ``B(W^T)`` off ``B(W)^T`` by ``t``, against ``2 E``."""
+    w = np.random.default_rng(22).standard_normal((5, 3))
+    y, _, amp = audit_bjorck.spectral_oracle(w, BJ_PARAMS)
+    t = _sides(2 * _bjorck_bound(dtype, BJ_PARAMS, w.shape, amp))[fails][0]
+    impl = _Scripted(y, _perturbed(y.T, t))
+    _expect(fails, lambda: audit_bjorck._check_transpose(impl, Case(x=w, params=BJ_PARAMS), NUMPY, dtype),
+            r"B\(W\^T\) != B\(W\)\^T")
+
+
+def _rotations(x):
+    """The ``P``, ``R`` the equivariance checks draw from the case."""
+    from reflip._backend import haar_orthogonal
+    from reflip.audit.engine import rng_for
+
+    rng = rng_for(x)
+    *batch, m, n = x.shape
+    return haar_orthogonal(rng, m, batch=batch), haar_orthogonal(rng, n, batch=batch)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_orthogonal_equivariance(dtype, fails):
+    """[BJ-4] ``bjorck.orthogonal_equivariance``: ``B(P W R)`` off ``P B(W) R`` by ``t``,
+    against ``3 E``."""
+    w = np.random.default_rng(23).standard_normal((4, 3))
+    p, r = _rotations(w)
+    y, _, amp = audit_bjorck.spectral_oracle(w, BJ_PARAMS)
+    t = _sides(3 * _bjorck_bound(dtype, BJ_PARAMS, w.shape, amp))[fails][0]
+    impl = _Scripted(_perturbed(p @ y @ r, t), y)
+    _expect(fails, lambda: audit_bjorck._check_orthogonal_equivariance(impl, Case(x=w, params=BJ_PARAMS), NUMPY,
+                                                                       dtype), r"B\(P W R\) != P B\(W\) R")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_batch(dtype, fails):
+    """[BJ-4] ``bjorck.batch``: matrix 1 alone off its row of the stack by ``t``, against its own
+    ``2 E`` (matrix 0 agrees exactly)."""
+    w = np.random.default_rng(24).standard_normal((2, 4, 3))
+    ys = audit_bjorck.spectral_oracle(w, BJ_PARAMS)[0]
+    _, _, amp1 = audit_bjorck.spectral_oracle(w[1], BJ_PARAMS)
+    t = _sides(2 * _bjorck_bound(dtype, BJ_PARAMS, w.shape, amp1))[fails][0]
+    impl = _Scripted(ys, ys[0], _perturbed(ys[1], t))
+    _expect(fails, lambda: audit_bjorck._check_batch(impl, Case(x=w, params=BJ_PARAMS), NUMPY, dtype),
+            "matrix 1 of the stack differs")
+
+
+@pytest.mark.parametrize("params", [BJ_PARAMS, {"order": 2, "n_iter": 12, "scaling": "frobenius"}],
+                         ids=["gap_decides", "converged"])
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_bjorck_scale_invariance(dtype, params, fails):
+    """[BJ-6] ``bjorck.scale_invariance`` (Frobenius scaling): ``B(2^j W)`` equal to ``B(W)``,
+    ``B(3 W)`` off it by ``t``, against ``2 E + 2 E_3 + sqrt(N) gap_3`` (``E_3``, ``gap_3`` of
+    ``3 W`` rounded to the dtype). Unconverged, ``gap_3`` (about 0.9) decides; converged (``gap_3
+    = 0``) the two rounding bounds do."""
+    w = np.random.default_rng(25).standard_normal((4, 3))
+    y, _, amp = audit_bjorck.spectral_oracle(w, params)
+    _, t3, amp3 = audit_bjorck.spectral_oracle((3.0 * w).astype(dtype), params)
+    gap3 = float(np.max(np.abs(t3 - 1.0)))
+    bound = 2 * _bjorck_bound(dtype, params, w.shape, amp) + 2 * _bjorck_bound(
+        dtype, params, w.shape, amp3) + math.sqrt(3) * gap3
+    t = _sides(bound)[fails][0]
+    impl = _Scripted(y, y, y, _perturbed(y, t))
+    _expect(fails, lambda: audit_bjorck._check_scale_invariance(impl, Case(x=w, params=params), NUMPY, dtype),
+            r"B\(3.0 W\) != B\(W\)", "error_over_bound_x3.0")
+
+
+PO_PARAMS = {"degree": 5, "lower": 1e-3, "n_iter": 3}  # not converged
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_polar_spectral(dtype, fails):
+    """[PO-1] ``polar.spectral``: the schedule's iterate plus ``t``, against ``E``."""
+    from reflip.audit import polar as audit_polar
+
+    w = _gapped_matrix()
+    want, _, amp = audit_polar.spectral_oracle(w, PO_PARAMS, dtype)
+    t = _sides(_polar_bound(dtype, PO_PARAMS, w.shape, amp))[fails][0]
+    impl = _Scripted(_perturbed(want, t))
+    _expect(fails, lambda: audit_polar._check_spectral(impl, Case(x=w, params=PO_PARAMS), NUMPY, dtype),
+            "not the schedule's scalar polynomials")
+
+
+@pytest.mark.parametrize("part", ["transpose", "rotation"])
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_polar_equivariance(dtype, part, fails):
+    """[PO-1] ``polar.equivariance``: ``P(W^T)`` off ``P(W)^T``, or ``P(Q W R)`` off
+    ``Q P(W) R``, by ``t``, each against ``3 E``."""
+    from reflip.audit import polar as audit_polar
+
+    w = _gapped_matrix()
+    q, r = _rotations(w)
+    y, _, amp = audit_polar.spectral_oracle(w, PO_PARAMS, dtype)
+    t = _sides(3 * _polar_bound(dtype, PO_PARAMS, w.shape, amp))[fails][0]
+    if part == "transpose":
+        impl = _Scripted(y, _perturbed(y.T, t), q @ y @ r)
+        match = r"P\(W\^T\) != P\(W\)\^T"
+    else:
+        impl = _Scripted(y, y.T, _perturbed(q @ y @ r, t))
+        match = r"P\(Q W R\) != Q P\(W\) R"
+    case = Case(x=w, params=PO_PARAMS)
+    if fails:
+        with pytest.raises(ClaimFailure, match=match):
+            audit_polar._check_equivariance(impl, case, NUMPY, dtype)
+    else:
+        assert audit_polar._check_equivariance(impl, case, NUMPY, dtype)[part] == pytest.approx(1 - MARGIN, rel=0.02)
+
+
+# ----------------------------------------------------------------------------------------------
+# The convergence report [BJ-7] [PO-6]: the residual the check measures, ||Y^T Y - I||_F, may
+# differ from tol (missed or met) and from the reported one by the rounding of a working-dtype
+# Gram matrix, slack = 4 (N + 2)^2 eps (1 + residual), N = min(m, n) (its comment).
+
+
+def _report_slack(dtype, n, residual):
+    return 4.0 * (n + 2) ** 2 * _eps(dtype) * (1.0 + residual)
+
+
+def _with_residual(rho):
+    """4 x 3 ``diag(sqrt(1 + rho), 1, 1)``: ``||Y^T Y - I||_F = rho`` up to one rounding of
+    ``(1 + rho)`` in float64 (far below the slack)."""
+    y = np.eye(4, 3)
+    y[0, 0] = math.sqrt(1.0 + rho)
+    return y
+
+
+def _report_impl(y, info=None, warn=False):
+    from reflip.bjorck import BjorckConvergenceWarning
+
+    def fwd(x, **params):
+        if warn:
+            warnings.warn("planted", BjorckConvergenceWarning, stacklevel=2)
+        return y, SimpleNamespace(info=info)
+
+    return SimpleNamespace(name="planted", fwd=fwd)
+
+
+@pytest.mark.parametrize("primitive", ["bjorck", "polar"])
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_report_silent_miss(dtype, primitive, fails):
+    """[BJ-7] A residual ``tol + c slack`` returned without a warning: within the slack (``c =
+    0.9``) it may count as met, beyond it (``c = 1.1``) it is a silent miss. ``rho`` solves
+    ``rho = tol + c slack(rho)``."""
+    tol, k = 1e-3, 4.0 * 25 * _eps(dtype)
+    c = _sides(1.0)[fails][0]
+    rho = (tol + c * k) / (1 - c * k)
+    case = Case(x=np.zeros((4, 3)), params={"n_iter": 10, "tol": tol})
+    run = lambda: audit_bjorck.convergence_report(_report_impl(_with_residual(rho)), case, NUMPY, dtype,  # noqa: E731
+                                                  primitive)
+    if fails:
+        with pytest.raises(ClaimFailure, match="silently"):
+            run()
+    else:
+        assert run() == {}
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_report_false_alarm(dtype, fails):
+    """[BJ-7] A residual ``tol - c slack`` returned with a BjorckConvergenceWarning: within the
+    slack (``c = 0.9``) the warning may stand, beyond it (``c = 1.1``) it reports a met tol as
+    missed."""
+    tol, k = 1e-3, 4.0 * 25 * _eps(dtype)
+    c = _sides(1.0)[fails][0]
+    rho = (tol - c * k) / (1 + c * k)
+    case = Case(x=np.zeros((4, 3)), params={"n_iter": 10, "tol": tol})
+    run = lambda: audit_bjorck.convergence_report(_report_impl(_with_residual(rho), warn=True), case,  # noqa: E731
+                                                  NUMPY, dtype, "bjorck")
+    if fails:
+        with pytest.raises(ClaimFailure, match="reported non-convergence"):
+            run()
+    else:
+        assert run() == {}
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_report_reported_residual(dtype, fails):
+    """[BJ-7] An exactly semi-orthonormal output (measured residual 0) whose report says
+    ``c slack``: the reported residual must be the measured one within the slack."""
+    slack = _report_slack(dtype, 3, 0.0)
+    reported = _sides(slack)[fails][0]
+    info = SimpleNamespace(max_residual=reported, n_iter=10, converged=True)
+    case = Case(x=np.zeros((4, 3)), params={"n_iter": 10, "tol": 1e-3})
+    run = lambda: audit_bjorck.convergence_report(_report_impl(np.eye(4, 3), info), case, NUMPY, dtype,  # noqa: E731
+                                                  "bjorck")
+    if fails:
+        with pytest.raises(ClaimFailure, match="info reports residual"):
+            run()
+    else:
+        assert run()["report_error"] == pytest.approx(1 - MARGIN, rel=1e-6)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_spectral_estimate_from_below(dtype, fails):
+    """[PR-11] ``spectral_normalize.estimate_from_below``: ``(1 - t) W / sigma_max`` has spectral
+    norm ``1 - t``; the power-iteration estimate may exceed sigma_max by the tolerance of
+    ``converged``, ``4 (4 (m + n) + 16) eps``, no more."""
+    w = np.random.default_rng(9).standard_normal((4, 3))
+    t = _sides(4.0 * (4 * (4 + 3) + 16) * _eps(dtype))[fails][0]
+    impl = _constant_impl((1 - t) * w / np.linalg.norm(w, ord=2))
+    case = Case(x=w, params={})
+    if fails:
+        with pytest.raises(ClaimFailure, match="the estimate exceeds sigma_max"):
+            audit_spectral._check_from_below(impl, case, NUMPY, dtype)
+    else:
+        assert audit_spectral._check_from_below(impl, case, NUMPY, dtype)["overshoot"] == pytest.approx(-t, rel=0.01)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_group_sort_lipschitz(dtype, fails):
+    """[GS-2] ``group_sort.lipschitz``: ``||f(x) - f(x')||_p = 1 + t`` for ``||x - x'||_p = 1``
+    (every p); the check allows a relative ``1e-12`` (its comment: the differences are exact
+    in float64 up to a few ulps; proofs/groupsort.md states no tolerance)."""
+    from reflip.audit import groupsort as audit_groupsort
+
+    t = _sides(1e-12)[fails][0]
+    outputs = [np.array([1.0 + t, 0.0]), np.zeros(2)]
+    impl = SimpleNamespace(name="planted", fun=lambda x, **params: outputs.pop(0))
+    case = Case(x=np.array([1.0, 0.0]), params={"group_size": 2}, x2=np.zeros(2))
+    if fails:
+        with pytest.raises(ClaimFailure, match=r"\|\|f\(x\) - f\(x'\)\|\|_1"):
+            audit_groupsort._check_lipschitz(impl, case, NUMPY, dtype)
+    else:
+        assert audit_groupsort._check_lipschitz(impl, case, NUMPY, dtype)["ratio_l2"] == pytest.approx(1 + t)
