@@ -20,7 +20,8 @@ or tightened constant then fails this file.
 - the convergence report ([BJ-7]): the slack ``4 (N + 2)^2 eps (1 + residual)``;
 - ``group_sort.lipschitz`` ([GS-2]): a relative ``1e-12``.
 
-The projections' tolerances and ``matches_reflip`` are in test_tolerance_boundaries_projections.py.
+The projections' tolerances, ``matches_reflip`` and ``max_min_network``'s are in
+test_tolerance_boundaries_projections.py.
 
 The planted errors are exact functions of the check's relative error (derived per test below),
 on inputs chosen so that rounding moves them by far less than the 10% margin.

@@ -1,4 +1,5 @@
-"""Tolerance boundaries of the projections' checks and of ``matches_reflip`` (issue 20,
+"""Tolerance boundaries of the projections' checks, ``matches_reflip`` and the MaxMin network's
+evaluation (issue 20,
 "tolerance drift"; the derivative and orthonormality checks are in
 test_tolerance_boundaries.py).
 
@@ -12,7 +13,9 @@ here from its documentation:
   the two thresholds' VJPs [PR-5] within ``4 (2n + 4) eps (sum |g| + 1)``; non-expansiveness
   [PR-6] within the two outputs' summed row tolerances;
 - ``matches_reflip`` ([AU-2]): ``derivative_rtol = max(100 eps64^(2/3), sqrt(eps(dtype)))``
-  relative to reflip's forward, VJP and JVP (with the floor ``||y_bar|| L`` / ``||x_dot|| L``).
+  relative to reflip's forward, VJP and JVP (with the floor ``||y_bar|| L`` / ``||x_dot|| L``);
+- ``max_min_network.evaluates`` and ``max_min_network.lipschitz`` ([UN-12]): the evaluation's
+  rounding bound, propagated layer by layer with a factor 4.
 
 Most planted outputs have one non-zero entry per row, whose l1, l2 and l_inf norms are that
 entry: one planted row serves every dual norm q, and rounding moves the planted error by far
@@ -348,3 +351,62 @@ def test_matches_reflip(dtype, primitive, part, fails):
                       {"forward": "forward differs", "vjp": "VJP differs", "jvp": "JVP differs"}[part])
     if not fails:
         assert figures[f"{part}_vs_reflip"] == pytest.approx(r, rel=0.02)
+
+
+# ----------------------------------------------------------------------------------------------
+# max_min_network [UN-12]: the evaluation's rounding bound, propagated layer by layer as
+# ``E_k = ||W_k||_inf E_(k-1) + (m_k + 2) eps (||W_k||_inf mag_(k-1) + max |b_k|)`` (``mag`` the
+# bound on the entries carried along, from ``max |x|``), with a factor 4.
+
+
+def _network():
+    from reflip.universality import Dense, MaxMinNetwork
+
+    return MaxMinNetwork([Dense(np.array([[0.5, 0.25, 0.0], [0.0, 0.5, -0.5]]), np.array([0.25, -0.125])),
+                          Dense(np.array([[0.5, 0.5]]), np.array([0.0625]))])
+
+
+def _rounding_bound(network, x, dtype):
+    mag, err = float(np.max(np.abs(x))), 0.0
+    for w, b in network.weights():
+        row_l1 = float(np.max(np.sum(np.abs(w), axis=1)))
+        new_mag = row_l1 * mag + float(np.max(np.abs(b)))
+        err = row_l1 * err + (w.shape[1] + 2) * _eps(dtype) * new_mag
+        mag = new_mag
+    return 4.0 * err
+
+
+@FAILS
+def test_max_min_network_evaluates(dtype, fails):
+    """[UN-2] [UN-12] ``max_min_network.evaluates``: the dense float64 evaluation plus ``s``,
+    against the bound in the dtype plus twice the float64 one (the reference's own rounding)."""
+    from reflip.audit import universality as audit_universality
+    from reflip.testing.networks import dense_reference
+
+    net = _network()
+    x = np.array([[0.5, -0.25, 1.0]])
+    s = SIDES[fails][0] * (_rounding_bound(net, x, dtype) + 2 * _rounding_bound(net, x, np.float64))
+    got = dense_reference(net, x) + s
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: got)
+    figures = _expect(fails, lambda: audit_universality._check_evaluates(impl, Case(x=x, params={"network": net}),
+                                                                          NUMPY, dtype), "differs from the dense")
+    if not fails:
+        assert figures["error_over_bound"] == pytest.approx(1 - MARGIN, rel=0.01)
+
+
+@FAILS
+def test_max_min_network_lipschitz(dtype, fails):
+    """[UN-1] [UN-12] ``max_min_network.lipschitz``: ``x - x' = e_0`` (norm 1 for every p), a
+    network meeting the constraints, outputs ``1 + c S`` and 0 with ``S`` the two inputs'
+    rounding bounds."""
+    from reflip.audit import universality as audit_universality
+    from reflip.audit.universality import exact_constraints
+
+    net = _network()
+    assert exact_constraints(net, np.inf)[0]
+    x, x2 = np.array([[1.0, 0.0, 0.0]]), np.zeros((1, 3))
+    slack = _rounding_bound(net, x, dtype) + _rounding_bound(net, x2, dtype)
+    outputs = [np.array([[1.0 + SIDES[fails][0] * slack]]), np.zeros((1, 1))]
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: outputs.pop(0))
+    _expect(fails, lambda: audit_universality._check_lipschitz(impl, Case(x=x, params={"network": net}, x2=x2),
+                                                                NUMPY, dtype), "> 1 for a network meeting")
