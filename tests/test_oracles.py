@@ -1091,16 +1091,20 @@ def test_max_min_network_primitive_against_a_loop_and_differences(p):
 
 @pytest.mark.parametrize("out_dtype", NUMERIC_DTYPES)
 def test_to_sequential_every_dtype(out_dtype):
-    """[UN-2] the reflip.nn export in each dtype: parameters of that dtype, values equal to the
-    float64 layer-by-layer loop (exactly in float64, to float32 rounding in float32)."""
+    """[UN-2] the reflip.nn export in each dtype, on NumPy and array_api_strict: parameters of
+    that dtype, values equal to the float64 layer-by-layer loop (exactly in float64, to float32
+    rounding in float32)."""
+    import array_api_strict
+
     net = U.random_constrained_network(2, (4,), 2.0, seed=8)
-    model, params = net.to_sequential(dtype=out_dtype)
-    assert all(a.dtype == np.dtype(out_dtype) for par in params for a in par.values())
     x = np.random.default_rng(161).uniform(-1, 1, (20, 2))
-    got = model(params, x.astype(out_dtype))
-    assert got.dtype == np.dtype(out_dtype)
-    tol = {"float64": 1e-15, "float32": 1e-6}[out_dtype]
-    np.testing.assert_allclose(got, _maxmin_oracle(net, x), atol=tol)
+    for xp in (np, array_api_strict):
+        model, params = net.to_sequential(xp=xp, dtype=out_dtype)
+        assert all(a.dtype == getattr(xp, out_dtype) for par in params for a in par.values())
+        got = model(params, xp.asarray(x.astype(out_dtype)))
+        assert got.dtype == getattr(xp, out_dtype)
+        tol = {"float64": 1e-15, "float32": 1e-6}[out_dtype]
+        np.testing.assert_allclose(_host(got), _maxmin_oracle(net, x), atol=tol)
 
 
 # ==============================================================================================
@@ -1293,3 +1297,148 @@ def test_on_nonconvergence_every_mode(fn, mode):
     if mode == "warn":
         with pytest.warns(BjorckConvergenceWarning):
             np.testing.assert_array_equal(np.asarray(run(w, n_iter=2, on_nonconvergence=mode)), reference)
+
+
+from reflip import safety_bound  # noqa: E402
+from reflip.polar import DEGREES, LOWERS, SCHEDULES  # noqa: E402
+
+
+def test_polar_enumerations_are_the_tested_ones():
+    """The shipped schedules are every (degree, lower) pair of ``DEGREES`` x ``LOWERS``, all
+    parametrized below."""
+    assert DEGREES == (3, 5)
+    assert set(SCHEDULES) == set(itertools.product(DEGREES, LOWERS))
+
+
+@pytest.mark.parametrize("degree, lower", sorted(SCHEDULES))
+def test_polar_every_schedule_against_the_svd(degree, lower):
+    """[PO-3] [PO-4] for every shipped schedule, with the default number of steps, from a
+    matrix whose smallest singular value of ``W / ||W||_F`` is twice the design bound: the
+    result is ``U V^T`` of an SVD (float64, to the conditioning ``eps / sigma_min``), and in
+    float32 and float64 no singular value exceeds ``1 + safety_bound``."""
+    c = 2 * lower * math.sqrt(1.25) / math.sqrt(1 - (2 * lower) ** 2)  # c / ||(1, 0.5, c)||_2 = 2 lower
+    w = _gapped(47, (6, 3), [1.0, 0.5, c])
+    y = np.asarray(polar(w, degree=degree, lower=lower, on_nonconvergence="ignore"))
+    np.testing.assert_allclose(y, _polar_factor(w), atol=1e-13 / c)
+    for dtype in (np.float32, np.float64):
+        y = np.asarray(polar(w.astype(dtype), degree=degree, lower=lower, on_nonconvergence="ignore"))
+        s_max = np.linalg.svd(y.astype(np.float64), compute_uv=False)[0]
+        assert s_max <= 1 + safety_bound(w.shape, dtype, degree=degree, lower=lower)
+
+
+# ---- reflip.nn, continued: the constraint options Dense passes on, fit's options ---------------
+
+
+def _dense_option_cases():
+    """``(constraint, options)``: every value of every enumerated option of the constraints'
+    primitives (p of "pinf": test_dense_pinf_every_p)."""
+    cases = [("bjorck", {"scaling": s}) for s in SCALINGS]
+    cases += [("bjorck", {"backward": b}) for b in BACKWARDS]
+    cases += [("bjorck", {"order": o}) for o in range(1, MAX_ORDER + 1)]
+    cases += [("polar", {"degree": d}) for d in DEGREES] + [("polar", {"backward": b}) for b in BACKWARDS]
+    cases += [("linf", {"threshold": t}) for t in THRESHOLDS]
+    cases += [("spectral", {"convention": c}) for c in CONVENTIONS]
+    return cases
+
+
+@pytest.mark.parametrize("constraint, option", _dense_option_cases(), ids=str)
+def test_dense_passes_every_option_value_on(constraint, option):
+    """[NN-1] each option value reaches the primitive: ``W_eff`` is its oracle (the SVD's polar
+    factor, the l1-ball projection by its variational inequality, ``W / sigma_max``), and
+    ``grads["W"]`` is the central difference of the function the option differentiates (the
+    forward itself; the projection with its threshold frozen for ``"detached"``; ``W / (u^T W
+    v)`` with the top singular pair held for ``"constant_uv"``)."""
+    w = _dense_weight((4, 5))
+    if constraint in ("bjorck", "polar"):
+        w = w / 2.0  # singular values in [0.3, 0.9]: in every basin
+    extra = {"bjorck": {"n_iter": 60}, "polar": {"n_iter": 60, "tol": 1e-13},
+             "spectral": {"n_iter": 200, "tol": 1e-14}, "linf": {"radius": _RADIUS}}[constraint]
+    layer = nn.Dense(5, 4, constraint, bias=False, **extra, **option)
+    assert all(layer.options[k] == v for k, v in option.items())
+    params = {"W": w}
+    w_eff = np.asarray(layer.effective_weight(params, np))
+    if constraint == "linf":
+        _assert_is_projection(w, w_eff, math.inf, _RADIUS)
+        f = _frozen_threshold(w, w_eff) if option["threshold"] == "detached" else None
+    elif constraint == "spectral":
+        _check_spectral(w, w_eff)
+        u_, _, vt_ = np.linalg.svd(w)
+        f = (lambda a: a / (u_[:, 0] @ a @ vt_[0])) if option["convention"] == "constant_uv" else None
+    else:
+        _check_bjorck(w, w_eff)
+        f = None
+    rng = np.random.default_rng(63)
+    x = rng.standard_normal((3, 5))
+    y_bar = rng.standard_normal((3, 4))
+    _, res = layer.forward(params, x, np)
+    grad_w = layer.backward(res, y_bar, np)[1]["W"]
+    if f is None:
+        def loss(a):
+            return float(np.sum(y_bar * np.asarray(layer.apply({"W": a}, x, np))))
+    else:
+        def loss(a):
+            return float(np.sum(y_bar * (x @ f(a).T)))
+    np.testing.assert_allclose(grad_w, _fd_grad(loss, w), rtol=1e-6, atol=1e-8)
+
+
+def _toy_problem():
+    model = nn.Sequential([nn.Dense(3, 4, "bjorck", n_iter=15), nn.Activation("max_min"), nn.Dense(4, 3, "linf")])
+    rng = np.random.default_rng(171)
+    x, labels = rng.standard_normal((12, 3)), rng.integers(0, 3, 12)
+    return model, model.init(seed=4), x, labels
+
+
+def test_fit_steps_epochs_state_and_post_update_compose():
+    """[NN-9] ``fit`` is its steps composed: ``epochs=1`` is ``steps = steps_per_epoch``; two
+    runs of 2 steps, the second resumed from ``history.state`` on the following batches, give
+    the parameters of one run of 4 steps bit for bit (Adam's moments and step count carried);
+    ``post_update`` is applied after every update, as a hand-written loop of
+    ``objective``/``update``/``post_update`` shows."""
+    model, params, x, labels = _toy_problem()
+    opt = optim.Adam(0.05)
+    data = train.minibatches(x, labels, batch_size=3)
+    by_epoch, _ = train.fit(model, params, data, opt, epochs=1, progress=False)
+    by_steps, _ = train.fit(model, params, data, opt, steps=data.steps_per_epoch, progress=False)
+    for a, b in zip(by_epoch, by_steps, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    batches = list(itertools.islice(data(np.random.default_rng(0)), 4))
+    whole, _ = train.fit(model, params, batches, opt, steps=4, progress=False)
+    half, history = train.fit(model, params, batches[:2], opt, steps=2, progress=False)
+    resumed, _ = train.fit(model, half, batches[2:], opt, steps=2, state=history.state, progress=False)
+    for a, b in zip(whole, resumed, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+    def shrink(par):
+        return [{k: 0.9 * v for k, v in d.items()} for d in par]
+
+    got, _ = train.fit(model, params, batches, opt, steps=4, post_update=shrink, progress=False)
+    objective, state, want = train.supervised_objective(model), opt.init(params), params
+    for batch in batches:
+        _, grads = objective(want, batch)
+        want, state = opt.update(want, grads, state)
+        want = shrink(want)
+    for a, b in zip(got, want, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+# ---- reflip.universality, continued: lattice operations for every p, to_sequential on every backend
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_lattice_operations_every_p(p):
+    """[UN-3] for networks constrained for each ``p``: ``lattice_max`` / ``lattice_min`` are the
+    pointwise max / min (bit for bit on dyadic inputs), ``deepen`` the same function, and all
+    keep the constraints for that ``p`` (operator norms by brute force)."""
+    a = U.random_constrained_network(3, (4,), p, seed=11)
+    b = U.random_constrained_network(3, (2, 4), p, seed=12)
+    c = U.random_constrained_network(3, (), p, seed=13)
+    x = np.round(np.random.default_rng(181).uniform(-2, 2, (200, 3)) * 64) / 64
+    for net, want in ((U.lattice_max(a, b, c), np.maximum(np.maximum(a(x), b(x)), c(x))),
+                      (U.lattice_min(a, b), np.minimum(a(x), b(x))), (U.deepen(a, 5), a(x))):
+        np.testing.assert_array_equal(net(x), want)
+        mats = [layer.dense()[0] for layer in net.layers]
+        assert _brute_op_norm(mats[0], p, math.inf) <= 1 + 1e-12
+        assert all(_brute_op_norm(m, math.inf, math.inf) <= 1 + 1e-12 for m in mats[1:] if m.shape[1] <= 12)
