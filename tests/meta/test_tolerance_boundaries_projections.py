@@ -1,6 +1,5 @@
 """Tolerance boundaries of the projections' checks, ``matches_reflip`` and the MaxMin network's
-evaluation (issue 20,
-"tolerance drift"; the derivative and orthonormality checks are in
+evaluation (issue 20, "tolerance drift"; the derivative and orthonormality checks are in
 test_tolerance_boundaries.py).
 
 As there, each check gets an error 10% below its documented tolerance (it must pass) and 10%
@@ -14,8 +13,9 @@ here from its documentation:
   [PR-6] within the two outputs' summed row tolerances;
 - ``matches_reflip`` ([AU-2]): ``derivative_rtol = max(100 eps64^(2/3), sqrt(eps(dtype)))``
   relative to reflip's forward, VJP and JVP (with the floor ``||y_bar|| L`` / ``||x_dot|| L``);
-- ``max_min_network.evaluates`` and ``max_min_network.lipschitz`` ([UN-12]): the evaluation's
-  rounding bound, propagated layer by layer with a factor 4.
+- ``max_min_network.evaluates``, ``.lipschitz`` and ``.lattice`` ([UN-12]): the evaluation's
+  rounding bound, propagated layer by layer with a factor 4; ``.interpolates`` and
+  ``.two_point``: the interpolation tolerance of [UN-12]; ``.norms`` ([UN-5]).
 
 Most planted outputs have one non-zero entry per row, whose l1, l2 and l_inf norms are that
 entry: one planted row serves every dual norm q, and rounding moves the planted error by far
@@ -410,3 +410,84 @@ def test_max_min_network_lipschitz(dtype, fails):
     impl = SimpleNamespace(name="planted", fun=lambda v, network: outputs.pop(0))
     _expect(fails, lambda: audit_universality._check_lipschitz(impl, Case(x=x, params={"network": net}, x2=x2),
                                                                 NUMPY, dtype), "> 1 for a network meeting")
+
+
+def _interpolation_tol(points, values, dtype):
+    """[UN-12] ``32 (n + 4) eps64 S + atol + 4 (n + 2) eps(dtype) S``, ``S = max |v| + n max |x|``,
+    with the default data tolerance ``atol = 16 (n + 2) u S`` of [UN-13] (``u = eps64 / 2``)."""
+    n = points.shape[1]
+    scale = float(np.max(np.abs(values))) + n * float(np.max(np.abs(points)))
+    e64 = _eps(np.float64)
+    return 32 * (n + 4) * e64 * scale + 16 * (n + 2) * (e64 / 2) * scale + 4 * (n + 2) * _eps(dtype) * scale
+
+
+@FAILS
+def test_max_min_network_interpolates(dtype, fails):
+    """[UN-8] [UN-12] ``max_min_network.interpolates``: the interpolant's values at the data
+    points off by ``c`` times the interpolation tolerance."""
+    from reflip.audit import constructions as audit_constructions
+
+    points, values = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([0.0, 0.5, -0.5])
+    got = (values + SIDES[fails][0] * _interpolation_tol(points, values, dtype))[:, None]
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: got)
+    case = Case(x=points, params={"values": values, "p": 2})
+    figures = _expect(fails, lambda: audit_constructions._check_interpolates(impl, case, NUMPY, dtype), "but values")
+    if not fails:
+        assert figures["error_over_tol"] == pytest.approx(1 - MARGIN, rel=0.01)
+
+
+@FAILS
+def test_max_min_network_two_point(dtype, fails):
+    """[UN-4] [UN-12] ``max_min_network.two_point``: ``g(x)`` off ``a`` by ``c`` times the
+    interpolation tolerance of the two points."""
+    from reflip.audit import constructions as audit_constructions
+
+    pair, a, b = np.array([[0.5, -0.25], [0.0, 0.75]]), 0.25, -0.5
+    got = np.array([[a + SIDES[fails][0] * _interpolation_tol(pair, np.array([a, b]), dtype)], [b]])
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: got)
+    case = Case(x=pair, params={"a": a, "b": b, "p": 2})
+    figures = _expect(fails, lambda: audit_constructions._check_two_point(impl, case, NUMPY, dtype), "instead of a")
+    if not fails:
+        assert figures["error_over_tol"] == pytest.approx(1 - MARGIN, rel=0.01)
+
+
+@FAILS
+def test_max_min_network_lattice(dtype, fails):
+    """[UN-3] [UN-12] ``max_min_network.lattice``: the lattice max off the pointwise max of the
+    two operands' outputs by ``c`` times ``2 (E_a + E_b)`` (their rounding bounds); the lattice
+    min exact."""
+    from reflip.audit import constructions as audit_constructions
+    from reflip.universality import Dense, MaxMinNetwork
+
+    first = _network()
+    second = MaxMinNetwork([Dense(np.array([[-0.5, 0.0, 0.25]]), np.array([0.125]))])
+    x = np.array([[0.5, -0.25, 1.0]])
+    fa, fb = np.array([[0.25]]), np.array([[-0.125]])
+    tol = 2 * (_rounding_bound(first, x, dtype) + _rounding_bound(second, x, dtype))
+    outputs = [fa, fb, np.maximum(fa, fb) + SIDES[fails][0] * tol, np.minimum(fa, fb)]
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: outputs.pop(0))
+    case = Case(x=x, params={"first": first, "second": second, "p": np.inf})
+    _expect(fails, lambda: audit_constructions._check_lattice(impl, case, NUMPY, dtype), "lattice_max differs")
+
+
+@pytest.mark.parametrize(("ord_", "p"), [(np.inf, None), (1, 1)], ids=["inf-spectral", "l1-p1"])
+@FAILS
+def test_max_min_network_norms(dtype, ord_, p, fails):
+    """[UN-5] ``max_min_network.norms``: ``||x||_ord`` off by ``c`` times the tolerance, under
+    the spectral-norm constraint ``(2^-51 + 4 (n + 2) eps) ||x|| depth`` (weights ``1/sqrt(2)``
+    rounded down, then rounding per layer) and under the l1 constraint ``2 n eps ||x||_1``
+    (one sum of ``n`` terms)."""
+    from reflip.audit import constructions as audit_constructions
+    from reflip.universality import norm_network
+
+    n = 3
+    x = np.array([[0.5, -0.25, 1.0], [-2.0, 0.75, 0.125]])
+    want = np.linalg.norm(x, ord=ord_, axis=1)
+    if p is None:
+        tol = (2.0**-51 + 4 * (n + 2) * _eps(dtype)) * want * norm_network(n, ord_).depth
+    else:
+        tol = 2 * n * _eps(dtype) * want
+    got = (want + SIDES[fails][0] * tol)[:, None]
+    impl = SimpleNamespace(name="planted", fun=lambda v, network: got)
+    _expect(fails, lambda: audit_constructions._check_norms(impl, Case(x=x, params={"ord": ord_, "p": p}), NUMPY,
+                                                            dtype), "network gives")
