@@ -618,3 +618,23 @@ def test_group_sort_lipschitz(dtype, fails):
             audit_groupsort._check_lipschitz(impl, case, NUMPY, dtype)
     else:
         assert audit_groupsort._check_lipschitz(impl, case, NUMPY, dtype)["ratio_l2"] == pytest.approx(1 + t)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["below", "above"])
+def test_report_converged_flag(dtype, fails):
+    """[BJ-7] A residual ``tol + c slack`` returned with its warning and truthfully reported,
+    but ``info.converged = True``: within the slack the flag may say either, beyond it it must
+    say False."""
+    tol, k = 1e-3, 4.0 * 25 * _eps(dtype)
+    c = _sides(1.0)[fails][0]
+    rho = (tol + c * k) / (1 - c * k)
+    measured = _with_residual(rho)[0, 0] ** 2 - 1.0  # what the check measures, to report it exactly
+    info = SimpleNamespace(max_residual=measured, n_iter=10, converged=True)
+    case = Case(x=np.zeros((4, 3)), params={"n_iter": 10, "tol": tol})
+    run = lambda: audit_bjorck.convergence_report(_report_impl(_with_residual(rho), info, warn=True), case,  # noqa: E731
+                                                  NUMPY, dtype, "bjorck")
+    if fails:
+        with pytest.raises(ClaimFailure, match="info.converged = True"):
+            run()
+    else:
+        assert run()["report_error"] < 0.05
