@@ -49,7 +49,8 @@ MODULES = {
     "nn": (["reflip/nn/*.py"], ["tests/nn/test_layers.py", "tests/nn/test_lipschitz.py", "tests/nn/test_certify.py",
                                "tests/nn/test_backprop.py", "tests/nn/test_train.py", "tests/nn/test_inputs.py",
                                *_OWN]),
-    "universality": (["reflip/universality/*.py"], ["tests/test_universality.py", *_OWN]),
+    "universality": (["reflip/universality/*.py"], ["tests/test_universality.py",
+                                                    "tests/test_universality_constructions.py", *_OWN]),
 }
 
 #: Tests that cannot run under mutmut, per module, deselected there: they assert that a warning
