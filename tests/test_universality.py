@@ -556,3 +556,316 @@ def test_max_min_network_cotangent_shapes():
         reflip.max_min_network_bwd((), np.ones((4, 2, 1)))
     with pytest.raises(TypeError, match="x must be an array"):
         reflip.max_min_network([[1.0, 2.0, 3.0]], network=net)
+
+
+# ----------------------------------------------------------------------------------------------
+# The network value, checked where mutation testing (docs/mutation.md) found it unchecked: the
+# stored layers, selections' transposes, the derivatives through selections, the arguments
+# of Dense / Select / MaxMinNetwork / affine_network / random_constrained_network, and the
+# documented distribution of random_constrained_network's rows.
+
+
+def _central_differences(f, x, h=1e-6):
+    """d f / d x (f scalar-valued) by central differences in float64, one input at a time."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        grad[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return grad
+
+
+def _select_net():
+    """Dense (3 -> 4), MaxMin, then a selection reading input 0 three times and input 3 twice
+    (inputs 1 and 2 never read): its transpose sums up to three cotangents per input."""
+    w = np.array([[0.5, -0.25, 0.125], [0.25, 0.5, -0.125], [-0.5, 0.25, 0.25], [0.125, 0.125, -0.5]])
+    return U.MaxMinNetwork((U.Dense(w, np.array([0.1, -0.2, 0.3, 0.0])), U.Select(np.array([0, 3, 0, 3, 0]), 4)))
+
+
+@pytest.mark.parametrize("float_dtype", [np.float64, np.float32])
+def test_derivatives_through_a_selection_reading_inputs_several_times(float_dtype):
+    """[UN-2] VJP and JVP of a network ending in a selection that reads one input three times,
+    against central differences of the forward in float64; float32 keeps its dtype. The
+    residuals name each layer's kind ("dense" / "select") as MaxMinNetworkResiduals documents."""
+    import reflip
+
+    net = _select_net()
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 3))
+    y_bar = rng.standard_normal((2, 5))
+    x_dot = rng.standard_normal((2, 3))
+    y, res = reflip.max_min_network_fwd(x.astype(float_dtype), network=net)
+    assert [spec[0] for spec in res.layers] == ["dense", "select"]
+    x_bar = reflip.max_min_network_bwd(res, y_bar.astype(float_dtype))
+    y_dot = reflip.max_min_network_jvp(res, x_dot.astype(float_dtype))
+    assert y.dtype == x_bar.dtype == y_dot.dtype == float_dtype
+    want_bar = _central_differences(lambda a: float(np.sum(y_bar * net(a))), x)
+    want_dot = (net(x + 1e-6 * x_dot) - net(x - 1e-6 * x_dot)) / 2e-6
+    tol = 1e-7 if float_dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(x_bar, want_bar, rtol=tol, atol=tol)
+    np.testing.assert_allclose(y_dot, want_dot, rtol=tol, atol=tol)
+
+
+def test_transpose_index_lists_the_outputs_reading_each_input_in_order():
+    """Select.transpose_index: inv[t, j] is the t-th output (ascending) that reads input j, or
+    n_out past the last one (brute force over outputs); long enough for an unstable sort to
+    reorder equal indices."""
+    rng = np.random.default_rng(5)
+    index = rng.integers(0, 5, 300)
+    layer = U.Select(index, 7)  # inputs 5 and 6 never read
+    inv = layer.transpose_index()
+    readers = [[r for r in range(300) if index[r] == j] for j in range(7)]
+    k = max(len(r) for r in readers)
+    want = np.array([[r[t] if t < len(r) else 300 for r in readers] for t in range(k)])
+    np.testing.assert_array_equal(inv, want)
+    assert inv.dtype == np.int64
+
+
+def test_evaluation_stays_on_the_input_device():
+    """[UN-2] on an array_api_strict device other than the default, the forward, VJP and JVP
+    run (array_api_strict refuses arithmetic across devices) and return arrays on that device,
+    through dense and selection layers."""
+    import array_api_strict as xp
+
+    import reflip
+
+    device = xp.Device("device1")
+    net = _select_net()
+    x = np.random.default_rng(6).uniform(-1, 1, (4, 3))
+    xd = xp.asarray(x, device=device)
+    y, res = reflip.max_min_network_fwd(xd, network=net)
+    assert y.device == device and net(xd).device == device
+    np.testing.assert_array_equal(np.asarray(xp.asarray(y, device=xp.Device("CPU_DEVICE"))), net(x))
+    x_bar = reflip.max_min_network_bwd(res, xp.ones((4, 5), dtype=xp.float64, device=device))
+    y_dot = reflip.max_min_network_jvp(res, xp.ones((4, 3), dtype=xp.float64, device=device))
+    assert x_bar.device == device and y_dot.device == device
+
+
+def test_layers_are_stored_as_read_only_float64_copies():
+    """Dense stores W and b as float64 read-only copies (from lists, integers or float32: the
+    caller's array may change afterwards), Select its index as read-only int64 and n_in as an
+    int, MaxMinNetwork its layers as a tuple; float32 and integer weights are real numbers."""
+    w = np.array([[1, 0], [0, -2]], dtype=np.int32)
+    b = np.array([0.5, 0.25], dtype=np.float32)
+    for layer in (U.Dense(w, b), U.Dense(w.tolist(), b.tolist()), U.Dense(w.astype(np.float16), b)):
+        for a in (layer.W, layer.b):
+            assert type(a) is np.ndarray and a.dtype == np.float64 and not a.flags.writeable
+            with pytest.raises(ValueError, match="read-only"):
+                a[0] = 7.0
+        np.testing.assert_array_equal(layer.W, [[1.0, 0.0], [0.0, -2.0]])
+    w[0, 0] = 9
+    assert layer.W[0, 0] == 1.0
+    idx = np.array([1, 0, 1], dtype=np.int8)
+    sel = U.Select(idx.tolist(), np.int64(2))
+    assert type(sel.index) is np.ndarray and sel.index.dtype == np.int64 and not sel.index.flags.writeable
+    assert type(sel.n_in) is int and sel.n_in == 2
+    assert U.Select(np.array([0, 0]), 1).n_out == 2  # the smallest input width, read twice
+    layers = [U.Dense(np.ones((2, 2)), np.zeros(2)), U.Dense(np.ones((1, 2)), np.zeros(1))]
+    net = U.MaxMinNetwork(layers)
+    layers.pop()
+    assert type(net.layers) is tuple and net.depth == 2
+
+
+def test_sizes_count_nonzero_weights_and_biases():
+    """NetworkSize.nonzero counts the non-zero entries of every W and b (a Dense with known
+    zeros; a selection's rows hold one 1 each), and a network whose later layer has
+    ||W||_inf = 1.5 does not satisfy the constraints [UN-1]."""
+    dense = U.Dense(np.array([[0.0, 0.5, -0.5], [0.0, 0.0, 0.25]]), np.array([0.0, 1.0]))
+    assert dense.nonzeros() == 4
+    net = U.MaxMinNetwork((dense, U.Select(np.array([1, 1, 0]), 2)))
+    assert net.size().nonzero == 4 + 3
+    wide = U.MaxMinNetwork((U.Dense(np.array([[0.5], [0.5]]), np.zeros(2)), U.Dense(np.array([[1.0, 0.5]]), [0.0])))
+    assert wide.constraint_norms(2) == (0.5, 1.5)
+    assert not wide.satisfies_constraints(2)
+
+
+def _message(call):
+    """The message of the exception ``call`` raises, with its class."""
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the class is returned and checked by the caller
+        call()
+    return type(info.value), str(info.value)
+
+
+RAGGED = [[0], [1, 2]]  # no array at all: the conversion itself fails
+
+# (call, exception class, regular expression the message must match from its start)
+LAYER_ARGUMENTS = [
+    (lambda: U.Dense(RAGGED, np.zeros(2)), TypeError, r"Dense: W must be an array of real numbers, got list \("),
+    (lambda: U.Dense(np.ones((2, 2)), RAGGED), TypeError, r"Dense: b must be an array of real numbers, got list \("),
+    (lambda: U.Dense(np.ones((2, 2), dtype=bool), np.zeros(2)), TypeError,
+     r"Dense: W must be real numbers, got dtype bool"),
+    (lambda: U.Dense(np.ones((2, 2)), np.array(["a", "b"])), TypeError,
+     r"Dense: b must be real numbers, got dtype <U1"),
+    (lambda: U.Dense(np.ones(3), np.zeros(3)), ValueError,
+     r"Dense: W must be a non-empty \(out, in\) matrix, got shape \(3,\)"),
+    (lambda: U.Dense(np.ones((0, 2)), np.zeros(0)), ValueError,
+     r"Dense: W must be a non-empty \(out, in\) matrix, got shape \(0, 2\)"),
+    (lambda: U.Dense(np.ones((2, 3)), np.zeros(3)), ValueError,
+     r"Dense: b must have shape \(2,\) to match W \(2, 3\), got \(3,\)"),
+    (lambda: U.Dense(np.full((2, 2), np.inf), np.zeros(2)), ValueError, r"Dense: W must be finite"),
+    (lambda: U.Dense(np.ones((2, 2)), np.array([0.0, np.nan])), ValueError, r"Dense: b must be finite"),
+    (lambda: U.Select(RAGGED, 3), TypeError, r"Select: index must be an array of real numbers, got list \("),
+    (lambda: U.Select(np.zeros((2, 2), dtype=int), 3), ValueError,
+     r"Select: index must be a non-empty 1-d integer array, got shape \(2, 2\)"),
+    (lambda: U.Select(np.zeros(0, dtype=int), 3), ValueError,
+     r"Select: index must be a non-empty 1-d integer array, got shape \(0,\)"),
+    (lambda: U.Select(np.array([0]), 0), ValueError, r"Select: n_in must be >= 1, got 0"),
+    (lambda: U.Select(np.array([0, -1]), 2), ValueError,
+     r"Select: index entries must lie in \[0, n_in=2\), got \[-1, 0\]"),
+    (lambda: U.Select(np.array([0, 2]), 2), ValueError,
+     r"Select: index entries must lie in \[0, n_in=2\), got \[0, 2\]"),
+    (lambda: U.MaxMinNetwork(5), TypeError,
+     r"MaxMinNetwork: layers must be a sequence of Dense or Select layers, got int"),
+    (lambda: U.MaxMinNetwork(()), ValueError, r"MaxMinNetwork: layers must hold at least one affine layer$"),
+    (lambda: U.MaxMinNetwork((U.Dense(np.ones((2, 2)), np.zeros(2)), "Dense")), TypeError,
+     r"MaxMinNetwork: layer 1 must be a Dense or Select, got str"),
+    (lambda: U.MaxMinNetwork((U.Dense(np.ones((2, 2)), np.zeros(2)), U.Dense(np.ones((2, 2)), np.zeros(2)),
+                              U.Dense(np.ones((1, 3)), np.zeros(1)))), ValueError,
+     r"MaxMinNetwork: layer 2 takes 3 features but layer 1 outputs 2"),
+    (lambda: U.MaxMinNetwork((U.Dense(np.ones((2, 2)), np.zeros(2)), U.Dense(np.ones((1, 3)), np.zeros(1)))),
+     ValueError, r"MaxMinNetwork: layer 1 takes 3 features but layer 0 outputs 2"),
+    (lambda: U.affine_network(RAGGED, 0.0), TypeError, r"w must be an array of real numbers, got list \("),
+    (lambda: U.affine_network(np.ones((1, 2)), 0.0), ValueError,
+     r"w must be a non-empty 1-d vector, got shape \(1, 2\)"),
+    (lambda: U.affine_network(np.ones(0), 0.0), ValueError, r"w must be a non-empty 1-d vector, got shape \(0,\)"),
+    (lambda: U.affine_network(np.ones(2), None), TypeError, r"c must be a real number, got None"),
+]
+
+
+@pytest.mark.parametrize("call, exc, pattern", LAYER_ARGUMENTS, ids=[str(i) for i in range(len(LAYER_ARGUMENTS))])
+def test_layer_arguments_are_named_with_what_was_given(call, exc, pattern):
+    """Every refusal of Dense, Select, MaxMinNetwork and affine_network names its class and
+    parameter, what it got and what was expected; TypeError for a wrong type, ValueError for a
+    wrong value."""
+    cls, message = _message(call)
+    assert cls is exc, (cls, message)
+    assert re.match(pattern, message), message
+
+
+def test_evaluation_arguments_are_named():
+    """[UN-2] the primitive and its derivatives name a non-array x / y_bar / x_dot, a network
+    that is not a MaxMinNetwork, wrong residuals (by type), and a 0-d x; a 1-d x is one point."""
+    import reflip
+
+    net = _net_3()
+    _, res = reflip.max_min_network_fwd(np.zeros((2, 3)), network=net)
+    for call, exc, pattern in [
+        (lambda: reflip.max_min_network_fwd([[1.0, 2.0, 3.0]], network=net), TypeError, r"x must be an array"),
+        (lambda: reflip.max_min_network_bwd(res, [[1.0], [2.0]]), TypeError, r"y_bar must be an array"),
+        (lambda: reflip.max_min_network_jvp(res, [[1.0, 2.0, 3.0]] * 2), TypeError, r"x_dot must be an array"),
+        (lambda: reflip.max_min_network(np.zeros((2, 3)), network="net"), TypeError,
+         r"network must be a reflip.universality.MaxMinNetwork, got str"),
+        (lambda: reflip.max_min_network_bwd((1, 2, 3), np.zeros((2, 1))), TypeError,
+         r"residuals must be the MaxMinNetworkResiduals returned by max_min_network_fwd, got tuple"),
+        (lambda: net(np.array(1.0)), ValueError,
+         r"x must have shape \(\.\.\., 3\) \(the network's input width\), got \(\)"),
+    ]:
+        cls, message = _message(call)
+        assert cls is exc and re.match(pattern, message), message
+    x = np.array([0.25, -0.5, 0.75])
+    np.testing.assert_array_equal(net(x), net(x[None, :])[0])
+
+
+def test_to_sequential_limits():
+    """to_sequential refuses more than max_parameters dense numbers (default 50,000,000) before
+    allocating: a selection of one output from 50,000,001 inputs is 50,000,002 dense numbers;
+    exactly max_parameters is built; max_parameters < 1 is refused naming it."""
+    big = U.MaxMinNetwork((U.Select(np.array([0]), 50_000_001),))
+    cls, message = _message(big.to_sequential)
+    assert cls is ValueError and "50000002 parameters > max_parameters=50000000" in message, message
+    net = _net_3()
+    dense = net.size().dense_parameters
+    model, params = net.to_sequential(max_parameters=dense)
+    assert len(params) == 2 * net.depth - 1
+    cls, message = _message(lambda: net.to_sequential(max_parameters=1))
+    assert cls is ValueError and message.startswith(f"to_sequential: the dense network would hold {dense}"), message
+    cls, message = _message(lambda: net.to_sequential(max_parameters=0))
+    assert cls is ValueError and message == "max_parameters must be >= 1, got 0", message
+
+
+RANDOM_ARGUMENTS = [
+    (dict(n_in=0), ValueError, r"n_in must be >= 1, got 0"),
+    (dict(widths=5), TypeError, r"widths must be a sequence of even integers, got int"),
+    (dict(widths=[0]), ValueError, r"widths\[0\] must be >= 2, got 0"),
+    (dict(widths=[4, 3]), ValueError, r"every hidden width must be even \(MaxMin acts on pairs\), got widths=\[4, 3\]"),
+    (dict(bits=27), ValueError, r"bits must be <= 26, got 27"),
+    (dict(bias_scale=-1.0), ValueError, r"bias_scale must be >= 0\.0, got -1\.0"),
+    (dict(n_out=0), ValueError, r"n_out must be >= 1, got 0"),
+    (dict(max_parameters=0), ValueError, r"max_parameters must be >= 1, got 0"),
+    (dict(max_parameters=1), ValueError, r"random_constrained_network: n_in=2, widths=\[4\], n_out=1 make 17 "
+                                         r"parameters > max_parameters=1"),
+    (dict(n_in=10**8), ValueError, r"random_constrained_network: n_in=100000000, widths=\[4\], n_out=1 make "
+                                   r"400000009 parameters > max_parameters=50000000"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, pattern", RANDOM_ARGUMENTS, ids=[str(i) for i in range(len(RANDOM_ARGUMENTS))])
+def test_random_constrained_network_arguments(kwargs, exc, pattern):
+    """random_constrained_network names each wrong argument with what it got; the parameter
+    count it refuses is that of the dense network (4 x 2 weights and 4 biases, then 4 weights and
+    1 bias: 17)."""
+    args = dict(n_in=2, widths=[4], p=2) | kwargs
+    cls, message = _message(lambda: U.random_constrained_network(**args))
+    assert cls is exc, (cls, message)
+    assert re.match(pattern, message), message
+
+
+def test_random_constrained_network_boundaries_and_defaults():
+    """The smallest accepted arguments (n_in=1, bits=1, bias_scale=0, max_parameters equal to
+    the count) build; the defaults are seed=0, bits=8, bias_scale=1 (weights and biases
+    multiples of 2^-8 that use that resolution, biases in [-1, 1] of both signs, spread);
+    the same seed gives the same network."""
+    small = U.random_constrained_network(1, [2], math.inf, bits=1, bias_scale=0.0)
+    assert all(np.all(layer.b == 0) for layer in small.layers)
+    count = small.size().dense_parameters
+    U.random_constrained_network(1, [2], math.inf, max_parameters=count)
+    net = U.random_constrained_network(3, [200, 100], 2)
+    again = U.random_constrained_network(3, [200, 100], 2, seed=0, bits=8, bias_scale=1.0)
+    for a, b in zip(net.weights(), again.weights(), strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    w = np.concatenate([layer.W.ravel() for layer in net.layers])
+    b = np.concatenate([layer.b for layer in net.layers])
+    for v in (w, b):
+        scaled = v * 2**8
+        assert np.all(scaled == np.round(scaled))  # multiples of 2^-8 ...
+        assert np.any(scaled % 2 == 1)  # ... and not all of 2^-7
+    assert np.max(np.abs(b)) <= 1.0 and np.max(b) > 0.75 and np.min(b) < -0.75
+    coarse = U.random_constrained_network(3, [50], 2, bits=5)
+    assert all(np.all(layer.W * 32 == np.round(layer.W * 32)) for layer in coarse.layers)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_random_constrained_network_rows_reach_the_bound(p):
+    """The documented distribution of the rows: about a third reach the bound (||w||_q = 1
+    exactly for q in {1, inf}, within 2^-bits sqrt(n) for q = 2; first layer q = p/(p-1), later
+    layers q = 1), the others have norms spread over [0.2, 1) (targets uniform there, truncated
+    towards 0 by at most 2^-bits per entry)."""
+    q = U.dual_exponent(p)
+    net = U.random_constrained_network(4, [1200], p, seed=11)
+    assert net.satisfies_constraints(p)
+    first = np.linalg.norm(net.layers[0].W, ord=q, axis=1)
+    later = np.linalg.norm(net.layers[1].W, ord=1, axis=1)
+    assert np.all(first <= 1.0) and np.all(later <= 1.0)
+    slack = 0.0 if q != 2 else 2.0**-8 * 2
+    at_bound = first >= 1.0 - slack
+    assert abs(np.mean(at_bound) - 1 / 3) < 0.04, np.mean(at_bound)
+    below = first[~at_bound]
+    assert below.min() >= 0.2 - 4 * 2.0**-8 and below.min() < 0.25 and below.max() > 0.95
+    assert np.ptp(below) > 0.7
+
+
+def test_repr_is_pasteable_up_to_4096_stored_numbers():
+    """repr of a network storing at most 4096 numbers evaluates (with Dense, Select and
+    MaxMinNetwork in scope) to a network with the same layers; above that it is a summary
+    naming the input width, depth and widths."""
+    scope = {"Dense": U.Dense, "Select": U.Select, "MaxMinNetwork": U.MaxMinNetwork}
+    for net in (_select_net(), _net_3(), U.MaxMinNetwork((U.Select(np.zeros(4096, dtype=int), 1),))):
+        assert net.size().stored <= 4096
+        copy = eval(repr(net), scope)  # noqa: S307 - the documented use of this repr
+        assert [type(layer) for layer in copy.layers] == [type(layer) for layer in net.layers]
+        for a, b in zip(copy.weights(), net.weights(), strict=True):
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    big = U.MaxMinNetwork((U.Select(np.zeros(4097, dtype=int), 1),))
+    assert repr(big) == "<MaxMinNetwork n_in=1 depth=1 widths=()>"
