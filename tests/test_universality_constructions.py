@@ -507,3 +507,74 @@ def test_norm_network_against_numpy(n, ord, p):
 def test_norm_network_arguments(n, ord, p, pattern):
     with pytest.raises(ValueError, match=pattern):
         U.norm_network(n, ord, p=p)
+
+
+# ----------------------------------------------------------------------------------------------
+# Additions: tolerance boundary, rounding of the net's spacing, messages of huge nets, devices
+
+
+def test_default_atol_boundary():
+    # The documented default: 16 (n + 2) u (max |values| + n max |points|), u = 2^-53. Points
+    # far from the origin make it large against the ulps of the data (n = 1: 48 u (1 + 1001)).
+    points = np.array([[1000.0], [1001.0]])
+    atol = 16 * 3 * 2.0**-53 * (1.0 + 1001.0)
+    U.interpolate(points, [0.0, 1.0 + 0.97 * atol], 1)
+    U.two_point_interpolant(points[0], 0.0, points[1], 1.0 + 0.97 * atol, 1)
+    with pytest.raises(U.NotLipschitzError):
+        U.interpolate(points, [0.0, 1.0 + 1.03 * atol], 1)
+    with pytest.raises(ValueError, match=r"no 1-Lipschitz function"):
+        U.two_point_interpolant(points[0], 0.0, points[1], 1.0 + 1.03 * atol, 1)
+
+
+@pytest.mark.parametrize(("width", "delta"), [(1.2697859859261489, 0.0448937140652013),
+                                              (0.6003829342907798, 0.013694672391796382)])
+def test_delta_net_spacing_after_rounding(width, delta):
+    # Cases where the exact count k = L sqrt(2) / (2 delta) + 1 gives a rounded spacing just
+    # over 2 delta / sqrt(2): the net takes the coarsest grid whose float64 spacing satisfies
+    # the bound, which is one point more.
+    root = math.sqrt(2.0)
+    net = U.delta_net(([0.0, 0.0], [width, width]), delta, 2)
+    for axis in range(2):
+        coords = np.unique(net[:, axis])
+        assert np.diff(coords).max() / 2 * root <= delta
+        coarser = np.linspace(0.0, width, coords.size - 1)
+        assert np.diff(coarser).max() / 2 * root > delta
+    assert net.shape == (coords.size**2, 2)
+
+
+def test_delta_net_rows_are_row_major():
+    net = U.delta_net(([0.0, 10.0, -1.0], [1.0, 12.0, 0.0]), 0.3, math.inf)
+    # Row-major over the axes: the first axis varies slowest, the rows are lexicographically sorted.
+    order = np.lexsort(net.T[::-1])
+    np.testing.assert_array_equal(order, np.arange(len(net)))
+    assert len({tuple(r) for r in net}) == len(net) and len(np.unique(net[:, 0])) > 1
+
+
+def test_delta_net_refusal_counts():
+    # The count of a refused net is the exact one, before any point is allocated.
+    with pytest.raises(ValueError, match=r"has 10000001 points > max_points=1000000 \(per-axis counts \[10000001\]\)"):
+        U.delta_net((0.0, 10_000_000.0), 0.5, math.inf)
+    # From 10^30 points on, the count is given as a power of ten.
+    with pytest.raises(ValueError, match=r"has about 10\^30\.0 points"):
+        U.delta_net(([0.0, 0.0], [1e15 - 1, 1e15 - 1]), 0.5, math.inf)
+
+
+def test_dual_vector_needs_a_vector():
+    with pytest.raises(ValueError, match=r"^d must have at least 1 dimension"):
+        U.dual_vector(np.asarray(3.0), 1)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_dual_vector_on_a_non_default_device(p):
+    import array_api_strict as xp
+
+    device = xp.Device("device1")
+    d = xp.asarray([[1.0, -3.0, 2.0], [0.0, 0.0, 0.0]], device=device)
+    u = U.dual_vector(d, p)
+    assert u.device == device
+    host = np.asarray(xp.asarray(u, device=xp.Device("CPU_DEVICE")))
+    dn = np.array([[1.0, -3.0, 2.0], [0.0, 0.0, 0.0]])
+    q = {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}[p]
+    np.testing.assert_allclose(np.linalg.norm(host[0], ord=q), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(host[0] @ dn[0], np.linalg.norm(dn[0], ord=p), rtol=1e-15)
+    assert host[1].tolist() == [0.0, 0.0, 0.0]
