@@ -3,7 +3,9 @@ claim suite: the schedule (reproducible, certified, optimal against a linear-pro
 minimax), the polar factor against the float64 SVD, safety at the worst points of the schedule,
 the derivatives against independent oracles (autograd tracing a plain loop written here,
 central differences, the dot-product test), bad input, the convergence report."""
+import importlib
 import math
+import os
 import warnings
 
 import autograd.numpy as anp
@@ -469,3 +471,272 @@ def test_safety_bound_grows_with_size_and_is_inf_where_worst_case_constants_expl
     assert 0 < safety_bound((6, 6), np.float32) < 1e-4
     assert safety_bound((256, 256), "float32") == math.inf
     assert safety_bound((3, 5, 6), "float64") == safety_bound((6, 5), "float64")
+
+
+def _po4_bound(shape, dtype, degree, lower, n_iter):
+    """[PO-4]'s recurrence as proofs/polar.md states it, evaluated independently of
+    ``safety_bound``: ``t_0``, ``t_{k+1}`` and the excess in exact rational arithmetic
+    (``p(u_k)`` exact), the slope ``L_k`` by brute force (the largest ``|p_k'|`` on 201 points of
+    ``[u_k, 1 + t_k]``, ends included), ``e_k`` in float64 (relative error ~1e-15)."""
+    from fractions import Fraction
+
+    *_, m, n = shape
+    big, small = max(m, n), min(m, n)
+    u = Fraction(float(np.finfo(dtype).eps)) / 2
+    lim = Fraction(1, 256)
+
+    def gamma(k):
+        return k * u / (1 - k * u) if k * u < 1 else math.inf
+
+    steps = SCHEDULES[(degree, lower)]
+    if n_iter is None:  # the documented default: the steps until 1 - l_k <= eps of the dtype
+        n_iter = next((k + 1 for k, st in enumerate(steps) if 1 - st[2] <= np.finfo(dtype).eps), len(steps))
+    q = (degree - 1) // 2
+    t = gamma(m * n + 2) + 4 * u
+    for k in range(n_iter):
+        if not t <= lim:
+            return math.inf
+        c, _, _, upper = steps[min(k, len(steps) - 1)]
+        s1 = float(sum(abs(x) for x in c))
+        s2 = float(sum(j * abs(x) for j, x in enumerate(c)))
+        g = [float(gamma(x)) for x in (big, q * (small + 2), small, big + 4, q * (small + 4) + 2)]
+        core = small * (s2 * g[0] + s1 * (g[1] + g[2]))
+        fused = s2 * g[3] * small + g[4] * sum(abs(x) * math.sqrt(small) ** (j + 1) for j, x in enumerate(c))
+        e = 2.0 * (1.0 + float(t)) ** degree * max(core, fused)
+        if not math.isfinite(e):
+            t = math.inf
+            continue
+        excess = Fraction(0)
+        if 1 + t > upper:
+            s = np.linspace(upper, float(1 + t), 201)
+            slope = float(np.max(np.abs(sum((2 * j + 1) * cj * s ** (2 * j) for j, cj in enumerate(c)))))
+            p_u = sum(Fraction(cj) * Fraction(upper) ** (2 * j + 1) for j, cj in enumerate(c))
+            # 2^-50: the slack safety_bound documents for its float64 evaluation of p(u_k).
+            excess = max(excess, abs(p_u) + Fraction(2.0**-50) + Fraction((float(1 + t - Fraction(upper))) * slope) - 1)
+        t = excess + Fraction(e)
+    return float(t) if t <= lim else math.inf
+
+
+_BOUND_CASES = [
+    # n_iter=0: the bound is t_0 alone (1 x 1: t_0 = 7u; 200 x 200 float32: 2^-9 < t_0 < 2^-8;
+    # 300 x 300 float32: t_0 > 2^-8; m n u = 1 and 1.49 in float32: gamma is infinite).
+    ((1, 1), "float64", 5, 1e-3, 0), ((1, 7), "float32", 5, 1e-3, 0), ((200, 200), "float32", 5, 1e-3, 0),
+    ((300, 300), "float32", 5, 1e-3, 0), ((2, 8388607), "float32", 5, 1e-3, 0), ((5000, 5000), "float32", 3, 0.1, 0),
+    # every step of the schedule and the repeated last one (the excess above u_k is active).
+    ((1, 1), "float64", 3, 1e-6, None), ((3, 2), "float64", 5, 1e-3, 1), ((6, 6), "float64", 5, 1e-3, None),
+    ((9, 4), "float64", 3, 0.1, 3), ((2, 3, 6, 5), "float64", 3, 1e-3, 20), ((200, 200), "float64", 5, 0.1, None),
+    ((1024, 1024), "float64", 5, 1e-6, None), ((1024, 1024), "float64", 3, 1e-6, 30),
+    ((1, 1), "float32", 5, 1e-3, 11), ((1, 7), "float32", 3, 0.1, 10), ((6, 6), "float32", 5, 1e-6, 16),
+    ((40, 3), "float32", 3, 1e-3, 15), ((12, 12), "float32", 3, 0.1, None), ((16, 16), "float32", 5, 0.1, None),
+    ((16, 16), "float32", 3, 1e-6, 30),
+    # a step that starts between 2^-9 and 2^-8, and one above 2^-8 whose later steps would
+    # shrink the bound again (it is inf from the first t_k > 2^-8 on).
+    ((32, 8), "float32", 5, 1e-6, None), ((48, 12), "float32", 5, 1e-2, None),
+]
+
+
+@pytest.mark.parametrize("shape, dtype_name, degree, lower, n_iter", _BOUND_CASES)
+def test_safety_bound_is_the_documented_recurrence(shape, dtype_name, degree, lower, n_iter):
+    """[PO-4] safety_bound equals the recurrence of proofs/polar.md evaluated independently
+    (exact rational arithmetic, brute-force slope), including ``inf`` when some ``t_k`` exceeds
+    2^-8; up to 2 ulps of 1 for safety_bound's float64 evaluation of ``p(u_k)`` near 1."""
+    got = safety_bound(shape, dtype_name, degree=degree, lower=lower, n_iter=n_iter)
+    want = _po4_bound(shape, dtype_name, degree, lower, n_iter)
+    if math.isinf(want):
+        assert got == math.inf
+    else:
+        assert 0 < got == pytest.approx(want, rel=1e-12, abs=2.0**-51)
+
+
+
+def test_safety_bound_messages_and_iteration_limit():
+    """The messages name the parameter and what was expected; ``n_iter`` is capped at the
+    library's MAX_ITERATIONS (10_000), like polar_fwd's."""
+    with pytest.raises(TypeError, match=r"^shape must be an integer, got"):
+        safety_bound((6, 2.0), "float64")
+    with pytest.raises(ValueError, match=r"^n_iter must be >= 0, got -1"):
+        safety_bound((6, 6), "float64", n_iter=-1)
+    with pytest.raises(ValueError, match=r"^n_iter must be <= 10000, got 10001"):
+        safety_bound((6, 6), "float64", n_iter=10_001)
+    assert math.isfinite(safety_bound((6, 6), "float64", n_iter=10_000))
+
+
+def test_schedule_defaults():
+    """polar_schedule's documented defaults: degree 5, lower 1e-3."""
+    assert polar_schedule() is polar_schedule(5) is SCHEDULES[(5, 1e-3)]
+    assert polar_schedule(3) is SCHEDULES[(3, 1e-3)]
+
+
+# ----------------------------------------------------------------------------------------------
+# What the residuals and the report record [PO-5] [PO-6]
+
+
+def _default_steps(degree, lower, dtype):
+    """The documented default n_iter: the schedule's steps until 1 - l_k <= eps of the dtype."""
+    steps = SCHEDULES[(degree, lower)]
+    return next((k + 1 for k, st in enumerate(steps) if 1.0 - st[2] <= np.finfo(dtype).eps), len(steps))
+
+
+def test_default_steps_follow_the_dtype():
+    """[PO-6] the default n_iter depends on the input's dtype: float32 stops at its own eps
+    (fewer steps than float64), for polar_fwd and for safety_bound."""
+    w = _with_singular_values(_scaled_singular_values(0.01, 4), 6, 4)
+    for dtype in (np.float32, np.float64):
+        want = _default_steps(5, 1e-3, dtype)
+        _, res = polar_fwd(w.astype(dtype), **QUIET)
+        assert res.config.n_iter == res.info.n_iter == len(res.config.coeffs) == want
+        assert safety_bound((6, 4), dtype) == safety_bound((6, 4), dtype, n_iter=want)
+    assert _default_steps(5, 1e-3, np.float32) < _default_steps(5, 1e-3, np.float64)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (2, 5, 5)])
+def test_residuals_record_the_call(shape):
+    """[PO-5] PolarResiduals: the input kept by reference (its transpose when wide), every
+    iterate and its Gram matrix for the unrolled backward (A_0 = W / ||W||_F, X_k = A_k^T A_k,
+    A_{k+1} = A_k P_k(X_k) with the schedule's coefficients, checked in float64 NumPy), none for
+    the implicit one; the validated parameters; the report's early_stopping flag."""
+    w = RNG.standard_normal(shape)
+    wide = shape[-2] < shape[-1]
+    tall = np.swapaxes(w, -1, -2) if wide else w
+    y, res = polar_fwd(w, degree=3, lower=0.1, n_iter=4, **QUIET)
+    if wide:
+        np.testing.assert_array_equal(res.w, tall)
+    else:
+        assert res.w is w
+    assert res.config.degree == 3 and res.config.lower == 0.1 and res.config.backward == "unrolled"
+    assert res.info.early_stopping is False and res.config.transposed is wide
+    assert len(res.iterates) == 4
+    coeffs = polar_schedule(3, 0.1)
+    a = tall / np.linalg.norm(tall, axis=(-2, -1), keepdims=True)
+    for k, (ak, xk) in enumerate(res.iterates):
+        np.testing.assert_allclose(ak, a, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(xk, np.swapaxes(ak, -1, -2) @ ak, rtol=0, atol=1e-14)
+        c0, c1 = coeffs[min(k, len(coeffs) - 1)][0]
+        a = ak @ (c0 * np.eye(ak.shape[-1]) + c1 * xk)
+    np.testing.assert_allclose(np.swapaxes(y, -1, -2) if wide else y, a, rtol=0, atol=1e-14)
+    _, res = polar_fwd(w, backward="implicit", tol=1e-10)
+    assert res.iterates is None and res.config.backward == "implicit" and res.config.degree == 5
+    assert res.info.early_stopping is True
+
+
+def test_polar_honours_tol_like_polar_fwd():
+    """polar gives polar_fwd's result bit for bit, ``tol`` included: it stops at the same step,
+    before the schedule's end, and reports early stopping."""
+    w = _with_singular_values(_scaled_singular_values(1e-3, 4), 4, 4)
+    y, info = polar(w, tol=1e-4, return_info=True)
+    y_fwd, res = polar_fwd(w, tol=1e-4)
+    np.testing.assert_array_equal(y, y_fwd)
+    assert info.n_iter == res.info.n_iter < 8 and info.early_stopping and info.converged
+
+
+def test_tol_equal_to_a_reached_residual_stops_there():
+    """[BJ-7] tol stops as soon as max ||X_k - I||_F <= tol: with tol set to the residual that
+    k steps reach (read from a run of exactly k steps), the run stops after those k steps."""
+    w = _with_singular_values(_scaled_singular_values(0.05, 5), 7, 5, seed=6)
+    for k in (5, 6, 7):
+        _, res = polar_fwd(w, n_iter=k, **QUIET)
+        reached = res.info.max_residual
+        _, res = polar_fwd(w, n_iter=20, tol=reached, **QUIET)
+        assert res.info.n_iter == k and res.info.max_residual == reached
+
+
+def test_nonconvergence_threshold_uses_the_matrix_size_not_the_stack():
+    """[BJ-10] without tol a result is reported when ||Y^T Y - I||_F > sqrt(N eps), N the
+    smaller side of each matrix, whatever the stack: a one-matrix stack of 8 x 8 whose residual
+    lies between sqrt(eps) and sqrt(8 eps) passes silently (the input is found by bisection on
+    one singular value, the residual measured with NumPy)."""
+    eps = np.finfo(np.float64).eps
+    lo, hi = math.log(1e-2), math.log(1.0)
+    target = math.sqrt(math.sqrt(eps) * math.sqrt(8 * eps))
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        w = _with_singular_values(np.r_[math.exp(mid), np.ones(7)], 8, 8, seed=3)[None]
+        r = _residual(polar(w, n_iter=5, lower=0.1, **QUIET))
+        if math.sqrt(eps) * 1.5 < r < math.sqrt(8 * eps) / 1.5:
+            break
+        lo, hi = (mid, hi) if r > target else (lo, mid)
+    assert math.sqrt(eps) < r < math.sqrt(8 * eps), r
+    polar(w, n_iter=5, lower=0.1, on_nonconvergence="raise")
+    with pytest.raises(BjorckConvergenceError, match=r"^polar iteration did not converge in n_iter=4"):
+        polar(w, n_iter=4, lower=0.1, on_nonconvergence="raise")
+
+
+@pytest.mark.skipif("MUTANT_UNDER_TEST" in os.environ,
+                    reason="mutmut's trampoline adds a frame between the caller and polar")
+def test_nonconvergence_warning_points_at_the_caller():
+    """[BJ-10] the warning of polar and polar_fwd points at the caller's line (stacklevel),
+    so that Python shows it once per call site."""
+    w = _with_singular_values(_scaled_singular_values(1e-3, 4), 4, 4)
+    for fun in (polar, polar_fwd):
+        with pytest.warns(BjorckConvergenceWarning) as record:
+            line = __import__("inspect").currentframe().f_lineno + 1
+            fun(w, n_iter=2)
+        assert [(r.filename, r.lineno) for r in record] == [(__file__, line)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The fused NumPy products [BJ-11] and the stored iterates
+
+
+@pytest.fixture
+def _fused(monkeypatch):
+    """Every NumPy matrix takes the fused products (MIN_N lowered to 1); counts their calls."""
+    from reflip._fast import numpy_bjorck as nb
+
+    monkeypatch.setattr(nb, "MIN_N", 1)
+    calls = {"gram": 0, "step": 0, "step_vjp": 0}
+    for name in calls:
+        original = getattr(nb.BjorckSteps, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(nb.BjorckSteps, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+def test_numpy_runs_take_the_fused_products(_fused, n_iter):
+    """[BJ-11] NumPy inputs (from MIN_N on) run every forward Gram matrix, step and reverse
+    step through the fused products, also for 0 and 1 steps; the results are the derivatives
+    of the steps (VJP against central differences of polar, float64)."""
+    w = RNG.standard_normal((6, 4))
+    g = RNG.standard_normal((6, 4))
+    y, res = polar_fwd(w, n_iter=n_iter, **QUIET)
+    assert _fused == {"gram": n_iter + 1, "step": n_iter, "step_vjp": 0}
+    w_bar = polar_bwd(res, g)
+    assert _fused["step_vjp"] == n_iter
+    v, h = RNG.standard_normal((6, 4)), 1e-6
+    fd = (polar(w + h * v, n_iter=n_iter, **QUIET) - polar(w - h * v, n_iter=n_iter, **QUIET)) / (2 * h)
+    assert np.sum(w_bar * v) == pytest.approx(np.sum(g * fd), rel=1e-7)
+    _fused.update(gram=0, step=0)
+    np.testing.assert_array_equal(polar(w, n_iter=n_iter, **QUIET), y)
+    assert _fused["step"] == n_iter
+
+
+def test_fused_backward_promotes_a_cotangent_of_another_dtype(_fused):
+    """A float32 cotangent of a float64 run is promoted (the core's products), as without the
+    fused path: the VJP equals that of the same cotangent cast to float64."""
+    w = RNG.standard_normal((6, 4))
+    g = RNG.standard_normal((6, 4)).astype(np.float32)
+    _, res = polar_fwd(w, n_iter=3, **QUIET)
+    got = polar_bwd(res, g)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, polar_bwd(res, g.astype(np.float64)), rtol=1e-12, atol=1e-13)
+
+
+def test_unrolled_derivatives_reuse_the_stored_iterates(monkeypatch):
+    """[PO-5] the unrolled VJP and JVP pull back through the iterates the forward stored: they
+    run no forward step again (the step is made to fail after the forward)."""
+    polar_module = importlib.import_module("reflip.polar")
+    w, g = RNG.standard_normal((5, 3)), RNG.standard_normal((5, 3))
+    _, res = polar_fwd(w, n_iter=3, **QUIET)
+    want = polar_bwd(res, g), polar_jvp(res, g)
+
+    def no_step(*args):
+        raise AssertionError("a forward step was recomputed")
+
+    monkeypatch.setattr(polar_module, "_step", no_step)
+    for got, ref in zip((polar_bwd(res, g), polar_jvp(res, g)), want, strict=True):
+        np.testing.assert_array_equal(got, ref)
