@@ -578,3 +578,17 @@ def test_dual_vector_on_a_non_default_device(p):
     np.testing.assert_allclose(np.linalg.norm(host[0], ord=q), 1.0, rtol=1e-15)
     np.testing.assert_allclose(host[0] @ dn[0], np.linalg.norm(dn[0], ord=p), rtol=1e-15)
     assert host[1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_reduction_min_with_zero_padding():
+    # pad="zero" pairs an odd group with the constant 0: a min then sees that 0 too. Six values
+    # leave three minima after one round, so the second round pads; the value read at index 0
+    # of the hidden vector must be kept, not replaced by the padding zero.
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((6, 2))
+    x = rng.standard_normal((40, 2))
+    for shift in (-5.0, 5.0):
+        b = rng.standard_normal(6) + shift
+        net = L.reduction_layers(w, b, [("min", 1)], pad="zero")
+        out = np.asarray(net(x)).reshape(-1)
+        np.testing.assert_allclose(out, np.minimum((x @ w.T + b).min(axis=1), 0.0), rtol=0, atol=1e-14)
