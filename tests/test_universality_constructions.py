@@ -592,3 +592,20 @@ def test_reduction_min_with_zero_padding():
         net = L.reduction_layers(w, b, [("min", 1)], pad="zero")
         out = np.asarray(net(x)).reshape(-1)
         np.testing.assert_allclose(out, np.minimum((x @ w.T + b).min(axis=1), 0.0), rtol=0, atol=1e-14)
+
+
+def test_refusal_after_rounding_names_delta():
+    # The exact counts (21 per axis, 441 points) fit max_points = 441; the rounded spacing asks
+    # for 22 per axis, and that net is refused with the same message.
+    with pytest.raises(ValueError, match=r"^the delta-net of this box with delta=0\.0448937140652013 has 484 points "
+                                         r"> max_points=441 \(per-axis counts \[22, 22\]\)"):
+        U.delta_net(([0.0, 0.0], [1.2697859859261489] * 2), 0.0448937140652013, 2, max_points=441)
+    assert U.delta_net(([0.0, 0.0], [1.2697859859261489] * 2), 0.0448937140652013, 2, max_points=484).shape == (484, 2)
+
+
+@pytest.mark.parametrize("name", ["points", "values"])
+def test_ragged_data_are_refused_by_name(name):
+    data = {"points": [[0.0, 1.0], [2.0, 3.0]], "values": [0.0, 1.0]}
+    data[name] = [[0.0], [1.0, 2.0]]
+    with pytest.raises(TypeError, match=rf"^{name} must be an array of real numbers, got list"):
+        U.lipschitz_violation(data["points"], data["values"], 2)
