@@ -405,3 +405,38 @@ def test_linf_row_block_check_catches_a_dropped_last_block(monkeypatch):
     monkeypatch.setattr(numpy_rows, "row_blocks", drop_last)
     with pytest.raises(AssertionError):
         _same_bits_up_to_nan(reflip.linf_project(w), y_core)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 8])
+def test_fast_paths_do_not_warn_on_infinities_and_huge_values(k, dtype):
+    """Sorting never overflows nor makes a NaN, so GroupSort emits no floating-point warning: the
+    fast paths' NaN tests (sums over a block, which meet ``inf - inf`` and overflow) run with
+    those warnings silenced, on every path, with and without residuals."""
+    import warnings
+
+    big = np.finfo(dtype).max
+    for x in (np.array([[np.inf, -np.inf, big, big] * (2 * k)], dtype=dtype), np.full((1, 8 * k), big, dtype)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _check_all_paths(x, k)
+
+
+def _check_all_paths(x, k):
+    for axis in (0, 1):
+        xa = np.ascontiguousarray(x.T) if axis == 0 else x
+        y_core, res_core = _group_sort_fwd_core(xa, k, axis, xp)
+        _same_bits(_fast.group_sort(xa, k, axis, xp), y_core)
+        y, perm = _fast.group_sort_fwd(xa, k, axis, xp)
+        _same_bits(y, y_core)
+        np.testing.assert_array_equal(perm, res_core.perm)
+
+
+@pytest.mark.parametrize("k", [3, 8, 255, 256, 257])
+def test_permutation_residual_uses_the_smallest_unsigned_type(k, dtype):
+    """The permutation residual of groups wider than 4 is stored in the smallest unsigned type
+    that holds ``0 .. k - 1`` (one byte up to ``k = 256``, two beyond): as large as the input,
+    it would otherwise take 2-8x the memory and backward reads; its values are the core's."""
+    x = np.random.default_rng(k).standard_normal((2, k)).astype(dtype)
+    _, perm = _fast.group_sort_fwd(x, k, 1, xp)
+    assert perm.dtype == (np.uint8 if k <= 256 else np.uint16)
+    np.testing.assert_array_equal(perm, _group_sort_fwd_core(x, k, 1, xp)[1].perm)
