@@ -338,25 +338,13 @@ def _polar_fwd(w, cfg, xp, *, keep=True, report=True):
     return _tall(y, cfg.transposed), res
 
 
-def _pairs(res, xp):
-    """``[(A_k, X_k)]`` in forward order: stored, or recomputed from ``w`` (implicit mode's JVP
-    never needs them; an unrolled run always stores them)."""
-    if res.iterates is not None:
-        return list(res.iterates)
-    a, _ = _scale(res.w, "frobenius", xp)
-    out = []
-    for k in range(res.info.n_iter):
-        x = a.mT @ a
-        out.append((a, x))
-        a = _step(a, x, res.config.coeffs[k], _scaled_eyes(res.config.coeffs[k], a, xp))
-    return out
-
-
 def _unrolled_bwd(res, y_bar, xp):
     """[PO-5] Reverse pass: Björck's step VJP [BJ-8] with each step's coefficients, then the
     Frobenius scaling's Jacobian."""
     a_bar = y_bar
-    pairs = _pairs(res, xp)
+    # An unrolled run always keeps its iterates (only backward="implicit" stores None, and it
+    # never reaches the unrolled rules): nothing to recompute, unlike Björck's checkpointing.
+    pairs = res.iterates
     # [BJ-11] the fused reverse steps, results in two alternating buffers (each read once).
     # (A cotangent of another dtype than the iterates is promoted by the core's products.)
     fast = (_fast.bjorck_steps(y_bar, res.config.coeffs[0] if res.config.coeffs else (1.0, 0.0), "default",
@@ -372,7 +360,7 @@ def _unrolled_bwd(res, y_bar, xp):
 def _unrolled_jvp(res, w_dot, xp):
     """[PO-5] Forward-mode through the same steps [BJ-8]."""
     a_dot = _scale_jacobian(res, w_dot, xp)
-    for k, (a, x) in enumerate(_pairs(res, xp)):
+    for k, (a, x) in enumerate(res.iterates):
         coeffs = res.config.coeffs[k]
         a_dot = _step_jvp(a, x, a_dot, coeffs, _scaled_eyes(coeffs, a, xp))
     return a_dot
