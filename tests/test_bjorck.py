@@ -738,3 +738,128 @@ def test_implicit_derivatives_name_a_non_finite_input(bad, shape):
     for fn in (bjorck_bwd, bjorck_jvp):
         with pytest.raises(ValueError, match="holds NaN or inf.*check_finite=False"):
             fn(res, np.ones(shape))
+
+
+# ----------------------------------------------------------------------------------------------
+# Mutation-testing survivors (docs/mutation.md, bjorck)
+#
+# The basin certificate of scaling="none"/"sqrt_mn" [BJ-6] (reflip/bjorck.py, _certify_basin):
+# for X = A_0^T A_0 the bound min(||X^k||_F, ||X^k||_inf)^(1/k) on sigma_max^2, for k = 1, 2, 4, 8
+# (up to three squarings), each multiplied by the rounding slack 1 + 4 k N eps(dtype), must be
+# strictly below r^2, r = basin_radius(order, beta); otherwise ValueError.
+
+
+def _slack(power, n, dtype):
+    """The certificate's documented rounding slack 4 k N eps(dtype) at power k (N x N Gram)."""
+    return 4.0 * power * n * float(np.finfo(dtype).eps)
+
+
+def _with_gram_corner(target, dtype, lead=()):
+    """``diag(a, 1/2, 1/2, 1/2)`` (in a stack of shape ``lead``: the first matrix planted, the
+    others ``I / 2``) with ``fl(a * a)`` the float nearest ``target``: its Gram matrix is
+    ``diag(fl(a a), 1/4, 1/4, 1/4)``, whose infinity norm ``fl(a a)`` bounds the Frobenius norm
+    of every power from below, so the certified quantity is ``fl(a a)`` at every k."""
+    a = dtype(math.sqrt(target))
+    candidates = [a, np.nextafter(a, dtype(0)), np.nextafter(a, dtype(10))]
+    a = min(candidates, key=lambda c: abs(float(c * c) - target))
+    w = np.tile(np.diag(np.full(4, 0.5, dtype)), (*lead, 1, 1))
+    w[(0,) * len(lead) + (0, 0)] = a
+    return w, float(a * a)
+
+
+@pytest.mark.parametrize("lead", [(), (2, 1)])
+@pytest.mark.parametrize("margin", [0.1, 0.5])
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_certificate_slack_at_its_boundary(dt, margin, lead):
+    """[BJ-6] the bound times (1 + 4 N eps) must stay below r^2 = 3: a bound planted (1 - margin)
+    slacks below r^2 (so that bound * (1 + slack) > r^2) is refused, at every power (the slack
+    grows with k), and one planted (1 + margin) slacks below is accepted; N is the Gram's size
+    (4), also for a 4-d stack whose second axis has length 1; eps is the input's dt's."""
+    r2 = basin_radius(1, 0.5) ** 2
+    s = _slack(1, 4, dt)
+    w, planted = _with_gram_corner(r2 * (1 - (1 - margin) * s), dt, lead)
+    assert abs(planted / (r2 * (1 - (1 - margin) * s)) - 1) < 0.05 * s
+    with pytest.raises(ValueError, match=r"scaling='none': cannot certify"):
+        bjorck(w, scaling="none", n_iter=1, **QUIET)
+    w, planted = _with_gram_corner(r2 * (1 - (1 + margin) * s), dt, lead)
+    assert abs(planted / (r2 * (1 - (1 + margin) * s)) - 1) < 0.05 * s
+    bjorck(w, scaling="none", n_iter=1, **QUIET)
+
+
+def test_certificate_refuses_a_slackened_bound_equal_to_r2():
+    """[BJ-6] the basin (0, r) is open: a slackened bound equal to r^2 (float for float) does
+    not certify it. a = 1.732050807568874 has fl(a a) (1 + 16 eps) == fl(basin_radius()^2)."""
+    r2 = basin_radius() ** 2
+    w, planted = _with_gram_corner(2.999999999999989, np.float64)
+    assert w[0, 0] == 1.732050807568874 and planted * (1.0 + _slack(1, 4, np.float64)) == r2
+    with pytest.raises(ValueError, match="cannot certify"):
+        bjorck(w, scaling="none", n_iter=1, **QUIET)
+
+
+@pytest.mark.parametrize("lam, certified", [(2.4, True), (2.6, False)])
+def test_certificate_squares_the_gram_matrix_three_times_at_most(lam, certified):
+    """[BJ-6] up to three squarings (k = 8), no more. A = sqrt(lam) P with P = (I + H / 8) / 2
+    the projector built from a symmetric 64 x 64 Hadamard matrix (H^2 = 64 I): X = lam P and
+    X^k = lam^k P, ||P||_inf = (9/8 + 63/8) / 2 = 4.5 < ||P||_F = sqrt(32), so the bound is
+    lam 4.5^(1/k): 1.457 lam at k = 4, 1.207 lam at k = 8, 1.099 lam at k = 16. lam = 2.4 is
+    certified only at k = 8, lam = 2.6 only at k = 16, i.e. not at all, although its sigma_max
+    sqrt(2.6) lies in the basin (the certificate is sufficient, not necessary)."""
+    h = np.array([[1.0]])
+    for _ in range(6):
+        h = np.kron(h, np.array([[1.0, 1.0], [1.0, -1.0]]))
+    p = (np.eye(64) + h / 8) / 2
+    np.testing.assert_array_equal(p @ p, p)
+    w = math.sqrt(lam) * p
+    assert np.linalg.svd(w, compute_uv=False)[0] < basin_radius()
+    if certified:
+        bjorck(w, scaling="none", n_iter=1, **QUIET)
+    else:
+        with pytest.raises(ValueError, match="cannot certify"):
+            bjorck(w, scaling="none", n_iter=1, **QUIET)
+
+
+def test_certificate_uses_beta():
+    """[BJ-6] [BJ-5] the basin is that of the requested beta: r = sqrt((1 + beta) / beta) = sqrt 5
+    at beta = 1/4, so sigma_max = 2 (outside beta = 1/2's sqrt 3) is certified, 2.3 is not."""
+    w = np.diag([2.0, 0.5])
+    bjorck(w, scaling="none", beta=0.25, n_iter=1, **QUIET)
+    with pytest.raises(ValueError, match=r"cannot certify .* basin \(0, 1.73205\)"):
+        bjorck(w, scaling="none", n_iter=1, **QUIET)
+    with pytest.raises(ValueError, match=r"cannot certify .* basin \(0, 2.23607\) of order 1"):
+        bjorck(np.diag([2.3, 0.5]), scaling="none", beta=0.25, n_iter=1, **QUIET)
+
+
+def test_basin_radius_defaults_to_order_one_beta_half():
+    """[BJ-5] basin_radius() is that of the defaults order=1, beta=1/2: sqrt 3."""
+    assert basin_radius() == basin_radius(1, 0.5) == pytest.approx(math.sqrt(3))
+    assert basin_radius(beta=0.25) == pytest.approx(math.sqrt(5))
+
+
+def _gershgorin_tight_and_frobenius_tight(n=16):
+    """``(A1, A2)``, ``n x n``, both with sigma_max < sqrt 3: ``A1 = sqrt(2.7) Q`` (Q orthonormal),
+    whose Gram 2.7 I has ``||X^k||_inf^(1/k) = 2.7`` but ``||X^k||_F^(1/k) = 2.7 n^(1/2k)``
+    (3.21 at k = 8 for n = 16); ``A2 = sqrt(2.9) P_v + sqrt(0.1) (I - P_v)`` (``P_v`` the
+    projector on ``v = (2, 1, ..., 1)``), whose Gram has ``||X||_F = sqrt(2.9^2 + 15 0.01) =
+    2.93`` but ``||X^k||_inf^(1/k) >= 2.9 (34/19)^(1/k)`` (3.12 at k = 8)."""
+    q = haar_orthogonal(np.random.default_rng(11), n)
+    v = np.ones(n)
+    v[0] = 2.0
+    pv = np.outer(v, v) / (v @ v)
+    a2 = math.sqrt(2.9) * pv + math.sqrt(0.1) * (np.eye(n) - pv)
+    return math.sqrt(2.7) * q, a2
+
+
+def test_certificate_bounds_each_matrix_of_a_stack_by_its_own_norms():
+    """[BJ-6] the bound is min(||X||_F, ||X||_inf) per matrix: a matrix certified only by its
+    Gershgorin bound and one certified only by its Frobenius norm are accepted alone and in
+    stacks (3-d and 4-d); a bound mixing the matrices of a stack (the largest row sum of the
+    stack, or a sum over a batch axis) would refuse them. Both lie in the basin (SVD)."""
+    a1, a2 = _gershgorin_tight_and_frobenius_tight()
+    for a in (a1, a2):
+        assert np.linalg.svd(a, compute_uv=False)[0] < basin_radius()
+        bjorck(a, scaling="none", n_iter=1, **QUIET)
+    bjorck(np.stack([a1, a2]), scaling="none", n_iter=1, **QUIET)
+    bjorck(np.stack([np.stack([a1, a2]), np.stack([a2, a1])]), scaling="none", n_iter=1, **QUIET)
+    # Still a certificate per matrix: one matrix outside refuses the stack.
+    with pytest.raises(ValueError, match="cannot certify"):
+        bjorck(np.stack([a1, 1.1 * a1]), scaling="none", n_iter=1, **QUIET)
