@@ -863,3 +863,108 @@ def test_certificate_bounds_each_matrix_of_a_stack_by_its_own_norms():
     # Still a certificate per matrix: one matrix outside refuses the stack.
     with pytest.raises(ValueError, match="cannot certify"):
         bjorck(np.stack([a1, 1.1 * a1]), scaling="none", n_iter=1, **QUIET)
+
+
+# The unrolled JVP without stored iterates recomputes them (reflip/bjorck.py, _forward_pairs) with
+# the forward's products: the fused NumPy ones [BJ-11] from N = MIN_N = 256 on.
+
+
+# Float64 at N = 260: there the fused Gram (SYRK by this module's blocks) and NumPy's own a.T @ a
+# differ in the last bits, so that both products of a recomputed step are checked.
+@pytest.mark.parametrize("dt, shape", [(np.float64, (264, 260)), (np.float64, (260, 264)), (np.float32, (260, 256))])
+def test_recomputed_iterates_of_fused_products_give_the_stored_derivatives(dt, shape):
+    """[BJ-8] [BJ-11] for matrices large enough for the fused NumPy products, the JVP and VJP of
+    a checkpointed forward (iterates recomputed) equal those of a forward that stored its
+    iterates, bit for bit, and the JVP equals central differences of the forward (float64)."""
+    from reflip._fast import numpy_bjorck
+
+    assert min(shape[-2:]) >= numpy_bjorck.MIN_N
+    rng = np.random.default_rng(17)
+    w, v, g = (rng.standard_normal(shape).astype(dt) for _ in range(3))
+    y, res = bjorck_fwd(w, n_iter=2, **QUIET)
+    y_c, res_c = bjorck_fwd(w, n_iter=2, checkpoint=True, **QUIET)
+    assert res.iterates is not None and res_c.iterates is None
+    np.testing.assert_array_equal(y_c, y)
+    jvp = bjorck_jvp(res, v)
+    np.testing.assert_array_equal(bjorck_jvp(res_c, v), jvp)
+    np.testing.assert_array_equal(bjorck_bwd(res_c, g), bjorck_bwd(res, g))
+    if dt == np.float64:
+        fd = _fd(lambda z: bjorck(z, n_iter=2, **QUIET), w, v)
+        assert np.linalg.norm(jvp - fd) <= 1e-7 * np.linalg.norm(jvp)
+
+
+# The implicit derivative [BJ-9] (reflip/bjorck.py, _polar_eig, _implicit_jacobian).
+
+
+def test_implicit_non_finite_message_in_full():
+    """[BJ-9] the refusal of a non-finite forward names the cause and the remedy, word for word."""
+    w = RNG.standard_normal((3, 3))
+    w[1, 1] = np.nan
+    _, res = bjorck_fwd(w, backward="implicit", check_finite=False, **QUIET)
+    with pytest.raises(ValueError, match=r"^backward='implicit' cannot differentiate here: the forward's w or its "
+                       r"output holds NaN or inf \(bjorck_fwd ran with check_finite=False on a non-finite w, or its "
+                       r"iterates overflowed\), so the polar factor and its derivative are undefined\. "
+                       r"Pass a finite w$"):
+        bjorck_bwd(res, np.ones((3, 3)))
+
+
+def test_implicit_singular_message_in_full():
+    """[BJ-9] the refusal at a rank-deficient w names the polar factor, the smallest singular
+    value found and the alternative, word for word."""
+    w = _with_singular_values([1.0, 0.5, 0.0], 3, 3)
+    _, res = bjorck_fwd(w, backward="implicit", **QUIET)
+    with pytest.raises(ValueError, match=r"^backward='implicit' is singular here: the polar factor U V\^T is not "
+                       r"differentiable at a rank-deficient w \(smallest singular value found: \S+\)\. Use "
+                       r"backward='unrolled' \(the derivative of the computed iterations\)$"):
+        bjorck_jvp(res, np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("margin", [0.1, 0.5])
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_implicit_zero_singular_value_threshold_at_its_boundary(dt, margin):
+    """[BJ-9] a singular value counts as zero below 2 N eps(dtype) sigma_max: on a diagonal
+    w = 2^10 diag(1, 3/4, 1/2, f 8 eps) (N = 4, sigma_max = 2^10; eigh of the diagonal H is exact
+    up to the converged Y's rounding) f = 1 - margin is refused, f = 1 + margin differentiated."""
+    e = float(np.finfo(dt).eps)
+    for f, singular in ((1 - margin, True), (1 + margin, False)):
+        w = (2.0**10 * np.diag([1.0, 0.75, 0.5, f * 2 * 4 * e])).astype(dt)
+        _, res = bjorck_fwd(w, backward="implicit", n_iter=100)
+        assert res.info.converged
+        if singular:
+            with pytest.raises(ValueError, match="is singular here"):
+                bjorck_bwd(res, np.ones((4, 4), dt))
+        else:
+            assert np.all(np.isfinite(bjorck_bwd(res, np.ones((4, 4), dt))))
+
+
+def test_implicit_threshold_is_per_matrix_of_a_stack():
+    """[BJ-9] the zero-singular-value threshold is relative to each matrix's own sigma_max: a
+    stack of a well-conditioned matrix and a 2^-60 multiple of another is differentiable, and its
+    derivatives are those of each matrix alone."""
+    rng = np.random.default_rng(23)
+    w = np.stack([rng.standard_normal((4, 4)) + 3 * np.eye(4),
+                  2.0**-60 * (rng.standard_normal((4, 4)) + 3 * np.eye(4))])
+    v = rng.standard_normal((2, 4, 4))
+    _, res = bjorck_fwd(w, backward="implicit", n_iter=40)
+    jvp, vjp = bjorck_jvp(res, v), bjorck_bwd(res, v)
+    for i in range(2):
+        _, res_i = bjorck_fwd(w[i], backward="implicit", n_iter=40)
+        np.testing.assert_allclose(jvp[i], bjorck_jvp(res_i, v[i]), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(vjp[i], bjorck_bwd(res_i, v[i]), rtol=1e-12, atol=0)
+
+
+def test_implicit_derivative_of_a_square_matrix_is_tangent_to_the_orthogonal_group():
+    """[BJ-9] for square w the implicit derivative is U [F o (G - G^T)] V^T = Y Omega with Omega
+    = V [F o (G - G^T)] V^T skew: the complement term (I - Y Y^T) t V S^-1 V^T belongs to
+    strictly tall w only. Checked where it would show, on a forward stopped at residual ~4e-3
+    (which warns)."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((5, 5)) + 2 * np.eye(5)
+    v = rng.standard_normal((5, 5))
+    y, res = bjorck_fwd(w, backward="implicit", n_iter=8, **QUIET)
+    assert 1e-3 < res.info.max_residual < 1e-2
+    for fn in (bjorck_jvp, bjorck_bwd):
+        with pytest.warns(BjorckConvergenceWarning, match="backward='implicit'"):
+            out = fn(res, v)
+        omega = np.linalg.solve(y, out)
+        assert np.linalg.norm(omega + omega.T) <= 1e-12 * np.linalg.norm(omega)
