@@ -881,15 +881,15 @@ def test_recomputed_iterates_of_fused_products_give_the_stored_derivatives(dt, s
     assert min(shape[-2:]) >= numpy_bjorck.MIN_N
     rng = np.random.default_rng(17)
     w, v, g = (rng.standard_normal(shape).astype(dt) for _ in range(3))
-    y, res = bjorck_fwd(w, n_iter=2, **QUIET)
-    y_c, res_c = bjorck_fwd(w, n_iter=2, checkpoint=True, **QUIET)
+    y, res = bjorck_fwd(w, n_iter=3, **QUIET)  # three steps: a stored A_1 outlives two fused results
+    y_c, res_c = bjorck_fwd(w, n_iter=3, checkpoint=True, **QUIET)
     assert res.iterates is not None and res_c.iterates is None
     np.testing.assert_array_equal(y_c, y)
     jvp = bjorck_jvp(res, v)
     np.testing.assert_array_equal(bjorck_jvp(res_c, v), jvp)
     np.testing.assert_array_equal(bjorck_bwd(res_c, g), bjorck_bwd(res, g))
     if dt == np.float64:
-        fd = _fd(lambda z: bjorck(z, n_iter=2, **QUIET), w, v)
+        fd = _fd(lambda z: bjorck(z, n_iter=3, **QUIET), w, v)
         assert np.linalg.norm(jvp - fd) <= 1e-7 * np.linalg.norm(jvp)
 
 
@@ -968,3 +968,98 @@ def test_implicit_derivative_of_a_square_matrix_is_tangent_to_the_orthogonal_gro
             out = fn(res, v)
         omega = np.linalg.solve(y, out)
         assert np.linalg.norm(omega + omega.T) <= 1e-12 * np.linalg.norm(omega)
+
+
+@pytest.fixture
+def _fused_calls(monkeypatch):
+    """Every NumPy matrix takes the fused products [BJ-11] (MIN_N lowered to 1); counts their
+    calls, and makes the core's step and reverse step fail (they must not run beside them)."""
+    import importlib
+
+    from reflip._fast import numpy_bjorck as nb
+
+    bjorck_module = importlib.import_module("reflip.bjorck")
+    monkeypatch.setattr(nb, "MIN_N", 1)
+    calls = {"gram": 0, "step": 0, "step_vjp": 0}
+    for name in calls:
+        original = getattr(nb.BjorckSteps, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(nb.BjorckSteps, name, spy)
+
+    def core(*args):
+        raise AssertionError("the core's product ran where the fused one applies")
+
+    monkeypatch.setattr(bjorck_module, "_step", core)
+    monkeypatch.setattr(bjorck_module, "_step_vjp", core)
+    return calls
+
+
+@pytest.mark.parametrize("n_iter", [1, 3, 9])
+def test_numpy_runs_take_the_fused_products(_fused_calls, n_iter):
+    """[BJ-11] [BJ-8] NumPy inputs (from MIN_N on) run every Gram matrix, step and reverse step
+    through the fused products: the forward K steps and K + 1 Gram matrices (the last one for the
+    report), bjorck with on_nonconvergence="ignore" and no return_info K of each (no report
+    Gram matrix, as documented), the JVP of checkpointed residuals recomputes exactly the K
+    pairs it differentiates (K Gram matrices, K - 1 steps), the VJP K reverse steps, and the
+    checkpointed VJP recomputes its iterates with them too; the results are bit for bit those
+    of the stored iterates and the derivatives of the steps (central differences)."""
+    calls = _fused_calls
+    w, g, v = (RNG.standard_normal((6, 4)) for _ in range(3))
+    y, res = bjorck_fwd(w, n_iter=n_iter, **QUIET)
+    assert calls == {"gram": n_iter + 1, "step": n_iter, "step_vjp": 0}
+    w_bar, w_jvp = bjorck_bwd(res, g), bjorck_jvp(res, v)
+    assert calls == {"gram": n_iter + 1, "step": n_iter, "step_vjp": n_iter}
+    calls.update(gram=0, step=0, step_vjp=0)
+    np.testing.assert_array_equal(bjorck(w, n_iter=n_iter, **QUIET), y)
+    assert calls == {"gram": n_iter, "step": n_iter, "step_vjp": 0}
+    y_c, res_c = bjorck_fwd(w, n_iter=n_iter, checkpoint=True, **QUIET)
+    np.testing.assert_array_equal(y_c, y)
+    calls.update(gram=0, step=0)
+    np.testing.assert_array_equal(bjorck_jvp(res_c, v), w_jvp)
+    assert calls == {"gram": n_iter, "step": n_iter - 1, "step_vjp": 0}
+    calls.update(gram=0, step=0)
+    np.testing.assert_array_equal(bjorck_bwd(res_c, g), w_bar)
+    assert calls["step_vjp"] == n_iter and calls["gram"] >= n_iter and calls["step"] >= n_iter - 1
+    fd = _fd(lambda z: bjorck(z, n_iter=n_iter, **QUIET), w, v)
+    assert np.sum(w_bar * v) == pytest.approx(np.sum(g * fd), rel=1e-7)
+    np.testing.assert_allclose(w_jvp, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_fused_backward_promotes_a_cotangent_of_another_dtype(monkeypatch):
+    """A float32 cotangent of a float64 run is promoted by the core's products (the fused ones
+    take one dtype), with the fused products on (MIN_N lowered to 1): the VJP is float64 and
+    equals that of the same cotangent cast to float64."""
+    from reflip._fast import numpy_bjorck as nb
+
+    monkeypatch.setattr(nb, "MIN_N", 1)
+    w = RNG.standard_normal((6, 4))
+    g = RNG.standard_normal((6, 4)).astype(np.float32)
+    _, res = bjorck_fwd(w, n_iter=3, **QUIET)
+    got = bjorck_bwd(res, g)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, bjorck_bwd(res, g.astype(np.float64)), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_tol_equal_to_a_reached_residual_stops_there(k):
+    """[BJ-7] the stopping test is max ||A_k^T A_k - I||_F <= tol: a tol equal (float for float)
+    to the residual after k steps stops after exactly k steps."""
+    w = _with_singular_values([1.0, 0.5, 0.2], 5, 3)
+    _, info_k = bjorck(w, n_iter=k, return_info=True, **QUIET)
+    _, info = bjorck(w, tol=info_k.max_residual, n_iter=50, return_info=True)
+    assert info.n_iter == k and info.max_residual == info_k.max_residual
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_report_threshold_without_tol_is_that_of_the_dtype(dt):
+    """[BJ-7] without tol, info.tol is sqrt(eps) of the input's dtype (orthonormal to half its
+    working precision)."""
+    w = RNG.standard_normal((5, 3)).astype(dt)
+    _, res = bjorck_fwd(w, n_iter=30)
+    assert res.info.tol == math.sqrt(float(np.finfo(dt).eps))
+    _, info = bjorck(w, n_iter=30, return_info=True)
+    assert info.tol == math.sqrt(float(np.finfo(dt).eps))
