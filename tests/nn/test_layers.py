@@ -233,3 +233,94 @@ def test_save_load_round_trip(tmp_path):
         nn.load(tmp_path / "foreign.npz")
     with pytest.raises(ValueError, match="params has 2 entries but model has 7 layers"):
         nn.save(tmp_path / "x.npz", params[:2], model)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reprs: the constructor call, with the arguments that apply (defaults left out)
+
+_REPR_NAMESPACE = {"Dense": nn.Dense, "Activation": nn.Activation, "Scale": nn.Scale, "Sequential": nn.Sequential,
+                   "inf": math.inf}
+_REPR_LAYERS = [nn.Dense(4, 6), nn.Dense(4, 6, bias=False), nn.Dense(4, 6, "bjorck", bias=False, n_iter=9, order=2),
+                nn.Dense(4, 6, "pinf", p=math.inf, radius=2.0), nn.Dense(6, 1, "unit_row"), nn.Activation("max_min"),
+                nn.Activation("group_sort", group_size=3), nn.Activation("relu"), nn.Scale(0.5)]
+
+
+@pytest.mark.parametrize("layer", _REPR_LAYERS, ids=repr)
+def test_layer_repr_rebuilds_the_layer(layer):
+    """The repr is the layer's constructor call: evaluated, it rebuilds the same layer (the
+    same config, bias and options included)."""
+    rebuilt = eval(repr(layer), dict(_REPR_NAMESPACE))  # noqa: S307 - our own repr
+    assert type(rebuilt) is type(layer) and rebuilt.config() == layer.config()
+    assert repr(rebuilt) == repr(layer)
+
+
+@pytest.mark.parametrize("layer, text", [
+    (nn.Dense(4, 6), "Dense(4, 6, constraint='none')"),
+    (nn.Dense(4, 6, bias=False), "Dense(4, 6, constraint='none', bias=False)"),
+    (nn.Dense(4, 6, "linf", bias=False, radius=2.0, threshold="detached"),
+     "Dense(4, 6, constraint='linf', bias=False, radius=2.0, threshold='detached')"),
+    (nn.Activation("max_min"), "Activation('max_min')"),
+    (nn.Activation("group_sort", group_size=3), "Activation('group_sort', group_size=3)"),
+    (nn.Scale(0.5), "Scale(0.5)"),
+    (nn.Sequential([nn.Dense(2, 2), nn.Activation("relu")]),
+     "Sequential([\n    Dense(2, 2, constraint='none'),\n    Activation('relu'),\n])"),
+])
+def test_repr_forms(layer, text):
+    """group_size appears for group_sort only (the only activation that takes it), bias only
+    when it is off; a Sequential lists one layer per line."""
+    assert repr(layer) == text
+
+
+def test_sequential_repr_rebuilds_the_model():
+    model = nn.Sequential([nn.Scale(0.5), nn.Dense(4, 6, "pinf", p=math.inf), nn.Activation("group_sort", group_size=3),
+                           nn.Dense(6, 2, "bjorck", n_iter=7, bias=False), nn.Activation("abs")])
+    rebuilt = eval(repr(model), dict(_REPR_NAMESPACE))  # noqa: S307 - our own repr
+    assert rebuilt.config() == model.config() and repr(rebuilt) == repr(model)
+
+
+# ----------------------------------------------------------------------------------------------
+# The layer interface: backward(residuals, y_bar, xp, input_only=False) [NN-1]
+
+
+def test_layer_backward_gives_a_grads_dict_by_default_and_none_for_input_only():
+    """The module's interface: ``backward`` returns ``(x_bar, param_grads dict or None)``; the
+    dict by default (``input_only=False``), ``None`` with ``input_only=True``, and the same
+    ``x_bar`` both ways."""
+    x, y_bar = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
+    dense = nn.Dense(4, 4)
+    for layer, params, keys in [(nn.Scale(2.0), {}, set()), (nn.Activation("relu"), {}, set()),
+                                (nn.Activation("max_min"), {}, set()),
+                                (dense, dense.init(np.random.default_rng(0), np, np.float64), {"W", "b"})]:
+        _, res = layer.forward(params, x, np)
+        x_bar, grads = layer.backward(res, y_bar, np)
+        assert isinstance(grads, dict) and set(grads) == keys, layer
+        x_bar_only, none = layer.backward(res, y_bar, np, True)
+        assert none is None, layer
+        np.testing.assert_array_equal(x_bar_only, x_bar)
+    assert np.array_equal(nn.Scale(2.0).backward(None, y_bar, np)[0], 2.0 * y_bar)  # exact: times 2
+
+
+# ----------------------------------------------------------------------------------------------
+# freeze / effective_weights with unit_row and bias-free layers
+
+
+def test_freeze_keeps_bias_free_layers_and_unit_rows():
+    """The frozen model has the same layers with constraint='none' (bias kept, off where it was
+    off) and computes the same function; unit_row's W_eff is the unit vector along W [NN-5]."""
+    model = nn.Sequential([nn.Dense(4, 6, "bjorck", bias=False, n_iter=15), nn.Activation("relu"),
+                           nn.Dense(6, 1, "unit_row")])
+    params = [{k: v + 0.25 for k, v in p.items()} for p in model.init(seed=4)]
+    frozen, fparams = model.freeze(params)
+    assert [layer.config() for layer in frozen.layers] == [
+        nn.Dense(4, 6, bias=False).config(), nn.Activation("relu").config(), nn.Dense(6, 1).config()]
+    assert set(fparams[0]) == {"W"} and set(fparams[2]) == {"W", "b"}
+    x = RNG.standard_normal((5, 4))
+    np.testing.assert_allclose(frozen(fparams, x), model(params, x), rtol=1e-14, atol=1e-14)
+    w_effs = model.effective_weights(params)
+    assert len(w_effs) == 2
+    for w_eff, fp in zip(w_effs, fparams[::2], strict=True):
+        np.testing.assert_array_equal(w_eff, fp["W"])
+    row, w = w_effs[1], params[2]["W"]
+    assert row.shape == (1, 6)
+    np.testing.assert_allclose(np.linalg.norm(row), 1.0, rtol=1e-15)
+    np.testing.assert_allclose((row @ w.T).item(), np.linalg.norm(w), rtol=1e-15)  # along W: <u, W> = ||W||
