@@ -282,3 +282,200 @@ def test_global_norm_is_the_norm_of_all_leaves():
     flat = np.concatenate([np.asarray(a, np.float64).ravel() for d in tree for a in d.values()])
     assert math.isclose(optim.global_norm(tree), float(np.linalg.norm(flat)), rel_tol=1e-6)
     assert optim.global_norm([{}, {}]) == 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Documented defaults, dtypes and messages
+
+
+def test_kr_dual_keeps_the_dtype_and_refuses_by_name():
+    """[NN-7] float32 critic outputs get float32 cotangents of their shapes; ``value_bar``
+    defaults to 1; a non-array or a wrongly shaped sample is refused naming ``f_p``."""
+    f_p, f_q = np.ones((5, 1), np.float32), np.ones(4, np.float32)
+    value, res = losses.kr_dual_fwd(f_p, f_q)
+    f_p_bar, f_q_bar = losses.kr_dual_bwd(res)
+    assert value.dtype == np.float32 and f_p_bar.dtype == np.float32 and f_q_bar.dtype == np.float32
+    assert f_p_bar.shape == (5, 1) and f_q_bar.shape == (4,)
+    assert np.all(f_p_bar == np.float32(-1 / 5)) and np.all(f_q_bar == np.float32(1 / 4))
+    with pytest.raises(TypeError, match=r"^f_p must be an array"):
+        losses.kr_dual_fwd([1.0, 2.0], f_q)
+    with pytest.raises(ValueError, match=r"^f_p must have shape \(n,\) or \(n, 1\) with n >= 1"):
+        losses.kr_dual_fwd(np.ones((3, 2)), f_q)
+
+
+def test_multi_margin_shorthand_against_torch():
+    """[NN-7] ``multi_margin`` is the value of ``multi_margin_fwd``, default margin 1 as in
+    torch's multi_margin_loss."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    logits, labels = rng.standard_normal((7, 4)), rng.integers(0, 4, 7)
+    t, tl = torch.tensor(logits), torch.tensor(labels)
+    got = losses.multi_margin(logits, labels)
+    assert got.shape == () and float(got) == pytest.approx(torch.nn.functional.multi_margin_loss(t, tl).item(),
+                                                           rel=1e-14)
+    assert float(losses.multi_margin(logits, labels, margin=0.3)) == pytest.approx(
+        torch.nn.functional.multi_margin_loss(t, tl, margin=0.3).item(), rel=1e-14)
+
+
+def test_adam_defaults_match_torch():
+    """[NN-8] ``Adam()`` (lr 1e-3, betas (0.9, 0.999), eps 1e-8) steps like ``torch.optim.Adam``
+    with its defaults."""
+    torch = pytest.importorskip("torch")
+    params, grads = _problem()
+    got, _ = _run(optim.Adam(), params, grads)
+    assert optim.Adam().lr(0) == 1e-3
+    t = torch.tensor(params[0]["W"], requires_grad=True)
+    opt = torch.optim.Adam([t])
+    for g in grads:
+        t.grad = torch.tensor(g[0]["W"])
+        opt.step()
+    np.testing.assert_allclose(got[0]["W"], t.detach().numpy(), rtol=1e-13, atol=1e-14)
+
+
+def test_optimizer_arguments_named_in_messages():
+    with pytest.raises(TypeError, match=r"^betas must be a tuple or list of numbers, got 0.9 \(float\)$"):
+        optim.Adam(betas=0.9)
+    with pytest.raises(TypeError, match=r"^betas must be a tuple or list of numbers, got 0.9 \(float\)$"):
+        optim.AggMo(0.1, betas=0.9)
+    with pytest.raises(ValueError, match=r"^betas must be a pair \(beta1, beta2\), got \(0.9,\)$"):
+        optim.Adam(betas=(0.9,))
+    with pytest.raises(ValueError, match=r"^betas\[1\] must be < 1, got 1.0$"):
+        optim.Adam(betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match=r"^eps must be > 0.0, got 0.0$"):
+        optim.Adam(eps=0.0)
+    with pytest.raises(ValueError, match=r"^betas must hold at least one damping coefficient$"):
+        optim.AggMo(0.1, betas=())
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"lr0": 0.0}, r"^lr0 must be > 0.0, got 0.0$"),
+    ({"lr0": -1.0}, r"^lr0 must be > 0.0, got -1.0$"),
+    ({"factor": 0.0}, r"^factor must be > 0.0, got 0.0$"),
+    ({"factor": -0.5}, r"^factor must be > 0.0, got -0.5$"),
+    ({"factor": 1.5}, r"^factor must be <= 1.0, got 1.5$"),
+])
+def test_step_decay_bounds(kw, message):
+    """[NN-8] ``lr0 > 0``, ``factor`` in ``(0, 1]``; ``factor = 1`` is a constant schedule."""
+    with pytest.raises(ValueError, match=message):
+        optim.step_decay(**{"lr0": 0.1, "every": 2, **kw})
+    assert [optim.step_decay(0.1, factor=1.0, every=1)(s) for s in range(3)] == [0.1] * 3
+
+
+def test_aggmo_counts_steps_and_refuses_another_aggmo_state():
+    """[NN-8] ``state["step"]`` counts the updates (a schedule reads it); the state of an AggMo
+    with another number of betas is refused rather than silently truncated."""
+    params, grads = _problem(5)
+    schedule = optim.step_decay(0.1, factor=0.5, every=2)
+    got, state = _run(optim.AggMo(schedule, (0.0,)), params, grads)
+    assert state["step"] == 5
+    # With the single beta 0 there is no memory: plain SGD on the schedule.
+    expected = params[0]["W"] - sum(schedule(s) * grads[s][0]["W"] for s in range(5))
+    np.testing.assert_allclose(got[0]["W"], expected, rtol=1e-14)
+    with pytest.raises(ValueError):
+        optim.AggMo(0.1).update(params, grads[0], optim.AggMo(0.1, (0.0, 0.9)).init(params))
+
+
+# ----------------------------------------------------------------------------------------------
+# Mini-batches
+
+
+@pytest.mark.parametrize("make", [train.Minibatches, train.minibatches])
+def test_minibatches_defaults_shuffle_and_drop_the_last_batch(make):
+    """[NN-9] by default every epoch is a fresh shuffle and the incomplete last batch is dropped;
+    ``shuffle=False`` keeps the order, ``drop_last=False`` keeps the short batch; rows of the
+    arrays stay together."""
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    data = make(x, y, batch_size=3)
+    assert data.steps_per_epoch == 3
+    it = data(np.random.default_rng(0))
+    epochs = [[next(it) for _ in range(3)] for _ in range(2)]
+    for epoch in epochs:
+        assert all(bx.shape == (3, 2) and by.shape == (3,) and np.array_equal(bx[:, 0], 2 * by) for bx, by in epoch)
+    seen = [np.concatenate([by for _, by in epoch]) for epoch in epochs]
+    assert all(len(set(s.tolist())) == 9 for s in seen)
+    assert not np.array_equal(seen[0], np.arange(9)) and not np.array_equal(seen[0], seen[1])
+    plain = make(x, y, batch_size=3, shuffle=False, drop_last=False)
+    assert plain.steps_per_epoch == 4
+    it = plain(np.random.default_rng(0))
+    assert [next(it)[1].tolist() for _ in range(5)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9], [0, 1, 2]]
+
+
+def test_minibatches_edge_sizes_and_messages():
+    """[NN-9] a 1-d first array and a single example are valid; bad arrays, batch sizes and flags
+    are refused by name."""
+    y = np.arange(4)
+    assert [next(train.minibatches(y, batch_size=2, shuffle=False)(None))[0].tolist()] == [[0, 1]]
+    one = train.minibatches(np.ones((1, 2)), y[:1], batch_size=1)
+    bx, by = next(one(np.random.default_rng(0)))
+    assert one.steps_per_epoch == 1 and bx.shape == (1, 2) and by.tolist() == [0]
+    x = np.zeros((10, 2))
+    cases = [
+        ((), {}, ValueError, r"^arrays: minibatches needs at least one array$"),
+        ((np.asarray(1.0),), {}, ValueError, r"^arrays\[0\] must have a first \(example\) dimension, got a 0-d array$"),
+        ((x, np.arange(9)), {}, ValueError, r"^arrays\[1\] must have 10 rows like arrays\[0\], got shape \(9,\)$"),
+        ((x, np.asarray(1.0)), {}, ValueError, r"^arrays\[1\] must have 10 rows like arrays\[0\], got shape \(\)$"),
+        ((x[:0],), {}, ValueError, r"^arrays must hold at least one example, got 0 rows$"),
+        ((x,), {"batch_size": 11}, ValueError, r"^batch_size must be <= 10, got 11$"),
+        ((x,), {"shuffle": "yes"}, TypeError, r"^shuffle must be True or False, got 'yes' \(str\)$"),
+        ((x,), {"drop_last": 1}, TypeError, r"^drop_last must be True or False, got 1 \(int\)$"),
+    ]
+    for arrays, kw, exc, message in cases:
+        with pytest.raises(exc, match=message):
+            train.Minibatches(*arrays, **{"batch_size": 1, **kw})
+
+
+# ----------------------------------------------------------------------------------------------
+# Non-finite losses [NN-14]
+
+
+def _fit_nan(batch):
+    """One step of a callable loss that is NaN on ``batch`` (the parameters stay finite)."""
+    model, _, _ = _toy()
+    train.fit(model, model.init(seed=0), [batch], optim.SGD(0.1), loss=lambda p, b: (math.nan, p), steps=1,
+              progress=False)
+
+
+def test_nonfinite_batch_of_a_callable_loss_is_named_by_position():
+    """[NN-14] a callable loss has no names for its batch: the array is ``batch[i]``; a batch
+    that is one array is that array (not its rows); non-arrays and integer arrays are skipped;
+    one entry is an "entry", more are "entries"."""
+    x = np.ones((4, 3))
+    x[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"holds 1 non-finite \(NaN or inf\) entry in batch\[0\] \(batch\[0\], "
+                                         r"shape \(4, 3\)\); clean"):
+        _fit_nan(x)
+    x[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"step 0 holds 2 non-finite \(NaN or inf\) entries in batch\[2\] "
+                                         r"\(batch\[2\], shape \(4, 3\)\)"):
+        _fit_nan(("tag", np.arange(4), x))
+
+
+def test_nonfinite_data_names_the_arrays_of_a_named_loss():
+    """[NN-14] the helper behind the message: ``(x, labels)`` for the classification losses,
+    ``(x_p, x_q)`` for ``"kr_dual"``, positions beyond the names as ``batch[i]``."""
+    bad = np.array([0.0, np.nan, np.inf])
+    fine = np.zeros(3)
+    assert train._nonfinite_data((fine, bad), "cross_entropy") == ("labels (batch[1], shape (3,))", 2)
+    assert train._nonfinite_data((fine, bad), "kr_dual") == ("x_q (batch[1], shape (3,))", 2)
+    assert train._nonfinite_data((fine, fine, bad[:2]), "multi_margin") == ("batch[2] (batch[2], shape (2,))", 1)
+    assert train._nonfinite_data((fine, fine), "multi_margin") is None
+
+
+def test_kr_objective_names_a_sample_that_is_not_an_array():
+    """[NN-7] both samples are checked to be arrays (of one library) before the forward pass."""
+    model = nn.Sequential([nn.Dense(2, 1, "unit_row")])
+    params = model.init(seed=0)
+    objective = train.kr_objective(model)
+    x = np.ones((3, 2))
+    with pytest.raises(TypeError, match=r"^x_p must be an array"):
+        objective(params, (x.tolist(), x))
+    with pytest.raises(TypeError, match=r"^x_q must be an array"):
+        objective(params, (x, x.tolist()))
+
+
+def test_nonfinite_batch_counted_on_every_backend(backend):
+    """[NN-14] the count of non-finite entries is read on the batch's own backend."""
+    x = np.ones((4, 3))
+    x[1, :2] = np.nan
+    with backend.active(), pytest.raises(ValueError, match=r"holds 2 non-finite \(NaN or inf\) entries in batch\[0\]"):
+        _fit_nan((backend.asarray(x),))
