@@ -479,3 +479,21 @@ def test_nonfinite_batch_counted_on_every_backend(backend):
     x[1, :2] = np.nan
     with backend.active(), pytest.raises(ValueError, match=r"holds 2 non-finite \(NaN or inf\) entries in batch\[0\]"):
         _fit_nan((backend.asarray(x),))
+
+
+def test_multi_margin_at_the_kink_on_every_backend(backend, dtype):
+    """[NN-7] a term exactly at the hinge's kink (``m - f_y + f_j = 0``) is inactive, as in
+    torch's multi_margin_loss; the loss and its cotangent keep the logits' dtype and backend."""
+    torch = pytest.importorskip("torch")
+    logits = np.array([[1.0, 0.0, 1.5], [2.0, 1.0, 0.0], [0.5, -0.5, 1.5], [0.0, 3.0, 2.0]])
+    labels = np.array([0, 0, 2, 1])
+    t = torch.tensor(logits, requires_grad=True)
+    ref = torch.nn.functional.multi_margin_loss(t, torch.tensor(labels), margin=1.0)
+    ref.backward()
+    with backend.active():
+        value, res = losses.multi_margin_fwd(backend.asarray(logits, dtype), backend.asarray(labels), margin=1.0)
+        grad = losses.multi_margin_bwd(res, 1.0)
+        assert value.dtype == backend.dtype(dtype) and grad.dtype == backend.dtype(dtype)
+        got_value, got_grad = float(value), to_numpy(grad)
+    assert got_value == pytest.approx(ref.item(), rel=1e-6)
+    np.testing.assert_allclose(got_grad, t.grad.numpy(), rtol=1e-6, atol=0)
