@@ -1,13 +1,14 @@
 """Suite-wide configuration: hypothesis profiles and the (backend, dtype) parametrization.
 
-Profiles: ``ci`` (derandomized, used when the CI variable is set), ``default`` (local runs) and
-``thorough`` (``pytest --thorough``: 10x the examples).
+Profiles: ``ci`` (derandomized, used when the CI variable is set), ``default`` (local runs),
+``thorough`` (``pytest --thorough``: 10x the examples) and ``mutation`` (``ci`` without shrinking,
+used when REFLIP_MUTATION is set: tools/mutation.py).
 """
 from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from reflip.audit.engine import PROFILES
 from reflip.testing.backends import DTYPES, available_backends
@@ -18,6 +19,10 @@ _COMMON = dict(deadline=None, print_blob=True,
 settings.register_profile("ci", max_examples=PROFILES["ci"], derandomize=True, database=None, **_COMMON)
 settings.register_profile("default", max_examples=PROFILES["default"], **_COMMON)
 settings.register_profile("thorough", max_examples=PROFILES["thorough"], **_COMMON)
+# A mutant only needs a failing example, not a small one: shrinking it can outlast mutmut's time
+# limit, which then reports a caught mutant as timed out.
+settings.register_profile("mutation", parent=settings.get_profile("ci"),
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 BACKENDS = available_backends()
 
@@ -29,6 +34,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if config.getoption("--thorough"):
         settings.load_profile("thorough")
+    elif os.environ.get("REFLIP_MUTATION"):
+        settings.load_profile("mutation")
     elif os.environ.get("CI"):
         settings.load_profile("ci")
     else:

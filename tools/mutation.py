@@ -12,8 +12,9 @@ checkout would write that folder among other people's files, and one table canno
 module its own tests. So each run copies the working tree (tracked and untracked, unignored
 files) to ``DIR/<module>`` (default ``/tmp/reflip-mutation``), replaces the copy's
 ``[tool.mutmut]`` table with the module's selection below, and runs ``mutmut run`` there with
-``CI=true`` (the derandomized hypothesis profile: a mutant's verdict does not depend on the
-run). The table in ``pyproject.toml`` itself is the whole-core run (every module below, the
+``CI=true`` and ``REFLIP_MUTATION=1`` (the derandomized hypothesis profile without shrinking:
+a mutant's verdict does not depend on the run, and a failing example fails at once instead of
+being shrunk past mutmut's time limit). The table in ``pyproject.toml`` itself is the whole-core run (every module below, the
 union of their tests): hours on 2 cores.
 
 The tests of a module are the files that check it against an independent oracle; mutmut then
@@ -146,7 +147,7 @@ def main(argv=None):
             _copy_tree(work)
             toml = work / "pyproject.toml"
             toml.write_text(_replace_table(toml.read_text(), _mutmut_table(args.module, work)))
-        env = dict(os.environ, CI="true")
+        env = dict(os.environ, CI="true", REFLIP_MUTATION="1")  # tests/conftest.py: no shrinking
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
                        cwd=work, env=env, check=False)
     counts, survivors = summarize(work)
