@@ -6,14 +6,17 @@ row (rows are independent [NN-14] (c)), and NumPy on the clean rows."""
 import json
 import math
 import pickle
+import re
 import time
 import traceback
 import warnings
+import zipfile
+from io import BytesIO
 
 import numpy as np
 import pytest
 
-from reflip import nn
+from reflip import nn, to_numpy
 from reflip._validate import MAX_ITERATIONS
 from reflip.bjorck import BjorckConvergenceError, BjorckConvergenceWarning
 from reflip.nn import certify, io, layers, lipschitz, losses, optim, train
@@ -493,3 +496,181 @@ def test_max_iterations_is_the_bound_used():
     assert MAX_ITERATIONS == 10_000
     _raises(ValueError, str(MAX_ITERATIONS), nn.Dense, 2, 2, "bjorck", n_iter=MAX_ITERATIONS + 1)
 
+
+
+def _archive(path, header, **entries):
+    """An ``.npz`` written by NumPy with ``header`` (JSON-encoded unless an array) stored
+    first as ``__model__``, then ``entries``."""
+    model = header if isinstance(header, np.ndarray) else np.asarray(json.dumps(header))
+    np.savez(path, __model__=model, **entries)
+    return path
+
+
+def _message(path, what):
+    """The one ValueError's full text for a file that is not a parameter file [NN-13]."""
+    return "^" + re.escape(f"{path}: {what}; expected a parameter file written by reflip.nn.save") + "$"
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda p: io.save(p, {"W": np.ones(2)}), TypeError,
+     "params must be a list of dicts of arrays (one per layer), got dict"),
+    (lambda p: io.save(p, [], model="net"), TypeError, "model must be a reflip.nn.Sequential or None, got str"),
+    (lambda p: io.save(p, [{}, [np.ones(2)]]), TypeError, "params[1] must be a dict, got list"),
+    (lambda p: io.save(p, [{"a/b": np.ones(2)}]), ValueError,
+     "params[0]['a/b']: parameter names must be identifiers (letters, digits, _)"),
+    (lambda p: io.save(p, [{}, {1: np.ones(2)}]), ValueError,
+     "params[1][1]: parameter names must be identifiers (letters, digits, _)"),
+    (lambda p: io.load(5), TypeError, "path must be a str or os.PathLike, got 5 (int)"),
+    (lambda p: io.model_from_config([]), TypeError, "config must be a dict (Sequential.config()), got list"),
+    (lambda p: io.model_from_config({"type": "Dense"}), ValueError,
+     "config: expected a Sequential description, got type 'Dense'"),
+    (lambda p: io.model_from_config({"type": "Sequential", "layers": "Dense"}), ValueError,
+     "config['layers'] must be a list of layer descriptions"),
+    (lambda p: io.model_from_config({"type": "Sequential", "layers": [{"in_features": 2}]}), ValueError,
+     "config['layers'][0] must be a dict with a 'type', got {'in_features': 2}"),
+    (lambda p: io.model_from_config({"type": "Sequential", "layers": [{"type": "Scale", "factor": 2.0, 1: 3}]}),
+     ValueError, "config['layers'][0]: keys must be strings, got [\"'factor'\", '1']"),
+])
+def test_save_and_model_from_config_messages(tmp_path, call, exc, words):
+    """[NN-13] the rule's messages in full: the argument, what it got, what was expected."""
+    path = tmp_path / "out.npz"
+    with pytest.raises(exc, match="^" + re.escape(words) + "$") as info:
+        call(path)
+    assert type(info.value) is exc
+    assert not path.exists()
+
+
+HEADER = {"format": "reflip.nn/1", "n_layers": 1}
+BAD_HEADERS = [
+    (np.asarray(["{}"]), "the '__model__' entry must be a JSON string, got an array of dtype <U2"),
+    (np.arange(3), "the '__model__' entry must be a JSON string, got an array of dtype int64"),
+    (np.asarray("{"), "the '__model__' entry is not valid JSON"),
+    ({"format": "reflip.nn/2", "n_layers": 0}, "unknown format 'reflip.nn/2', expected 'reflip.nn/1'"),
+    ({"n_layers": 0}, "unknown format None, expected 'reflip.nn/1'"),
+    ([1, 2], "unknown format 'list', expected 'reflip.nn/1'"),
+    ({"format": "reflip.nn/1", "n_layers": True}, "n_layers must be an integer in [0, 100000], got True"),
+    ({"format": "reflip.nn/1", "n_layers": "3"}, "n_layers must be an integer in [0, 100000], got '3'"),
+    ({"format": "reflip.nn/1", "n_layers": 2.0}, "n_layers must be an integer in [0, 100000], got 2.0"),
+    ({"format": "reflip.nn/1", "n_layers": -1}, "n_layers must be an integer in [0, 100000], got -1"),
+    ({"format": "reflip.nn/1", "n_layers": 100_001}, "n_layers must be an integer in [0, 100000], got 100001"),
+    ({"format": "reflip.nn/1"}, "n_layers must be an integer in [0, 100000], got None"),
+]
+
+
+@pytest.mark.parametrize("header, what", BAD_HEADERS, ids=range(len(BAD_HEADERS)))
+def test_bad_headers_say_what_is_wrong(tmp_path, header, what):
+    path = _archive(tmp_path / "bad.npz", header)
+    for reader in (io.load, io.load_model):
+        with pytest.raises(ValueError, match=_message(path, what)) as info:
+            reader(path)
+        assert type(info.value) is ValueError
+
+
+def test_layer_counts_at_their_bounds(tmp_path):
+    """[NN-13] n_layers in [0, MAX_LAYERS]: both ends load (an empty list; MAX_LAYERS empty
+    dicts, quickly)."""
+    assert io.MAX_LAYERS == 100_000
+    io.save(tmp_path / "none.npz", [])
+    assert io.load(tmp_path / "none.npz") == []
+    path = _archive(tmp_path / "most.npz", {"format": "reflip.nn/1", "n_layers": io.MAX_LAYERS})
+    start = time.perf_counter()
+    params = io.load(path)
+    assert time.perf_counter() - start < 2.0
+    assert len(params) == io.MAX_LAYERS and all(p == {} for p in params)
+
+
+def _npy_bytes(a):
+    buffer = BytesIO()
+    np.save(buffer, a)
+    return buffer.getvalue()
+
+
+def test_bad_entries_say_what_is_wrong(tmp_path):
+    w = np.ones((2, 2))
+    for entries, what in [({"junk": w}, "unexpected entry 'junk'"), ({"1/W": w}, "unexpected entry '1/W'"),
+                          ({"0/W": w, "0/b.x": w[0]}, "unexpected entry '0/b.x'")]:
+        path = _archive(tmp_path / "bad.npz", HEADER, **entries)
+        with pytest.raises(ValueError, match=_message(path, what)):
+            io.load(path)
+    # A .npy whose data is cut short: NumPy's ValueError, no pickle involved.
+    path = tmp_path / "short.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("0/W.npy", _npy_bytes(w)[:-8])
+        archive.writestr("__model__.npy", _npy_bytes(np.asarray(json.dumps(HEADER))))
+    with pytest.raises(ValueError, match=_message(path, "entry '0/W' is not a valid .npy array")):
+        io.load(path)
+
+
+def test_entries_after_the_header_are_read(tmp_path):
+    """np.savez keeps the order it is given: a header stored first still leaves every entry read."""
+    w, b = RNG.standard_normal((3, 2)), RNG.standard_normal(3).astype(np.float32)
+    path = _archive(tmp_path / "first.npz", {"format": "reflip.nn/1", "n_layers": 2}, **{"0/W": w, "1/b": b})
+    assert list(np.load(path).files)[0] == "__model__"
+    params = io.load(path)
+    assert [sorted(p) for p in params] == [["W"], ["b"]]
+    assert np.array_equal(params[0]["W"], w)
+    assert params[1]["b"].dtype == np.float32 and np.array_equal(params[1]["b"], b)
+
+
+def test_load_into_another_array_module(tmp_path):
+    """``xp=``: the arrays come back as arrays of that module, unchanged (load and load_model)."""
+    import array_api_strict as xps
+
+    path, params = _good_file(tmp_path)
+    for loaded in (io.load(path, xp=xps), io.load_model(path, xp=xps)[1]):
+        for a, b in zip(loaded, params, strict=True):
+            assert set(a) == set(b)
+            for k in a:
+                assert type(a[k]).__module__.startswith("array_api_strict"), type(a[k])
+                assert np.array_equal(to_numpy(a[k]), b[k])
+    assert all(type(a).__module__ == "numpy" for p in io.load(path) for a in p.values())
+
+
+def test_corrupt_archive_messages_in_full(tmp_path):
+    files = _corrupt_files(tmp_path)
+    plain = tmp_path / "plain.npz"
+    plain.write_bytes(b"hello world, not a zip")
+    for path, what in [
+        (files["empty"], "the file is empty"),
+        (plain, "not an .npz archive: it does not start with a zip header"),
+        (files["npy"], "not an .npz archive (a .npy file: one array, no model description): it does not start "
+                       "with a zip header"),
+        (files["bad-crc"], "a corrupted or truncated .npz archive (BadZipFile: Bad CRC-32 for file '0/W.npy')"),
+    ]:
+        with pytest.raises(ValueError, match=_message(path, what)):
+            io.load(path)
+
+
+def test_a_message_mentioning_pickle_is_never_passed_on(tmp_path):
+    """[NN-13] NumPy's and zipfile's messages reach the user only when they say nothing about
+    pickles: an entry named ``pickle`` whose data fails its CRC is reported as unreadable."""
+    w = RNG.standard_normal((2, 2))
+    path = _archive(tmp_path / "crc.npz", HEADER, **{"0/pickle": w})
+    good = path.read_bytes()
+    at = good.index(w.tobytes()) + 3
+    path.write_bytes(good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1:])
+    with pytest.raises(ValueError, match=_message(path, "a corrupted or truncated .npz archive (BadZipFile: "
+                                                        "unreadable entry)")):
+        io.load(path)
+
+
+def test_model_descriptions_that_do_not_fit_the_parameters(tmp_path):
+    """[NN-13] load_model checks the parameters against the model it builds: the layer count,
+    then the shapes, naming the layer; a description that builds no model names its error."""
+    dense = nn.Dense(2, 3).config()
+    files = _corrupt_files(tmp_path)
+    for header, entries, what in [
+        ({"format": "reflip.nn/1", "n_layers": 1,
+          "model": {"type": "Sequential", "layers": [dense, {"type": "Scale", "factor": 2.0}]}},
+         {"0/W": np.ones((3, 2)), "0/b": np.ones(3)}, "the model has 2 layers but the file 1 parameter entries"),
+        ({"format": "reflip.nn/1", "n_layers": 1, "model": {"type": "Sequential", "layers": [dense]}},
+         {"0/W": np.ones((3, 3)), "0/b": np.ones(3)},
+         "params[0] of Dense(2, 3, constraint='none') has shapes {'W': (3, 3), 'b': (3,)}, expected "
+         "{'W': (3, 2), 'b': (3,)}"),
+    ]:
+        path = _archive(tmp_path / "misfit.npz", header, **entries)
+        with pytest.raises(ValueError, match="^" + re.escape(f"{path}: {what}") + "$"):
+            io.load_model(path)
+    with pytest.raises(ValueError, match=re.escape(f"{files['bad-model']}: the model description does not build a "
+                                                   f"model (ValueError: config['layers'][0] (Dense): n_iter")):
+        io.load_model(files["bad-model"])
