@@ -767,23 +767,26 @@ def _with_gram_corner(target, dtype, lead=()):
     return w, float(a * a)
 
 
-@pytest.mark.parametrize("lead", [(), (2, 1)])
+@pytest.mark.parametrize("lead", [(), (2, 1), "wide"])
 @pytest.mark.parametrize("margin", [0.1, 0.5])
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 def test_certificate_slack_at_its_boundary(dt, margin, lead):
     """[BJ-6] the bound times (1 + 4 N eps) must stay below r^2 = 3: a bound planted (1 - margin)
     slacks below r^2 (so that bound * (1 + slack) > r^2) is refused, at every power (the slack
     grows with k), and one planted (1 + margin) slacks below is accepted; N is the Gram's size
-    (4), also for a 4-d stack whose second axis has length 1; eps is the input's dt's."""
+    (4), also for a 4-d stack whose second axis has length 1, and for the 4 x 6 wide matrix
+    (diag | 0), whose Gram matrix is the smaller one, 4 x 4 [BJ-4]; eps is the input dtype's."""
     r2 = basin_radius(1, 0.5) ** 2
     s = _slack(1, 4, dt)
-    w, planted = _with_gram_corner(r2 * (1 - (1 - margin) * s), dt, lead)
-    assert abs(planted / (r2 * (1 - (1 - margin) * s)) - 1) < 0.05 * s
+
+    def planted_matrix(target):
+        w, planted = _with_gram_corner(target, dt, () if lead == "wide" else lead)
+        assert abs(planted / target - 1) < 0.05 * s
+        return np.concatenate([w, np.zeros((4, 2), dt)], axis=-1) if lead == "wide" else w
+
     with pytest.raises(ValueError, match=r"scaling='none': cannot certify"):
-        bjorck(w, scaling="none", n_iter=1, **QUIET)
-    w, planted = _with_gram_corner(r2 * (1 - (1 + margin) * s), dt, lead)
-    assert abs(planted / (r2 * (1 - (1 + margin) * s)) - 1) < 0.05 * s
-    bjorck(w, scaling="none", n_iter=1, **QUIET)
+        bjorck(planted_matrix(r2 * (1 - (1 - margin) * s)), scaling="none", n_iter=1, **QUIET)
+    bjorck(planted_matrix(r2 * (1 - (1 + margin) * s)), scaling="none", n_iter=1, **QUIET)
 
 
 def test_certificate_refuses_a_slackened_bound_equal_to_r2():
@@ -1063,3 +1066,126 @@ def test_report_threshold_without_tol_is_that_of_the_dtype(dt):
     assert res.info.tol == math.sqrt(float(np.finfo(dt).eps))
     _, info = bjorck(w, n_iter=30, return_info=True)
     assert info.tol == math.sqrt(float(np.finfo(dt).eps))
+
+
+# Validation messages and the convergence report [BJ-7] [BJ-10].
+
+
+def test_non_finite_w_message_in_full():
+    """The finiteness check names the cause and the way out, word for word."""
+    with pytest.raises(ValueError, match=r"^w must be finite \(it contains NaN or inf\); pass check_finite=False "
+                       r"to skip this check and let NaN propagate$"):
+        bjorck(np.array([[1.0, np.inf], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("tol", [1.0, 1.5])
+def test_tol_of_one_or_more_is_refused(tol):
+    """[BJ-7] tol must be < 1: a residual ||Y^T Y - I||_F >= 1 allows a zero singular value."""
+    with pytest.raises(ValueError, match=r"^tol must be < 1 \(a residual \|\|Y\^T Y - I\|\|_F >= 1 allows zero "
+                       rf"singular values\), got {tol}$"):
+        bjorck(np.eye(2), tol=tol)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_tf32_mixed_is_refused_on_numpy(dt):
+    """precision="tf32-mixed" needs a float32 CuPy array: NumPy arrays of either dtype are refused
+    with the parameter, what it needs and what it got named."""
+    w = np.eye(3, dtype=dt)
+    for op in (bjorck, bjorck_fwd):
+        with pytest.raises(ValueError, match=r"^precision='tf32-mixed' needs a float32 CuPy array \(TF32 is a GPU "
+                           rf"tensor-core mode\), got a {np.dtype(dt).name} array of \S*numpy; use "
+                           r"precision='default'$"):
+            op(w, precision="tf32-mixed")
+
+
+def _with_residual(e, lead=()):
+    """A 6 x 4 matrix (in a stack of shape ``lead``) with ``A^T A = diag(fl(1 + e), 1, 1, 1)``
+    exactly (column 0 is (1, sqrt(e/2), sqrt(e/2), 0, 0, 0), the others unit vectors), so that
+    ``||A^T A - I||_F = fl(1 + e) - 1``; ``e = 2^-25`` is exact (1 + 2^-26 + 2^-26)."""
+    t = math.sqrt(e / 2)
+    a = np.zeros((6, 4))
+    a[:3, 0] = (1.0, t, t)
+    a[3, 1] = a[4, 2] = a[5, 3] = 1.0
+    return np.tile(a, (*lead, 1, 1))
+
+
+@pytest.mark.parametrize("lead", [(), (1,)])
+def test_report_threshold_sqrt_n_eps_at_its_boundary(lead):
+    """[BJ-10] without tol a residual above sqrt(N eps) is reported, N = min(m, n) of each matrix
+    (4 here, also in a stack of one): with N = 4 and float64, sqrt(N eps) = 2^-25 exactly. On
+    n_iter=0 with scaling="none" (the input is the result) a residual 2^-25 (exactly) and
+    0.9 * 2^-25 are silent, 1.1 * 2^-25 warns, naming the Björck iteration."""
+    thr = 2.0**-25
+    assert math.sqrt(4 * np.finfo(np.float64).eps) == thr
+    for e in (thr, 0.9 * thr):
+        w = _with_residual(e, lead)
+        y, info = bjorck(w, n_iter=0, scaling="none", return_info=True)
+        assert info.residual == pytest.approx(e, rel=1e-6) and (e != thr or np.all(info.residual == thr))
+        np.testing.assert_array_equal(y, w)
+    with pytest.warns(BjorckConvergenceWarning, match=r"^Björck iteration did not converge in n_iter=0 iterations: "
+                      r"\|\|Y\^T Y - I\|\|_F = 3.28e-08 > 2.98e-08 = sqrt\(N eps\) \[BJ-10\]"):
+        bjorck(_with_residual(1.1 * thr, lead), n_iter=0, scaling="none")
+
+
+def test_missed_tol_message_names_the_bjorck_iteration():
+    """[BJ-7] the report of a missed tol starts with the iteration's name."""
+    with pytest.raises(BjorckConvergenceError, match=r"^Björck iteration did not reach tol=1e-06 in n_iter=2 "
+                       r"iterations: \|\|Y\^T Y - I\|\|_F = "):
+        bjorck(_with_singular_values([1.0, 1e-3], 3, 2), tol=1e-6, n_iter=2, on_nonconvergence="raise")
+
+
+# The scalings [BJ-6] (reflip/bjorck.py, _scale, _validated).
+
+
+def test_frobenius_scaling_is_per_matrix_of_a_stack():
+    """[BJ-6] each matrix of a stack is divided by its own norm: 2^900 W and 2^-900 W in one stack
+    both give the polar factor of W (a common divisor would flush the small one to zero)."""
+    w = RNG.standard_normal((4, 3))
+    y = bjorck(np.stack([2.0**900 * w, 2.0**-900 * w]), n_iter=40)
+    np.testing.assert_allclose(y, np.stack([_polar(w)] * 2), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (2, 3, 5), (2, 5, 3)])
+def test_sqrt_mn_scaling_divides_by_sqrt_mn(shape):
+    """[BJ-6] with n_iter=0 the result is the scaled input: w / sqrt(m n) for scaling="sqrt_mn"
+    (sqrt(m n) = 2 for 2 x 2; m, n of each matrix of a stack, wide or tall), and the residuals
+    hold the divisor per matrix, shape (..., 1, 1)."""
+    w = RNG.standard_normal(shape)
+    m, n = shape[-2:]
+    y, res = bjorck_fwd(w, scaling="sqrt_mn", n_iter=0, **QUIET)
+    np.testing.assert_array_equal(y, w / math.sqrt(m * n))
+    assert res.scale.shape == (*shape[:-2], 1, 1) and np.all(res.scale == math.sqrt(m * n))
+
+
+@pytest.mark.parametrize("scaling", ["none", "sqrt_mn"])
+def test_constant_scalings_keep_float32(scaling):
+    """[BJ-6] the constant divisor of "none"/"sqrt_mn" is held in the input's dtype: float32 in,
+    float32 out, derivatives included."""
+    q = haar_orthogonal(RNG, 4)
+    w = (q if scaling == "none" else 4.0 * q).astype(np.float32)
+    y, res = bjorck_fwd(w, scaling=scaling, n_iter=3, **QUIET)
+    assert res.scale.dtype == np.float32
+    g = np.ones_like(w)
+    for out in (y, bjorck_bwd(res, g), bjorck_jvp(res, g)):
+        assert out.dtype == np.float32
+
+
+def test_no_certificate_without_iterations():
+    """[BJ-6] n_iter=0 returns the scaled input and iterates nothing, so no basin is needed:
+    scaling="none" returns w itself even outside the basin; from one iteration on it is refused."""
+    w = np.diag([3.0, 0.5])
+    np.testing.assert_array_equal(bjorck(w, scaling="none", n_iter=0, **QUIET), w)
+    with pytest.raises(ValueError, match="cannot certify"):
+        bjorck(w, scaling="none", n_iter=1, **QUIET)
+
+
+def test_certificate_is_of_the_scaled_input():
+    """[BJ-6] the certificate is of w / sqrt(m n) for "sqrt_mn": 2 Q (sigma = 2, outside the
+    basin unscaled) is accepted as 2 Q / 4, and gives Q."""
+    q = haar_orthogonal(RNG, 4)
+    np.testing.assert_allclose(bjorck(2.0 * q, scaling="sqrt_mn", n_iter=12), q, atol=1e-13)
+
+
+def test_coefficients_default_to_order_one_beta_half():
+    """[BJ-2] bjorck_coefficients() is order 1, beta 1/2: (3/2, -1/2)."""
+    assert bjorck_coefficients() == (1.5, -0.5)
