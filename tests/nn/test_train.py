@@ -497,3 +497,37 @@ def test_multi_margin_at_the_kink_on_every_backend(backend, dtype):
         got_value, got_grad = float(value), to_numpy(grad)
     assert got_value == pytest.approx(ref.item(), rel=1e-6)
     np.testing.assert_allclose(got_grad, t.grad.numpy(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("fwd", [losses.multi_margin_fwd, losses.cross_entropy_fwd])
+def test_logits_and_labels_checked_by_name(fwd):
+    """[NN-7] one example and two classes are valid, every label of ``[0, C)`` included; bad
+    logits, label dtypes, shapes and ranges are refused with the documented messages."""
+    torch = pytest.importorskip("torch")
+    ref = {losses.multi_margin_fwd: torch.nn.functional.multi_margin_loss,
+           losses.cross_entropy_fwd: torch.nn.functional.cross_entropy}[fwd]
+    for logits, labels in [(np.array([[0.3, -0.2]]), np.array([1])),
+                           (np.array([[0.3, -0.2], [1.0, 0.5], [-1.0, 2.0]]), np.array([0, 1, 0])),
+                           (np.arange(12.0).reshape(3, 4) / 5, np.array([3, 0, 2]))]:
+        expected = ref(torch.tensor(logits), torch.tensor(labels)).item()
+        assert float(fwd(logits, labels)[0]) == pytest.approx(expected, rel=1e-14)
+    logits = np.zeros((3, 4))
+    cases = [
+        (np.zeros((0, 4)), np.zeros(0, np.int64), ValueError,
+         r"^logits must have shape \(batch, classes\) with batch >= 1 and classes >= 2, got \(0, 4\)$"),
+        (np.zeros((3, 4, 2)), np.zeros(3, np.int64), ValueError, r"^logits must have shape .* got \(3, 4, 2\)$"),
+        (np.zeros(3), np.zeros(3, np.int64), ValueError, r"^logits must have shape .* got \(3,\)$"),
+        (np.zeros((3, 4), np.int64), np.zeros(3, np.int64), TypeError, r"^logits must have dtype float32 or float64"),
+        (logits, np.zeros(3), TypeError, r"^labels must be an integer array, got dtype float64$"),
+        (logits, np.zeros(2, np.int64), ValueError,
+         r"^labels must have shape \(3,\) to match logits \(3, 4\), got \(2,\)$"),
+        (logits, np.zeros((3, 1), np.int64), ValueError, r"^labels must have shape \(3,\) to match logits \(3, 4\), "
+                                                         r"got \(3, 1\)$"),
+        (logits, np.array([-1, 0, 2]), ValueError,
+         r"^labels must lie in \[0, 4\) for 4 classes, got values from -1 to 2$"),
+        (logits, np.array([1, 4, 2]), ValueError,
+         r"^labels must lie in \[0, 4\) for 4 classes, got values from 1 to 4$"),
+    ]
+    for bad_logits, bad_labels, exc, message in cases:
+        with pytest.raises(exc, match=message):
+            fwd(bad_logits, bad_labels)
