@@ -3,6 +3,7 @@ every input Jacobian for random constrained networks [NN-3] [NN-4]; C2 for ortho
 GroupSort networks [NN-5]; ReLU networks lose gradient norm and their unit activity [NN-6]."""
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -176,3 +177,173 @@ def test_unit_activity_against_recomputed_preactivations():
         assert entry["never"] == pytest.approx(np.mean(np.all(h <= 0, axis=0)))
         assert entry["always"] == pytest.approx(np.mean(np.all(h > 0, axis=0)))
     assert got[0]["never"] >= 1 / 8 and got[0]["always"] >= 1 / 8
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments, defaults, dtypes and boundaries of the diagnostics.
+
+def _small_net(dtype="float64"):
+    model = nn.Sequential([nn.Dense(3, 6, "bjorck", n_iter=10), nn.Activation("group_sort", group_size=3),
+                           nn.Dense(6, 2, "linf")])
+    return model, model.init(seed=1, dtype=dtype)
+
+
+def test_input_only_backward_passes(monkeypatch):
+    """[NN-2] Jacobians and input gradients come from input-only backward passes (the cheap
+    path that skips the weight VJPs): every backward call passes input_only=True."""
+    seen = []
+    original = nn.Sequential.backward
+
+    def spy(self, residuals, y_bar, *, input_only=False):
+        seen.append(input_only)
+        return original(self, residuals, y_bar, input_only=input_only)
+
+    monkeypatch.setattr(nn.Sequential, "backward", spy)
+    model, params = _small_net()
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    lipschitz.jacobians(model, params, x)
+    lipschitz.input_gradients(model, params, x, output=1)
+    assert seen == [True, True, True]
+
+
+def test_float32_in_float32_out():
+    """float32 inputs and parameters give float32 Jacobians and gradients (one index or one
+    per example), equal to the float64 ones to float32 accuracy."""
+    model, p32 = _small_net("float32")
+    p64 = [{k: v.astype(np.float64) for k, v in par.items()} for par in p32]
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    jac = lipschitz.jacobians(model, p32, x.astype(np.float32))
+    assert jac.dtype == np.float32
+    np.testing.assert_allclose(jac, lipschitz.jacobians(model, p64, x), rtol=1e-4, atol=1e-5)
+    for output in (1, np.array([0, 1, 1, 0, 1])):
+        g = lipschitz.input_gradients(model, p32, x.astype(np.float32), output=output)
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, lipschitz.input_gradients(model, p64, x, output=output), rtol=1e-4, atol=1e-5)
+
+
+def test_output_forms_and_messages():
+    """output: a Python or NumPy integer picks one output for every example (a NumPy scalar is
+    not an index array); one index per example; out-of-range and misshapen ones are refused,
+    naming output, what it got and what is expected."""
+    model, params = _small_net()
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    jac = lipschitz.jacobians(model, params, x)
+    for output in (1, np.int64(1), np.int32(1)):
+        np.testing.assert_array_equal(lipschitz.input_gradients(model, params, x, output=output), jac[:, 1])
+    labels = np.array([0, 1, 1, 0, 1], dtype=np.int32)
+    np.testing.assert_array_equal(lipschitz.input_gradients(model, params, x, output=labels), jac[np.arange(5), labels])
+    bad = [(-1, r"^output must be >= 0, got -1$"), (2, r"^output must be <= 1, got 2$"),
+           (np.array([0, 1]), r"^output must be an int or an integer array of shape \(5,\) \(one index per example\), "
+                              r"got shape \(2,\)$"),
+           (np.array([0, 1, 2, 0, 1]), r"^output indices must lie in \[0, 2\) for 2 outputs, got values from 0 to 2$"),
+           (np.array([-1, 1, 1, 0, 1]),
+            r"^output indices must lie in \[0, 2\) for 2 outputs, got values from -1 to 1$")]
+    for output, words in bad:
+        with pytest.raises(ValueError, match=words):
+            lipschitz.input_gradients(model, params, x, output=output)
+
+
+def test_pair_ratios_arguments_and_defaults():
+    """[NN-4] the defaults (len(x) pairs, seed 0) are the explicit call, a seed is
+    reproducible; n_pairs counts the pairs (1 and 100 included); two rows suffice; the
+    lower bound is the maximum ratio with the same arguments; bad arguments are refused with
+    messages naming them."""
+    model, params = _small_net()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 3))
+    base = lipschitz.pair_ratios(model, params, x)
+    assert base.shape == (7,)
+    np.testing.assert_array_equal(base, lipschitz.pair_ratios(model, params, x, None, 2, None, 7, 0))
+    np.testing.assert_array_equal(lipschitz.pair_ratios(model, params, x, seed=5),
+                                  lipschitz.pair_ratios(model, params, x, seed=5))
+    assert np.any(lipschitz.pair_ratios(model, params, x, seed=1) != base)
+    assert lipschitz.pair_ratios(model, params, x, n_pairs=1).shape == (1,)
+    assert lipschitz.pair_ratios(model, params, x, n_pairs=100).shape == (100,)
+    assert lipschitz.pair_ratios(model, params, x[:2], n_pairs=5).shape == (5,)
+    x2 = rng.standard_normal((7, 3))
+    for kw in ({}, {"seed": 5}, {"n_pairs": 1}, {"n_pairs": 3, "seed": 2}):
+        assert lipschitz.pair_lower_bound(model, params, x, **kw) == lipschitz.pair_ratios(model, params, x, **kw).max()
+    assert lipschitz.pair_lower_bound(model, params, x, x2) == lipschitz.pair_ratios(model, params, x, x2).max()
+    assert lipschitz.pair_lower_bound(model, params, x, x2) != lipschitz.pair_lower_bound(model, params, x)
+    assert lipschitz.pair_lower_bound(model, params, x, seed=5) != lipschitz.pair_lower_bound(model, params, x)
+    torch = pytest.importorskip("torch")
+    bad = [((x[:1],), {}, ValueError,
+            r"^x must have at least 2 rows to draw pairs from \(or pass x2\), got shape \(1, 3\)$"),
+           ((x[0],), {}, ValueError, r"^x must have at least 2 dimension\(s\), got shape \(3,\)$"),
+           ((x,), {"n_pairs": 0}, ValueError, r"^n_pairs must be >= 1, got 0$"),
+           ((x, x2), {"n_pairs": 3}, ValueError,
+            r"^n_pairs applies when pairs are drawn from x alone; with x2 the pairs are \(x\[i\], x2\[i\]\), "
+            r"got n_pairs=3$"),
+           ((x, x2[0]), {}, ValueError, r"^x2 must have at least 2 dimension\(s\), got shape \(3,\)$"),
+           ((x, x2[:3]), {}, ValueError, r"^x2 must have the shape of x \(7, 3\), got \(3, 3\)$"),
+           ((x, torch.tensor(x2)), {}, TypeError, r"^x, x2 must be arrays of one array library")]
+    for args, kw, exc, words in bad:
+        with pytest.raises(exc, match=words):
+            lipschitz.pair_ratios(model, params, *args, **kw)
+
+
+def test_pair_count_is_bounded_before_drawing(monkeypatch):
+    """[NN-4] n_pairs above 2**31 is refused before any index array is drawn; 2**31 itself is
+    within the bound (checked without drawing)."""
+    model, params = _small_net()
+    x = np.random.default_rng(0).standard_normal((4, 3))
+
+    def no_draw(seed):
+        raise AssertionError("drew pairs")
+
+    monkeypatch.setattr(lipschitz.np.random, "default_rng", no_draw)
+    with pytest.raises(ValueError, match=r"^n_pairs must be <= 2147483648, got 2147483649$"):
+        lipschitz.pair_ratios(model, params, x, n_pairs=2**31 + 1)
+    with pytest.raises(AssertionError, match="drew pairs"):
+        lipschitz.pair_ratios(model, params, x, n_pairs=2**31)
+
+
+def test_random_pairs_are_uniform_over_distinct_rows():
+    """[NN-4] four rows with six distinct pairwise ratios: every unordered pair of distinct
+    rows is drawn, each with frequency 1/6 (6000 draws)."""
+    x = np.array([[0.0], [1.0], [3.0], [7.0]])
+    model = nn.Sequential([nn.Dense(1, 1, "none"), nn.Activation("relu"), nn.Dense(1, 1, "none")])
+    params = [{"W": np.array([[1.0]]), "b": np.array([-2.0])}, {}, {"W": np.array([[1.0]]), "b": np.zeros(1)}]
+    # f(x) = max(x - 2, 0): ratios of the pairs {0,1}: 0, {0,2}: 1/3, {0,3}: 5/7, {1,2}: 1/2,
+    # {1,3}: 5/6, {2,3}: 1, all distinct.
+    ratios = lipschitz.pair_ratios(model, params, x, n_pairs=6000, seed=3)
+    values, counts = np.unique(np.round(ratios, 12), return_counts=True)
+    np.testing.assert_allclose(values, sorted([0, 1 / 3, 5 / 7, 1 / 2, 5 / 6, 1]), rtol=1e-12)
+    np.testing.assert_allclose(counts / 6000, 1 / 6, atol=0.025)
+
+
+def test_pair_ratio_at_distance_zero_and_one():
+    """[NN-4] a pair at distance 0 gives 0, even where f overflows to inf there; a pair at
+    distance exactly 1 gives ||f(a) - f(b)||; identical rows divide nothing by zero."""
+    model = nn.Sequential([nn.Dense(2, 1, "none")])
+    params = [{"W": np.array([[1.0, 1.0]]), "b": np.zeros(1)}]
+    a = np.array([[1e308, 1e308], [0.0, 0.0], [0.5, 0.25]])
+    b = np.array([[1e308, 1e308], [1.0, 0.0], [0.5, 0.25]])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow", RuntimeWarning)
+        warnings.filterwarnings("ignore", "invalid value encountered in subtract", RuntimeWarning)
+        ratios = lipschitz.pair_ratios(model, params, a, b)
+    np.testing.assert_array_equal(ratios, [0.0, 1.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(lipschitz.pair_ratios(model, params, a[1:], a[1:].copy()), [0.0, 0.0])
+
+
+def test_describe_statistics_and_messages():
+    """describe: float32 values are summarised in float64 (the mean to double accuracy); the
+    fraction at target is relative (|v - target| <= rtol |target|); with a NaN every statistic
+    is NaN under the same keys; target, rtol and values are named in messages."""
+    v = np.random.default_rng(0).uniform(0, 1, 1001).astype(np.float32)
+    d = lipschitz.describe(v)
+    assert d["mean"] == pytest.approx(math.fsum(v.astype(np.float64)) / v.size, rel=1e-15, abs=0)
+    assert d["n"] == 1001 and d["min"] == float(v.min()) and d["max"] == float(v.max())
+    near = lipschitz.describe(np.array([2.1, 2.3, 1.95]), target=2.0, rtol=0.1)
+    assert near["fraction_at_target"] == pytest.approx(2 / 3)
+    nan = lipschitz.describe(np.array([1.0, math.nan]))
+    assert set(nan) == set(d) and nan["n"] == 2
+    assert all(math.isnan(val) for key, val in nan.items() if key != "n")
+    for kw, exc, words in [({"target": "a"}, TypeError, r"^target must be a real number"),
+                           ({"rtol": -1.0}, ValueError, r"^rtol must be >= 0.0, got -1.0$"),
+                           ({"values": np.array([1, 2])}, TypeError, r"^values must have dtype float32 or float64")]:
+        with pytest.raises(exc, match=words):
+            lipschitz.describe(**{"values": v, **kw})
