@@ -1189,3 +1189,21 @@ def test_certificate_is_of_the_scaled_input():
 def test_coefficients_default_to_order_one_beta_half():
     """[BJ-2] bjorck_coefficients() is order 1, beta 1/2: (3/2, -1/2)."""
     assert bjorck_coefficients() == (1.5, -0.5)
+
+
+def test_bjorck_keeps_no_iterates():
+    """bjorck keeps no iterates (bjorck_fwd stores every (A_k, X_k) for the backward pass): its
+    peak memory is a few matrices, not one per iteration (NumPy reports to tracemalloc)."""
+    import tracemalloc
+
+    w = RNG.standard_normal((64, 64))
+    bjorck_fwd(w, n_iter=1, **QUIET)  # imports and caches outside the measurement
+    peaks = []
+    for op in (bjorck, bjorck_fwd):
+        tracemalloc.start()
+        try:
+            op(w, n_iter=30, **QUIET)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[0] < 15 * w.nbytes < 40 * w.nbytes < peaks[1]  # 30 stored pairs: 60 matrices
