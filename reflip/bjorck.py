@@ -612,7 +612,7 @@ def _warn_if_not_converged(res):
             f"backward='implicit' differentiates the limit U V^T, but the forward stopped at residual "
             f"||Y^T Y - I||_F = {res.info.max_residual:.3g} > {res.info.tol:.3g}: the gradient is not "
             f"accurate. Run more iterations or use backward='unrolled'",
-            BjorckConvergenceWarning, stacklevel=5)
+            BjorckConvergenceWarning, stacklevel=6)  # caller -> *_bwd/_jvp -> derivative -> ... -> here
 
 
 def _implicit_jacobian(res, t, xp):

@@ -695,6 +695,21 @@ def test_the_warning_is_shown_once_per_call_site():
     assert len(caught) == 2 and all(c.filename == __file__ for c in caught)
 
 
+def test_the_implicit_derivatives_warning_points_at_the_caller():
+    """[BJ-9] The implicit rule of a forward that had not converged warns at the caller's line of
+    bjorck_bwd/bjorck_jvp/polar_bwd/polar_jvp, not inside reflip."""
+    w = np.random.default_rng(0).standard_normal((5, 3))
+    y, res = bjorck_fwd(w, n_iter=2, backward="implicit", **QUIET)
+    _, pres = reflip.polar_fwd(w, n_iter=1, backward="implicit", on_nonconvergence="ignore")
+    g = np.ones_like(w)
+    for derivative, residuals in ((bjorck_bwd, res), (bjorck_jvp, res), (reflip.polar_bwd, pres),
+                                  (reflip.polar_jvp, pres)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            derivative(residuals, g)
+        assert [c.filename for c in caught] == [__file__], derivative.__name__
+
+
 def test_one_quadratic_step_from_the_threshold_reaches_the_floor():
     """[BJ-10] one order-1 step maps a residual rho to at most 3/4 rho^2 + O(rho^3): measured
     on an SVD-built Y whose singular values are spread around 1 (no reflip arithmetic

@@ -5,6 +5,7 @@ Usage (from the repository root, in the venv with ``pip install -e .[mutation]``
     python tools/mutation.py --list
     nice -n 19 python tools/mutation.py norms [--jobs 2] [--workdir DIR] [--resume]
     python tools/mutation.py norms --summary      # counts of an earlier run, no new run
+    python tools/mutation.py norms --recheck 30   # re-run 30 timed-out mutants without mutmut's limits
 
 Why a script and a scratch copy. mutmut 3 mutates the files in place of a ``mutants/`` folder
 beside ``pyproject.toml`` and reads one ``[tool.mutmut]`` table. Running it in the shared
@@ -14,8 +15,8 @@ files) to ``DIR/<module>`` (default ``/tmp/reflip-mutation``), replaces the copy
 ``[tool.mutmut]`` table with the module's selection below, and runs ``mutmut run`` there with
 ``CI=true`` and ``REFLIP_MUTATION=1`` (the derandomized hypothesis profile without shrinking:
 a mutant's verdict does not depend on the run, and a failing example fails at once instead of
-being shrunk past mutmut's time limit). The table in ``pyproject.toml`` itself is the whole-core run (every module below, the
-union of their tests): hours on 2 cores.
+being shrunk past mutmut's time limit). The table in ``pyproject.toml`` itself is the
+whole-core run (every module below, the union of their tests): hours on 2 cores.
 
 The tests of a module are the files that check it against an independent oracle; mutmut then
 runs, for each mutant, only those of them that call the mutated function. Counts come from
@@ -60,7 +61,8 @@ MODULES = {
 #: (docs/mutation.md).
 DESELECTED = {
     "bjorck": ["tests/test_bjorck.py::test_not_converged_warns_without_tol",
-               "tests/test_bjorck.py::test_the_warning_is_shown_once_per_call_site"],
+               "tests/test_bjorck.py::test_the_warning_is_shown_once_per_call_site",
+               "tests/test_bjorck.py::test_the_implicit_derivatives_warning_points_at_the_caller"],
 }
 
 #: mutmut's exit-code table (mutmut.stats.status_by_exit_code), folded into the four columns of
@@ -120,6 +122,47 @@ def summarize(workdir):
     return counts, survivors
 
 
+def recheck(workdir, module, sample, limit):
+    """Re-run timed-out (and never checked) mutants one at a time, outside mutmut's time limits.
+
+    mutmut's wall-clock limit is a multiple of the tests' measured time, so a busy machine turns
+    caught mutants into timeouts. Each mutant here runs the tests that mutmut maps to its function
+    (``pytest -x``, the mutants' copy, ``MUTANT_UNDER_TEST`` set as mutmut sets it) under a plain
+    ``limit`` in seconds: failed = killed, passed = survived, still running = timeout. ``sample``
+    (a count, taken in a fixed order) bounds the cost; 0 re-runs all. The verdicts are printed,
+    not written back into mutmut's files."""
+    sys.path.insert(0, str(workdir))
+    from mutmut.stats import status_by_exit_code  # noqa: PLC0415
+
+    stats = json.loads((workdir / "mutants" / "mutmut-stats.json").read_text())
+    tests_by_function = stats["tests_by_mangled_function_name"]
+    names = []
+    for meta in sorted((workdir / "mutants").rglob("*.py.meta")):
+        for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
+            if code is None or status_by_exit_code[code] == "timeout":
+                names.append(name)
+    chosen = names if not sample else names[::max(1, len(names) // sample)][:sample]
+    env = dict(os.environ, CI="true", REFLIP_MUTATION="1")
+    verdicts = Counter()
+    for name in chosen:
+        tests = sorted(tests_by_function.get(name.rsplit("__mutmut_", 1)[0], []))
+        if not tests:
+            verdicts["no tests"] += 1
+            print("no tests:", name, flush=True)
+            continue
+        try:
+            rc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                cwd=workdir / "mutants", env=dict(env, MUTANT_UNDER_TEST=name),
+                                capture_output=True, timeout=limit).returncode
+            verdict = "survived" if rc == 0 else "killed" if rc == 1 else f"error (pytest exit {rc})"
+        except subprocess.TimeoutExpired:
+            verdict = "timeout"
+        verdicts[verdict] += 1
+        print(f"{verdict}: {name}", flush=True)
+    print(json.dumps({"module": module, "timed out or unchecked": len(names), "rechecked": len(chosen),
+                      **verdicts}, sort_keys=True))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("module", nargs="?", choices=sorted(MODULES))
@@ -128,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/reflip-mutation"))
     parser.add_argument("--resume", action="store_true", help="keep an earlier copy and its results")
     parser.add_argument("--summary", action="store_true", help="only print an earlier run's counts")
+    parser.add_argument("--recheck", type=int, metavar="N", default=None,
+                        help="re-run N timed-out mutants of an earlier run without mutmut's limits (0: all)")
+    parser.add_argument("--recheck-limit", type=float, default=300.0, help="seconds per mutant (default 300)")
     args = parser.parse_args(argv)
     if args.list or args.module is None:
         for name, (files, tests) in MODULES.items():
@@ -139,6 +185,9 @@ def main(argv=None):
     except ImportError:
         parser.error(f"mutmut is not installed for {sys.executable}: pip install -e '.[mutation]'")
     work = args.workdir / args.module
+    if args.recheck is not None:
+        recheck(work, args.module, args.recheck, args.recheck_limit)
+        return 0
     if not args.summary:
         if work.exists() and not args.resume:
             shutil.rmtree(work)
