@@ -217,12 +217,13 @@ def test_mixed_mode_reaches_the_float32_residual(n_iter):
 
 def test_mixed_mode_checkpoint_and_jvp_recompute_the_same_iterates():
     """Recomputed iterates follow the same TF32/float32 schedule: checkpointed and stored
-    backward passes agree bit for bit."""
+    backward passes, and JVPs (which recompute the iterates in forward order), agree bit for bit."""
     w = _well_conditioned(96, seed=1)
     g = cupy.asarray(np.random.default_rng(2).standard_normal((96, 96)).astype(np.float32))
     _, res = reflip.bjorck_fwd(w, n_iter=10, precision="tf32-mixed")
     _, res_ck = reflip.bjorck_fwd(w, n_iter=10, precision="tf32-mixed", checkpoint=True)
     _same_bits(reflip.bjorck_bwd(res_ck, g), reflip.bjorck_bwd(res, g))
+    _same_bits(reflip.bjorck_jvp(res_ck, g), reflip.bjorck_jvp(res, g))
 
 
 def test_mixed_mode_rejects_float64_and_tol():
