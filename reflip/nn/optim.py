@@ -219,6 +219,11 @@ class AggMo(Optimizer):
         return {"velocities": [_zeros_like(params) for _ in self.betas]}
 
     def _update(self, params, grads, state, lr):
+        held = state.get("velocities")
+        if not isinstance(held, list) or len(held) != len(self.betas):
+            got = f"{len(held)} velocities" if isinstance(held, list) else f"velocities {type(held).__name__}"
+            raise ValueError(f"state must hold one velocity per beta ({len(self.betas)}, from this AggMo's "
+                             f"init or update), got {got}")
         vs = [tree_map(lambda v, g, b=b: b * v + g, v, grads)
               for b, v in zip(self.betas, state["velocities"], strict=True)]
         total = vs[0]

@@ -371,8 +371,10 @@ def test_aggmo_counts_steps_and_refuses_another_aggmo_state():
     # With the single beta 0 there is no memory: plain SGD on the schedule.
     expected = params[0]["W"] - sum(schedule(s) * grads[s][0]["W"] for s in range(5))
     np.testing.assert_allclose(got[0]["W"], expected, rtol=1e-14)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^state must hold one velocity per beta \(3, .*got 2 velocities$"):
         optim.AggMo(0.1).update(params, grads[0], optim.AggMo(0.1, (0.0, 0.9)).init(params))
+    with pytest.raises(ValueError, match=r"got velocities NoneType$"):
+        optim.AggMo(0.1).update(params, grads[0], optim.SGD(0.1).init(params))
 
 
 # ----------------------------------------------------------------------------------------------
