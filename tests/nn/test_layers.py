@@ -2,6 +2,8 @@
 forward = call = frozen model, inputs never modified, parameter files [NN-13]."""
 import copy
 import math
+import re
+import types
 
 import numpy as np
 import pytest
@@ -324,3 +326,68 @@ def test_freeze_keeps_bias_free_layers_and_unit_rows():
     assert row.shape == (1, 6)
     np.testing.assert_allclose(np.linalg.norm(row), 1.0, rtol=1e-15)
     np.testing.assert_allclose((row @ w.T).item(), np.linalg.norm(w), rtol=1e-15)  # along W: <u, W> = ||W||
+
+
+# ----------------------------------------------------------------------------------------------
+# Messages in full: the parameter named as itself, what it got, what was expected [NN-11]
+
+_ANY_XP = types.SimpleNamespace(asarray=np.asarray, zeros=np.zeros, float32=np.float32, float64=np.float64)
+_TINY = nn.Sequential([nn.Dense(3, 2)])
+_TINY_PARAMS = _TINY.init(seed=0)
+_DTYPE_ADVICE = (" (float16 and longdouble are refused: the tolerances and rounding bounds are derived for float32 "
+                 "and float64; convert with astype)")
+
+
+@pytest.mark.parametrize("call, exc, text", [
+    (lambda: nn.Dense(0, 3), ValueError, "in_features must be >= 1, got 0"),
+    (lambda: nn.Dense(3, 0), ValueError, "out_features must be >= 1, got 0"),
+    (lambda: nn.Dense(3, 3, "x"), ValueError,
+     "constraint must be one of ('bjorck', 'polar', 'linf', 'pinf', 'spectral', 'unit_row', 'none'), got 'x'"),
+    (lambda: nn.Dense(3, 3, bias=1), TypeError, "bias must be True or False, got 1 (int)"),
+    (lambda: nn.Dense(3, 3, init="x"), ValueError, "init must be one of ('orthogonal', 'normal'), got 'x'"),
+    (lambda: nn.Dense(3, 3, "bjorck", n_iter=10**30), ValueError, f"n_iter must be <= 10000, got {10**30}"),
+    (lambda: nn.Dense(3, 3, "pinf"), TypeError,
+     "Dense(constraint='pinf') needs the option p (1, 2 or math.inf): the input norm of the network, rows of "
+     "W_eff go to the dual-norm ball [PR-7]"),
+    (lambda: nn.Dense(3, 3, "spectral", u=np.ones(3)), TypeError,
+     "Dense(constraint='spectral') got unexpected option(s) ['u']; its options are ['n_iter', 'tol', 'convention']"),
+    (lambda: nn.Sequential([]), ValueError, "layers must hold at least one layer"),
+    (lambda: nn.Sequential([nn.Scale(1.0)]), ValueError,
+     "layers must include a Dense layer (it fixes the input width)"),
+    (lambda: nn.Sequential("ab"), TypeError, "layers must be a list or tuple of reflip.nn layers, got str"),
+    (lambda: _TINY.init(dtype="int32"), TypeError,
+     "dtype must be float32 or float64 (a dtype of numpy or its name), got 'int32'"),
+    (lambda: _TINY.init(dtype="int32", xp=_ANY_XP), TypeError,
+     f"dtype must be float32 or float64 (a dtype of {_ANY_XP} or its name), got 'int32'"),
+    (lambda: _TINY(_TINY_PARAMS, np.ones((2, 3), np.int64)), TypeError,
+     "x must have dtype float32 or float64, got int64" + _DTYPE_ADVICE),
+    (lambda: _TINY.backward(_TINY.forward(_TINY_PARAMS, np.ones((2, 3)))[1], np.ones((2, 2), np.int64)), TypeError,
+     "y_bar must have dtype float32 or float64, got int64" + _DTYPE_ADVICE),
+    (lambda: _TINY.backward(((),), np.ones((2, 2))), TypeError,
+     "residuals must be the SequentialResiduals of this model's forward, got tuple"),
+    (lambda: _TINY([[]], np.ones((2, 3))), ValueError,
+     "params[0] (Dense(3, 2, constraint='none')) must be a dict with keys ['W', 'b'], got list"),
+    (lambda: nn.Sequential([nn.Dense(3, 1, "unit_row")])([{"W": np.zeros((1, 3)), "b": np.zeros(1)}], np.ones((2, 3))),
+     ValueError, "constraint='unit_row': the weight row is zero, it has no direction"),
+])
+def test_messages_in_full(call, exc, text):
+    with pytest.raises(exc, match="^" + re.escape(text) + "$") as info:
+        call()
+    assert type(info.value) is exc
+
+
+def test_one_array_library_message_names_the_libraries():
+    xps = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match="^" + re.escape("x and params must be arrays of one array library, got arrays "
+                                                        "of ['array_api_strict._array_object', 'numpy']") + "$"):
+        _TINY(_TINY_PARAMS, xps.asarray(np.ones((2, 3))))
+
+
+@pytest.mark.parametrize("constraint", ["bjorck", "polar"])
+def test_iterative_constraints_default_to_ignoring_nonconvergence(constraint):
+    """Dense's documented default for Björck and polar: ``on_nonconvergence="ignore"``,
+    recorded in the options (repr, config) and overridable."""
+    assert nn.Dense(3, 3, constraint).options == {"on_nonconvergence": "ignore"}
+    assert nn.Dense(3, 3, constraint).config()["on_nonconvergence"] == "ignore"
+    assert nn.Dense(3, 3, constraint, on_nonconvergence="warn").options == {"on_nonconvergence": "warn"}
+    assert nn.Dense(3, 3, "spectral").options == {}
