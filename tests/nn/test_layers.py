@@ -346,6 +346,10 @@ _DTYPE_ADVICE = (" (float16 and longdouble are refused: the tolerances and round
     (lambda: nn.Dense(3, 3, bias=1), TypeError, "bias must be True or False, got 1 (int)"),
     (lambda: nn.Dense(3, 3, init="x"), ValueError, "init must be one of ('orthogonal', 'normal'), got 'x'"),
     (lambda: nn.Dense(3, 3, "bjorck", n_iter=10**30), ValueError, f"n_iter must be <= 10000, got {10**30}"),
+    (lambda: nn.Dense(10**30, 1), ValueError, f"in_features must be <= 2147483648, got {10**30}"),
+    (lambda: nn.Dense(1, 10**30), ValueError, f"out_features must be <= 2147483648, got {10**30}"),
+    (lambda: nn.Dense(2**16, 2**16), ValueError, "in_features * out_features must be <= 2147483648 (MAX_PARAMETERS, "
+                                                 "the entries of one weight), got 65536 * 65536 = 4294967296"),
     (lambda: nn.Dense(3, 3, "pinf"), TypeError,
      "Dense(constraint='pinf') needs the option p (1, 2 or math.inf): the input norm of the network, rows of "
      "W_eff go to the dual-norm ball [PR-7]"),
@@ -367,6 +371,12 @@ _DTYPE_ADVICE = (" (float16 and longdouble are refused: the tolerances and round
      "residuals must be the SequentialResiduals of this model's forward, got tuple"),
     (lambda: _TINY([[]], np.ones((2, 3))), ValueError,
      "params[0] (Dense(3, 2, constraint='none')) must be a dict with keys ['W', 'b'], got list"),
+    (lambda: _TINY([{"W": _TINY_PARAMS[0]["W"], 1: _TINY_PARAMS[0]["b"]}], np.ones((2, 3))), ValueError,
+     "params[0] (Dense(3, 2, constraint='none')) must be a dict with keys ['W', 'b'], got [1, 'W']"),
+    (lambda: _TINY([{"W": _TINY_PARAMS[0]["W"], "b": _TINY_PARAMS[0]["b"].astype(np.float32)}],
+                   np.ones((2, 3), np.float32)), TypeError,
+     "x has dtype float32 but the parameters have dtype float64; convert one of them (the model never mixes "
+     "precisions)"),
     (lambda: nn.Sequential([nn.Dense(3, 1, "unit_row")])([{"W": np.zeros((1, 3)), "b": np.zeros(1)}], np.ones((2, 3))),
      ValueError, "constraint='unit_row': the weight row is zero, it has no direction"),
 ])
@@ -391,3 +401,42 @@ def test_iterative_constraints_default_to_ignoring_nonconvergence(constraint):
     assert nn.Dense(3, 3, constraint).config()["on_nonconvergence"] == "ignore"
     assert nn.Dense(3, 3, constraint, on_nonconvergence="warn").options == {"on_nonconvergence": "warn"}
     assert nn.Dense(3, 3, "spectral").options == {}
+
+
+def test_init_seed_defaults_to_zero():
+    """``init(seed=0, xp=numpy, dtype="float64")``: the signature's defaults."""
+    model = _mlp("none")
+    default, zero = model.init(), model.init(seed=0, xp=np, dtype="float64")
+    assert all(np.array_equal(a[k], b[k]) and a[k].dtype == np.float64 for a, b in zip(default, zero, strict=True)
+               for k in a)
+
+
+def test_unit_row_of_a_short_row():
+    """``"unit_row"``: ``W / ||W||_2`` for any nonzero row, shorter than 1 too [NN-5]."""
+    layer = nn.Dense(3, 1, "unit_row")
+    np.testing.assert_allclose(layer.effective_weight({"W": np.array([[0.3, 0.4, 0.0]])}, np), [[0.6, 0.8, 0.0]],
+                               rtol=1e-15)
+    y, _ = layer.forward({"W": np.array([[0.0, 0.0, 1e-3]]), "b": np.zeros(1)}, np.array([[1.0, 2.0, 3.0]]), np)
+    np.testing.assert_allclose(y, [[3.0]], rtol=1e-15)
+
+
+def test_precision_is_checked_by_the_first_forward_pass():
+    """Dense's probe leaves ``precision`` out: it depends on the weights' backend and dtype, so a
+    GPU-only precision builds the layer and is refused by the first NumPy forward pass."""
+    layer = nn.Dense(3, 3, "bjorck", precision="tf32-mixed")
+    assert layer.options["precision"] == "tf32-mixed"
+    with pytest.raises(ValueError, match=r"^precision='tf32-mixed' needs a float32 CuPy array"):
+        layer.forward({"W": np.eye(3), "b": np.zeros(3)}, np.ones((2, 3)), np)
+
+
+def test_nan_rows_keep_the_cotangent_dtype():
+    """[NN-14] the NaN rows of x_bar are NaN of the model's dtype: a float32 model gives a
+    float32 x_bar, finite on the other rows."""
+    model = nn.Sequential([nn.Dense(3, 4), nn.Activation("max_min"), nn.Dense(4, 2)])
+    params = model.init(seed=0, dtype="float32")
+    x = RNG.standard_normal((3, 3)).astype(np.float32)
+    x[1, 0] = np.nan
+    y, res = model.forward(params, x)
+    x_bar, grads = model.backward(res, np.ones_like(y))
+    assert x_bar.dtype == np.float32 and all(g.dtype == np.float32 for p in grads for g in p.values())
+    assert np.all(np.isnan(x_bar[1])) and np.all(np.isfinite(x_bar[[0, 2]]))
