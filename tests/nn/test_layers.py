@@ -440,3 +440,19 @@ def test_nan_rows_keep_the_cotangent_dtype():
     x_bar, grads = model.backward(res, np.ones_like(y))
     assert x_bar.dtype == np.float32 and all(g.dtype == np.float32 for p in grads for g in p.values())
     assert np.all(np.isnan(x_bar[1])) and np.all(np.isfinite(x_bar[[0, 2]]))
+
+
+def test_integer_and_exponent_options_are_stored_as_python_numbers(tmp_path):
+    """``n_iter`` and ``p`` are checked and stored as Python ``int``/``float`` (``check_int``,
+    ``check_p``), so that NumPy scalars give the same config, JSON and all, and the model saves
+    and loads [NN-13]."""
+    model = nn.Sequential([nn.Dense(4, 6, "pinf", p=np.int64(2)), nn.Activation("max_min"),
+                           nn.Dense(6, 3, "bjorck", n_iter=np.int64(9))])
+    first, last = model.layers[0].options, model.layers[2].options
+    assert type(first["p"]) is float and first["p"] == 2.0
+    assert type(last["n_iter"]) is int and last["n_iter"] == 9
+    assert model.config() == nn.Sequential([nn.Dense(4, 6, "pinf", p=2.0), nn.Activation("max_min"),
+                                            nn.Dense(6, 3, "bjorck", n_iter=9)]).config()
+    params = model.init(seed=0)
+    nn.save(tmp_path / "net.npz", params, model)
+    assert nn.load_model(tmp_path / "net.npz")[0].config() == model.config()
