@@ -367,6 +367,8 @@ def test_attack_argument_messages():
         certify.pgd_attack(model, params, np.ones((4, 6), dtype=np.int64), labels, 0.1)
     with pytest.raises(TypeError, match=r"^labels must be an array"):
         certify.pgd_attack(model, params, x, [0, 1, 2, 0], 0.1)
+    with pytest.raises(TypeError, match=r"^x must be an array"):
+        certify.pgd_attack(model, params, x.tolist(), labels, 0.1)
     with pytest.raises(TypeError, match=r"^labels must be an array"):
         certify.margins(model(params, x), [0, 1, 2, 0])
     # x on the faces of the box is inside it; a small step size is valid.
