@@ -39,6 +39,8 @@ def to_numpy(x):
     """
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, np.generic):  # a NumPy scalar: array-API-like, but without __dlpack__
+        return np.asarray(x)
     if not is_array_api_obj(x):
         raise TypeError(f"x must be an array (NumPy, CuPy or any array-API array), got "
                         f"{type(x).__name__}; use numpy.asarray for Python sequences")

@@ -222,8 +222,9 @@ def unit_activity(model, params, x):
             active = res.layers[i].derivative  # 1.0 where the pre-activation is > 0
             count = xp.sum(active, axis=0)
             n, width = active.shape
-            never = float(xp.mean(xp.astype(count == 0, active.dtype)))
-            always = float(xp.mean(xp.astype(count == n, active.dtype)))
+            # Counted in integers and divided once in Python: a float32 mean would round 1/3.
+            never = int(xp.sum(xp.astype(count == 0, xp.int64))) / width
+            always = int(xp.sum(xp.astype(count == n, xp.int64))) / width
             out.append({"layer": i, "width": width,
                         "never": math.nan if undefined else never,
                         "always": math.nan if undefined else always})

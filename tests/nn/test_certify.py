@@ -469,3 +469,14 @@ def test_check_certificates_uses_q():
     report = certify.check_certificates(model, params, x, labels, eps, L, 2, math.inf, steps=2)
     assert report["certified"] == round(200 * certify.certified_accuracy(logits, labels, L, eps, 2, math.inf))
     assert report["certified"] != round(200 * certify.certified_accuracy(logits, labels, L, eps, 2, 2))
+
+
+@pytest.mark.parametrize("scalar", [np.float64(1.0), np.float32(1.0), np.int64(1)])
+def test_a_numpy_scalar_radius_is_a_number(scalar):
+    """``eps`` given as a NumPy scalar (what indexing a NumPy array of radii returns) is the
+    same radius as the Python number: the same certified accuracy, a scalar result."""
+    logits = np.array([[3.0, 0.0], [0.0, 0.5], [2.0, 0.0]])
+    labels = np.array([0, 1, 0])
+    want = certify.certified_accuracy(logits, labels, 1.0, 1.0, math.inf)
+    assert certify.certified_accuracy(logits, labels, 1.0, scalar, math.inf) == want
+
