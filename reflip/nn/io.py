@@ -85,6 +85,8 @@ def _entry(f, key):
             raise _Corrupt(f"entry {key!r} holds an object array (pickled Python objects), which "
                            f"reflip never loads") from None
         raise _Corrupt(f"entry {key!r} is not a valid .npy array") from None
+    if not isinstance(a, np.ndarray):  # NumPy hands back the raw bytes of a member without a .npy header
+        raise _Corrupt(f"entry {key!r} is not a valid .npy array")
     return a
 
 

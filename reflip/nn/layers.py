@@ -202,7 +202,9 @@ class Dense(Layer):
                 _constraint_fwd(self.constraint, probe, np.eye(2), _npx)
             except BjorckConvergenceError:
                 pass
-        return options
+        # NumPy scalars (radius=np.float32(2.0)) are stored as Python numbers, exactly: the
+        # config is then JSON (nn.save) and the repr the constructor call.
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()}
 
     # -- parameters
     def param_shapes(self):

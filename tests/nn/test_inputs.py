@@ -599,6 +599,15 @@ def test_bad_entries_say_what_is_wrong(tmp_path):
         archive.writestr("__model__.npy", _npy_bytes(np.asarray(json.dumps(HEADER))))
     with pytest.raises(ValueError, match=_message(path, "entry '0/W' is not a valid .npy array")):
         io.load(path)
+    # A member without the .npy header at all: NumPy returns its bytes, which are no array.
+    for key in ("__model__", "0/W"):
+        path = tmp_path / "raw.npz"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("0/W.npy", b"garbage" if key == "0/W" else _npy_bytes(w))
+            archive.writestr("__model__.npy", b"garbage" if key == "__model__" else
+                             _npy_bytes(np.asarray(json.dumps(HEADER))))
+        with pytest.raises(ValueError, match=_message(path, f"entry '{key}' is not a valid .npy array")):
+            io.load(path)
 
 
 def test_entries_after_the_header_are_read(tmp_path):

@@ -456,3 +456,17 @@ def test_integer_and_exponent_options_are_stored_as_python_numbers(tmp_path):
     params = model.init(seed=0)
     nn.save(tmp_path / "net.npz", params, model)
     assert nn.load_model(tmp_path / "net.npz")[0].config() == model.config()
+
+
+def test_numpy_scalar_options_are_stored_as_python_numbers(tmp_path):
+    """A real or boolean option given as a NumPy scalar (``radius=np.float32(2.0)``) is stored
+    as the Python number it equals: the config is JSON, so the model saves and loads [NN-13],
+    and the repr is the constructor call with plain numbers."""
+    layer = nn.Dense(4, 6, "linf", radius=np.float32(2.0))
+    assert type(layer.options["radius"]) is float and layer.options["radius"] == 2.0
+    assert "np." not in repr(layer)
+    bj = nn.Dense(6, 3, "bjorck", tol=np.float64(1e-3), check_finite=np.bool_(True))
+    assert type(bj.options["tol"]) is float and type(bj.options["check_finite"]) is bool
+    model = nn.Sequential([layer, nn.Activation("max_min"), bj])
+    nn.save(tmp_path / "net.npz", model.init(seed=0), model)
+    assert nn.load_model(tmp_path / "net.npz")[0].config() == model.config()
