@@ -71,10 +71,19 @@ _FOLD = {"killed": "killed", "caught by type check": "killed", "survived": "surv
          "timeout": "timeout"}
 
 
+def _deselect(module):
+    return [arg for test in DESELECTED.get(module, []) for arg in ("--deselect", test)]
+
+
+def _selection(module):
+    """The module's tests as pytest arguments, deselections included."""
+    return [*MODULES[module][1], *_deselect(module)]
+
+
 def _mutmut_table(module, root):
     files, tests = MODULES[module]
     tests = [t for t in tests if (root / t).exists()]  # a new test file may not exist yet
-    deselect = [arg for test in DESELECTED.get(module, []) for arg in ("--deselect", test)]
+    deselect = _deselect(module)
     lines = [
         "[tool.mutmut]",
         'source_paths = ["reflip"]',
@@ -122,13 +131,14 @@ def summarize(workdir):
     return counts, survivors
 
 
-def recheck(workdir, module, sample, limit):
+def recheck(workdir, module, sample, limit, whole=False):
     """Re-run timed-out (and never checked) mutants one at a time, outside mutmut's time limits.
 
     mutmut's wall-clock limit is a multiple of the tests' measured time, so a busy machine turns
     caught mutants into timeouts. Each mutant here runs the tests that mutmut maps to its function
     (``pytest -x``, the mutants' copy, ``MUTANT_UNDER_TEST`` set as mutmut sets it) under a plain
-    ``limit`` in seconds: failed = killed, passed = survived, still running = timeout. ``sample``
+    ``limit`` in seconds: failed = killed, passed = survived, still running = timeout. ``whole``
+    runs the module's whole selection instead (tests written after the run are in no map). ``sample``
     (a count, taken in a fixed order) bounds the cost; 0 re-runs all. The verdicts are printed,
     not written back into mutmut's files."""
     sys.path.insert(0, str(workdir))
@@ -145,7 +155,8 @@ def recheck(workdir, module, sample, limit):
     env = dict(os.environ, CI="true", REFLIP_MUTATION="1")
     verdicts = Counter()
     for name in chosen:
-        tests = sorted(tests_by_function.get(name.rsplit("__mutmut_", 1)[0], []))
+        tests = (_selection(module) if whole
+                 else sorted(tests_by_function.get(name.rsplit("__mutmut_", 1)[0], [])))
         if not tests:
             verdicts["no tests"] += 1
             print("no tests:", name, flush=True)
@@ -174,6 +185,8 @@ def main(argv=None):
     parser.add_argument("--recheck", type=int, metavar="N", default=None,
                         help="re-run N timed-out mutants of an earlier run without mutmut's limits (0: all)")
     parser.add_argument("--recheck-limit", type=float, default=300.0, help="seconds per mutant (default 300)")
+    parser.add_argument("--whole-selection", action="store_true",
+                        help="recheck with the module's whole test selection (tests newer than the run)")
     args = parser.parse_args(argv)
     if args.list or args.module is None:
         for name, (files, tests) in MODULES.items():
@@ -186,7 +199,7 @@ def main(argv=None):
         parser.error(f"mutmut is not installed for {sys.executable}: pip install -e '.[mutation]'")
     work = args.workdir / args.module
     if args.recheck is not None:
-        recheck(work, args.module, args.recheck, args.recheck_limit)
+        recheck(work, args.module, args.recheck, args.recheck_limit, args.whole_selection)
         return 0
     if not args.summary:
         if work.exists() and not args.resume:
@@ -196,7 +209,11 @@ def main(argv=None):
             _copy_tree(work)
             toml = work / "pyproject.toml"
             toml.write_text(_replace_table(toml.read_text(), _mutmut_table(args.module, work)))
-        env = dict(os.environ, CI="true", REFLIP_MUTATION="1")  # tests/conftest.py: no shrinking
+        # One BLAS thread: mutmut forks a worker per mutant from a process whose BLAS thread pool is
+        # already running, and a forked child that then calls a threaded BLAS product (matrices of
+        # a few hundred rows) waits forever on the pool's lock: a "timeout" that is not the mutant's.
+        env = dict(os.environ, CI="true", REFLIP_MUTATION="1",  # tests/conftest.py: no shrinking
+                   OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
                        cwd=work, env=env, check=False)
     counts, survivors = summarize(work)
