@@ -4,6 +4,7 @@ import copy
 import math
 import re
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -379,6 +380,8 @@ _DTYPE_ADVICE = (" (float16 and longdouble are refused: the tolerances and round
      "precisions)"),
     (lambda: nn.Sequential([nn.Dense(3, 1, "unit_row")])([{"W": np.zeros((1, 3)), "b": np.zeros(1)}], np.ones((2, 3))),
      ValueError, "constraint='unit_row': the weight row is zero, it has no direction"),
+    (lambda: nn.Activation("group_sort"), TypeError,
+     "Activation('group_sort') needs group_size (the size k of the sorted groups)"),
 ])
 def test_messages_in_full(call, exc, text):
     with pytest.raises(exc, match="^" + re.escape(text) + "$") as info:
@@ -470,3 +473,39 @@ def test_numpy_scalar_options_are_stored_as_python_numbers(tmp_path):
     model = nn.Sequential([layer, nn.Activation("max_min"), bj])
     nn.save(tmp_path / "net.npz", model.init(seed=0), model)
     assert nn.load_model(tmp_path / "net.npz")[0].config() == model.config()
+
+
+@pytest.mark.parametrize("constraint, other", [("bjorck", {"order": 10**30}), ("polar", {"degree": 10**30})])
+def test_n_iter_is_bounded_before_the_other_options(constraint, other):
+    """Dense bounds ``n_iter`` by MAX_ITERATIONS "before anything runs": the bound is the error
+    reported even when another option is wrong too."""
+    with pytest.raises(ValueError, match="^" + re.escape(f"n_iter must be <= 10000, got {10**30}") + "$"):
+        nn.Dense(3, 3, constraint, n_iter=10**30, **other)
+
+
+@pytest.mark.parametrize("layer", [nn.Activation("group_sort", group_size=3), nn.Activation("max_min"),
+                                   nn.Activation("full_sort"), nn.Activation("relu"), nn.Scale(2.0)])
+def test_output_width_of_an_unknown_width_is_unknown(layer):
+    """``Layer.output_width``: ``None`` (a width not known yet) gives ``None``, no divisibility check."""
+    assert layer.output_width(None, 0) is None
+    assert layer.output_width(6, 0) == 6
+
+
+def test_construction_probe_silences_only_the_convergence_warning(monkeypatch):
+    """Dense's option probe ignores Björck's convergence warning only (whether a 2 x 2 probe
+    converges says nothing of the real weights); any other warning reaches the caller."""
+    from reflip.bjorck import BjorckConvergenceWarning
+    from reflip.nn import layers as layers_module
+
+    real = layers_module._constraint_fwd
+
+    def warning_probe(*args):
+        warnings.warn("from the probe", UserWarning, stacklevel=2)
+        warnings.warn("not converged", BjorckConvergenceWarning, stacklevel=2)
+        return real(*args)
+
+    monkeypatch.setattr(layers_module, "_constraint_fwd", warning_probe)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nn.Dense(3, 3, "spectral")
+    assert [(w.category, str(w.message)) for w in caught] == [(UserWarning, "from the probe")]
