@@ -533,3 +533,24 @@ def test_logits_and_labels_checked_by_name(fwd):
     for bad_logits, bad_labels, exc, message in cases:
         with pytest.raises(exc, match=message):
             fwd(bad_logits, bad_labels)
+
+
+@pytest.mark.parametrize("loss", ["kr_dual", "multi_margin", "cross_entropy"])
+def test_value_bar_may_be_a_zero_dimensional_array(loss):
+    """[NN-7] ``value_bar``, the cotangent of the scalar loss, may be a 0-d float array (a loss
+    value itself): it is read back as the Python float it holds; an array of another shape, or a
+    0-d integer array, is refused naming ``value_bar``."""
+    logits, labels = RNG.standard_normal((3, 4)), np.array([0, 1, 3])
+    args = (logits[:, 0], logits[:2, 1]) if loss == "kr_dual" else (logits, labels)
+    _, res = getattr(losses, f"{loss}_fwd")(*args)
+    bwd = getattr(losses, f"{loss}_bwd")
+    expected = bwd(res, -0.75)
+    for value_bar in (np.array(-0.75), np.array(-0.75, np.float32)):
+        got = bwd(res, value_bar)
+        for a, b in zip(got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple)
+                        else (expected,), strict=True):
+            assert np.array_equal(a, b)
+    with pytest.raises(TypeError, match=r"^value_bar must be a real number, got array\(\[-0\.75\]\) \(ndarray\)$"):
+        bwd(res, np.array([-0.75]))
+    with pytest.raises(TypeError, match=r"^value_bar must have dtype float32 or float64, got int64"):
+        bwd(res, np.array(2))
