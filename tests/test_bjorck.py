@@ -1222,3 +1222,16 @@ def test_bjorck_keeps_no_iterates():
         finally:
             tracemalloc.stop()
     assert peaks[0] < 15 * w.nbytes < 40 * w.nbytes < peaks[1]  # 30 stored pairs: 60 matrices
+
+
+@pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
+def test_residual_of_every_matrix_of_a_4d_stack_in_its_dtype(float_dtype):
+    """[BJ-7] The report's residual is ``||Y^T Y - I||_F`` of each matrix of the stack, in the
+    input's dtype and with the stack's shape, however many batch axes (a 4-d stack whose axis 1
+    is not N included)."""
+    w = np.random.default_rng(5).standard_normal((2, 3, 6, 4)).astype(float_dtype)
+    y, info = bjorck(w, n_iter=3, return_info=True, **QUIET)
+    assert info.residual.dtype == float_dtype and info.residual.shape == (2, 3)
+    y64 = y.astype(np.float64)
+    want = np.linalg.norm(np.swapaxes(y64, -1, -2) @ y64 - np.eye(4), axis=(-2, -1))
+    np.testing.assert_allclose(info.residual, want, rtol=1e-4 if float_dtype == np.float32 else 1e-10)
