@@ -2,6 +2,7 @@
 and the closed form of the velocities, and the training loop [NN-9]: a toy task is learnt,
 runs are reproducible, clipping rescales, the callback runs when it should."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -554,3 +555,34 @@ def test_value_bar_may_be_a_zero_dimensional_array(loss):
         bwd(res, np.array([-0.75]))
     with pytest.raises(TypeError, match=r"^value_bar must have dtype float32 or float64, got int64"):
         bwd(res, np.array(2))
+
+
+@pytest.mark.parametrize("loss", ["multi_margin", "cross_entropy"])
+def test_classification_losses_refuse_logits_and_labels_by_name(loss):
+    """[NN-7] ``logits`` and ``labels`` are both arrays of one library: a list, or arrays of two
+    libraries, are refused with a ``TypeError`` naming the argument(s)."""
+    fwd = getattr(losses, f"{loss}_fwd")
+    logits, labels = RNG.standard_normal((3, 4)), np.array([0, 1, 3])
+    for name, args in (("logits", (logits.tolist(), labels)), ("labels", (logits, labels.tolist()))):
+        with pytest.raises(TypeError, match="^" + re.escape(f"{name} must be an array (NumPy, CuPy or any array-API "
+                                                            f"array), got list; convert with numpy.asarray") + "$"):
+            fwd(*args)
+    xps = pytest.importorskip("array_api_strict")
+    for args in ((xps.asarray(logits), labels), (logits, xps.asarray(labels))):
+        with pytest.raises(TypeError, match=r"^logits, labels must be arrays of one array library, got "):
+            fwd(*args)
+
+
+def test_loss_defaults_are_margin_one_and_value_bar_one():
+    """[NN-7] the signatures' defaults: ``margin=1.0`` (torch's multi_margin_loss default) and
+    ``value_bar=1.0`` for every backward pass."""
+    torch = pytest.importorskip("torch")
+    logits, labels = RNG.standard_normal((5, 3)), np.array([0, 1, 2, 2, 0])
+    value, res = losses.multi_margin_fwd(logits, labels)
+    assert float(value) == pytest.approx(torch.nn.functional.multi_margin_loss(
+        torch.tensor(logits), torch.tensor(labels)).item(), rel=1e-14)
+    assert np.array_equal(losses.multi_margin_bwd(res), losses.multi_margin_bwd(res, 1.0))
+    _, res = losses.cross_entropy_fwd(logits, labels)
+    assert np.array_equal(losses.cross_entropy_bwd(res), losses.cross_entropy_bwd(res, 1.0))
+    _, res = losses.kr_dual_fwd(logits[:, 0], logits[:3, 1])
+    assert all(np.array_equal(a, b) for a, b in zip(losses.kr_dual_bwd(res), losses.kr_dual_bwd(res, 1.0), strict=True))
