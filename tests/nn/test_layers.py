@@ -509,3 +509,59 @@ def test_construction_probe_silences_only_the_convergence_warning(monkeypatch):
         warnings.simplefilter("always")
         nn.Dense(3, 3, "spectral")
     assert [(w.category, str(w.message)) for w in caught] == [(UserWarning, "from the probe")]
+
+
+def test_check_params_messages_in_full():
+    """``Sequential.check_params``: one library, floating dtypes, one dtype, each refused with a
+    ``TypeError`` naming ``params``; ``check_model`` names ``model`` by default."""
+    from reflip.nn.model import check_model
+
+    w, b = _TINY_PARAMS[0]["W"], _TINY_PARAMS[0]["b"]
+    cases = [([{"W": w.astype(np.int64), "b": b.astype(np.int64)}],
+              "params must have dtype float32 or float64, got int64" + _DTYPE_ADVICE),
+             ([{"W": w.astype(np.float32), "b": b}],
+              "params mix dtypes float32 and float64; the model never mixes precisions")]
+    xps = pytest.importorskip("array_api_strict")
+    cases.append(([{"W": w, "b": xps.asarray(b)}], "params must be arrays of one array library, got arrays of "
+                                                   "['array_api_strict._array_object', 'numpy']"))
+    for params, text in cases:
+        with pytest.raises(TypeError, match="^" + re.escape(text) + "$"):
+            _TINY.check_params(params)
+    with pytest.raises(TypeError, match="^" + re.escape("model must be a reflip.nn.Sequential, got int") + "$"):
+        check_model(3)
+    with pytest.raises(TypeError, match="^" + re.escape("layers[1] must be a reflip.nn layer (Dense, Activation, "
+                                                        "Scale), got str") + "$"):
+        nn.Sequential([nn.Dense(3, 3), "relu"])
+
+
+def test_every_parameter_has_the_dtype_of_x():
+    """Every parameter array, the first one included, must have the dtype of ``x``."""
+    params = [{"W": _TINY_PARAMS[0]["W"], "b": _TINY_PARAMS[0]["b"].astype(np.float32)}]
+    with pytest.raises(TypeError, match=r"^x has dtype float32 but the parameters have dtype float64; "):
+        _TINY(params, np.ones((2, 3), np.float32))
+
+
+def test_widths_are_checked_before_the_first_dense_layer():
+    """[NN-11] the first Dense layer fixes the input width for the layers before it too: a pair
+    activation ahead of ``Dense(3, 2)`` meets an odd width."""
+    with pytest.raises(ValueError, match=r"^layer 0: Activation\('max_min'\) needs a width divisible by its group "
+                                         r"size 2, got width 3$"):
+        nn.Sequential([nn.Activation("max_min"), nn.Dense(3, 2)])
+    assert nn.Sequential([nn.Activation("max_min"), nn.Dense(4, 2)]).out_features == 2
+
+
+def test_input_only_backward_skips_the_constraint_vjps(monkeypatch):
+    """[NN-1] ``backward(..., input_only=True)`` skips the weight and constraint VJPs."""
+    from reflip.nn import layers as layers_module
+
+    model = _mlp("spectral")
+    params = model.init(seed=0)
+    y, res = model.forward(params, RNG.standard_normal((2, 6)))
+    expected, _ = model.backward(res, np.ones_like(y))
+
+    def no_weight_vjp(*args):
+        raise AssertionError("a constraint VJP ran for input_only=True")
+
+    monkeypatch.setattr(layers_module, "_constraint_bwd", no_weight_vjp)
+    x_bar, grads = model.backward(res, np.ones_like(y), input_only=True)
+    assert grads is None and np.array_equal(x_bar, expected)
