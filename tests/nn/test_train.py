@@ -586,3 +586,51 @@ def test_loss_defaults_are_margin_one_and_value_bar_one():
     assert np.array_equal(losses.cross_entropy_bwd(res), losses.cross_entropy_bwd(res, 1.0))
     _, res = losses.kr_dual_fwd(logits[:, 0], logits[:3, 1])
     assert all(np.array_equal(a, b) for a, b in zip(losses.kr_dual_bwd(res), losses.kr_dual_bwd(res, 1.0), strict=True))
+
+
+def _sgd_problem():
+    params = [{"W": np.ones((2, 2)), "b": np.zeros(2)}]
+    return params, [{"W": np.full((2, 2), 0.5), "b": np.ones(2)}]
+
+
+@pytest.mark.parametrize("call, exc, text", [
+    (lambda p, g: optim.SGD(0.1, momentum=-0.1), ValueError, "momentum must be >= 0.0, got -0.1"),
+    (lambda p, g: optim.SGD(0.1, momentum="x"), TypeError, "momentum must be a real number, got 'x' (str)"),
+    (lambda p, g: optim.SGD(0.1, momentum=0.5, nesterov=1), TypeError, "nesterov must be True or False, got 1 (int)"),
+    (lambda p, g: optim.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
+    (lambda p, g: optim.SGD(0.1).init(p[0]), TypeError,
+     "params must be a list of dicts of arrays (one dict per layer), got dict"),
+    (lambda p, g: optim.SGD(0.1).init([1, 2]), TypeError,
+     "params must be a list of dicts of arrays (one dict per layer), got list"),
+    (lambda p, g: optim.SGD(0.1).update(p[0], g, {"step": 0}), TypeError,
+     "params must be a list of dicts of arrays (one dict per layer), got dict"),
+    (lambda p, g: optim.SGD(0.1).update(p, g, [0]), TypeError,
+     "state must be the dict returned by init (or update), got list"),
+    (lambda p, g: optim.SGD(lambda step: 0.0).update(p, g, {"step": 0}), ValueError,
+     "lr (the schedule's value at step 0) must be > 0.0, got 0.0"),
+    (lambda p, g: optim.tree_map(3, p), TypeError, "fn must be callable, got int"),
+    (lambda p, g: optim.tree_map(abs, p[0]), TypeError, "tree must be a list of dicts (one per layer), got dict"),
+    (lambda p, g: optim.tree_map(abs, [1]), TypeError, "tree must be a list of dicts (one per layer), got list"),
+    (lambda p, g: optim.tree_map(np.add, p, [{"W": 1.0}]), ValueError,
+     "rest[0] must have the structure of tree (a list of 1 dicts with the same keys)"),
+])
+def test_optimizer_messages_in_full(call, exc, text):
+    """[NN-8] wrong types raise ``TypeError``, wrong values ``ValueError``, naming the argument."""
+    params, grads = _sgd_problem()
+    with pytest.raises(exc, match="^" + re.escape(text) + "$") as info:
+        call(params, grads)
+    assert type(info.value) is exc
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_sgd_state_counts_the_updates(momentum):
+    """[NN-8] ``state["step"]`` counts the updates (the schedule reads steps 0, 1, 2); SGD
+    without momentum keeps no velocity."""
+    params, grads = _sgd_problem()
+    seen = []
+    opt = optim.SGD(lambda step: seen.append(step) or 0.1, momentum=momentum)
+    state = opt.init(params)
+    assert set(state) == ({"step", "velocity"} if momentum else {"step"})
+    for _ in range(3):
+        params, state = opt.update(params, grads, state)
+    assert seen == [0, 1, 2] and state["step"] == 3
