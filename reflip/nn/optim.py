@@ -225,7 +225,7 @@ class AggMo(Optimizer):
             raise ValueError(f"state must hold one velocity per beta ({len(self.betas)}, from this AggMo's "
                              f"init or update), got {got}")
         vs = [tree_map(lambda v, g, b=b: b * v + g, v, grads)
-              for b, v in zip(self.betas, state["velocities"], strict=True)]
+              for b, v in zip(self.betas, held, strict=True)]
         total = vs[0]
         for v in vs[1:]:
             total = tree_map(lambda a, b: a + b, total, v)
