@@ -634,3 +634,61 @@ def test_sgd_state_counts_the_updates(momentum):
     for _ in range(3):
         params, state = opt.update(params, grads, state)
     assert seen == [0, 1, 2] and state["step"] == 3
+
+
+def _fit_setup():
+    model = nn.Sequential([nn.Dense(2, 3)])
+    x, labels = np.ones((4, 2)), np.array([0, 1, 2, 0])
+    return model, model.init(seed=0), [(x, labels)] * 2, optim.SGD(0.1)
+
+
+_FIT_ERRORS = [
+    ({"steps": None}, ValueError, "steps, epochs: give exactly one of steps and epochs"),
+    ({"steps": None, "epochs": 1}, ValueError,
+     "epochs needs data that knows its steps_per_epoch (train.minibatches); pass steps instead"),
+    ({"steps": None, "epochs": 0, "data": "minibatches"}, ValueError, "epochs must be >= 1, got 0"),
+    ({"steps": None, "epochs": 10**30, "data": "minibatches"}, ValueError, f"epochs must be <= 10000, got {10**30}"),
+    ({"steps": None, "epochs": 10_000, "data": "minibatches", "optimizer": "sgd"}, TypeError,
+     "optimizer must be a reflip.nn.optim optimizer (SGD, Adam, AggMo...), got str"),  # 10^7 steps: allowed
+    ({"steps": 0}, ValueError, "steps must be >= 1, got 0"),
+    ({"steps": 10**30}, ValueError, f"steps must be <= 10000000, got {10**30}"),
+    ({"progress": 1}, TypeError, "progress must be True or False, got 1 (int)"),
+    ({"eval_every": 0, "callback": print}, ValueError, "eval_every must be >= 1, got 0"),
+    ({"eval_every": 2}, ValueError, "eval_every needs a callback (callback(step, params, history))"),
+    ({"callback": 3}, TypeError, "callback must be callable or None, got int"),
+    ({"post_update": 3}, TypeError, "post_update must be callable or None, got int"),
+    ({"loss_options": [1]}, TypeError, "loss_options must be a dict or None, got list"),
+    ({"loss": lambda p, b: None, "loss_options": {"margin": 1.0}}, ValueError,
+     "loss_options apply to a named loss; a callable loss takes its own options"),
+    ({"loss": "hinge"}, ValueError, "loss must be one of ('multi_margin', 'cross_entropy', 'kr_dual'), got 'hinge'"),
+    ({"loss_options": {"margin": 0.3}}, TypeError,
+     "loss 'cross_entropy' got unexpected option(s) ['margin']; its options are none"),
+    ({"data": 3}, TypeError, "data must be an iterable of batches or a callable rng -> iterable, got int"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, text", _FIT_ERRORS, ids=[t[:30] for _, _, t in _FIT_ERRORS])
+def test_fit_messages_in_full(kwargs, exc, text):
+    """[NN-9] ``fit`` checks every argument before the first step, naming it."""
+    model, params, data, opt = _fit_setup()
+    kwargs = {"steps": 2, "progress": False, **kwargs}
+    if kwargs.get("data") == "minibatches":  # 1000 steps per epoch
+        kwargs["data"] = train.minibatches(np.ones((1000, 2)), np.zeros(1000, dtype=np.int64), batch_size=1)
+    data, opt = kwargs.pop("data", data), kwargs.pop("optimizer", opt)
+    with pytest.raises(exc, match="^" + re.escape(text) + "$") as info:
+        train.fit(model, params, data, opt, **kwargs)
+    assert type(info.value) is exc
+
+
+def test_supervised_objective_messages_in_full():
+    """[NN-7] the loss is named among the choices; its options are checked when the objective
+    is built (an unknown one named, a bad value refused by the loss)."""
+    model = _fit_setup()[0]
+    with pytest.raises(ValueError, match="^" + re.escape("loss must be one of ('multi_margin', 'cross_entropy'), "
+                                                         "got 'kr_dual'") + "$"):
+        train.supervised_objective(model, "kr_dual")
+    with pytest.raises(TypeError, match="^" + re.escape("loss 'multi_margin' got unexpected option(s) ['scale']; its "
+                                                        "options are ['margin']") + "$"):
+        train.supervised_objective(model, "multi_margin", scale=2.0)
+    with pytest.raises(ValueError, match=r"^margin must be >= 0.0, got -1.0$"):
+        train.supervised_objective(model, "multi_margin", margin=-1.0)
