@@ -692,3 +692,16 @@ def test_supervised_objective_messages_in_full():
         train.supervised_objective(model, "multi_margin", scale=2.0)
     with pytest.raises(ValueError, match=r"^margin must be >= 0.0, got -1.0$"):
         train.supervised_objective(model, "multi_margin", margin=-1.0)
+
+
+def test_fit_shows_a_progress_bar_by_default(capsys):
+    """[NN-9] ``progress=True`` (the default) shows a tqdm bar on stderr, described ``"train"``
+    (``desc``'s default), counting the steps out of the total; ``progress=False`` shows nothing.
+    (tqdm redraws at most every 0.1 s: a two-step run shows the bar's first state only.)"""
+    model, params, data, opt = _fit_setup()
+    train.fit(model, params, data, opt, steps=2)
+    assert re.search(r"train: +0%.*\| 0/2 ", capsys.readouterr().err)
+    train.fit(model, params, data, opt, steps=2, desc="phase one")
+    assert "phase one" in capsys.readouterr().err
+    train.fit(model, params, data, opt, steps=2, progress=False)
+    assert capsys.readouterr().err == ""
