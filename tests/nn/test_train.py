@@ -705,3 +705,19 @@ def test_fit_shows_a_progress_bar_by_default(capsys):
     assert "phase one" in capsys.readouterr().err
     train.fit(model, params, data, opt, steps=2, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_fit_names_the_critic_batch_and_seeds_with_zero():
+    """[NN-9] a refused ``"kr_dual"`` batch is named as the pair ``(x_p, x_q)``; ``seed``
+    defaults to 0: the shuffled run equals the one with ``seed=0``."""
+    critic = nn.Sequential([nn.Dense(2, 1)])
+    with pytest.raises(TypeError, match=re.escape("data: the batch of step 0 (expected a pair (x_p, x_q)) was "
+                                                  "refused: x_q must be an array")):
+        train.fit(critic, critic.init(seed=0), [(np.ones((2, 2)), [1.0])], optim.SGD(0.1), loss="kr_dual", steps=1,
+                  progress=False)
+    model, params, _, opt = _fit_setup()
+    x, labels = RNG.standard_normal((8, 2)), np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    runs = [train.fit(model, params, train.minibatches(x, labels, batch_size=2), opt, steps=4, progress=False,
+                      **seed)[0] for seed in ({}, {"seed": 0}, {"seed": 1})]
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(runs[0], runs[1], strict=True) for k in a)
+    assert not all(np.array_equal(a[k], b[k]) for a, b in zip(runs[0], runs[2], strict=True) for k in a)
