@@ -721,3 +721,16 @@ def test_fit_names_the_critic_batch_and_seeds_with_zero():
                       **seed)[0] for seed in ({}, {"seed": 0}, {"seed": 1})]
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(runs[0], runs[1], strict=True) for k in a)
     assert not all(np.array_equal(a[k], b[k]) for a, b in zip(runs[0], runs[2], strict=True) for k in a)
+
+
+def test_fit_names_parameters_that_became_non_finite():
+    """[NN-14] parameters made non-finite by an update (here by ``post_update``) and refused by
+    a constraint at the next step: ``FloatingPointError`` naming the step and the array."""
+    model = nn.Sequential([nn.Dense(4, 3, "bjorck")])
+    data = [(RNG.standard_normal((8, 4)), np.array([0, 1, 2, 0, 1, 2, 0, 1]))] * 3
+    with pytest.raises(FloatingPointError, match="^" + re.escape(
+            "step 1: params[0]['W'] became NaN or inf after an update (w must be finite (it contains NaN or inf); "
+            "pass check_finite=False to skip this check and let NaN propagate); the optimisation diverged: lower "
+            "the learning rate or set clip_norm") + "$"):
+        train.fit(model, model.init(seed=0), data, optim.SGD(0.1), steps=3, progress=False,
+                  post_update=lambda ps: [{**ps[0], "W": ps[0]["W"] * np.inf}])
