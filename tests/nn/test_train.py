@@ -734,3 +734,26 @@ def test_fit_names_parameters_that_became_non_finite():
             "the learning rate or set clip_norm") + "$"):
         train.fit(model, model.init(seed=0), data, optim.SGD(0.1), steps=3, progress=False,
                   post_update=lambda ps: [{**ps[0], "W": ps[0]["W"] * np.inf}])
+
+
+def test_fit_records_the_learning_rates_and_leaves_a_callable_loss_errors_alone():
+    """[NN-9] ``history.lr`` holds the learning rate of every update (a schedule read at steps
+    0, 1, 2); an error raised by a callable loss reaches the caller unchanged (only a named
+    loss's batch errors are rewritten to name the batch); a non-finite loss names the step, the
+    loss and the gradient norm [NN-14]."""
+    model, params, data, _ = _fit_setup()
+    _, history = train.fit(model, params, data * 2, optim.SGD(lambda step: 0.1 / (step + 1)), steps=3,
+                           progress=False)
+    assert history.lr == [0.1, 0.05, 0.1 / 3]
+
+    def refusing(p, batch):
+        raise ValueError("my loss refuses this batch")
+
+    with pytest.raises(ValueError, match="^my loss refuses this batch$"):
+        train.fit(model, params, data, optim.SGD(0.1), loss=refusing, steps=1, progress=False)
+
+    def nan_loss(p, batch):
+        return np.nan, [{k: np.ones_like(a) for k, a in p[0].items()}]
+
+    with pytest.raises(FloatingPointError, match=r"^step 0: loss = nan, gradient norm = 3\.0; "):
+        train.fit(model, params, data, optim.SGD(0.1), loss=nan_loss, steps=1, progress=False)
