@@ -524,6 +524,7 @@ def test_check_params_messages_in_full():
     xps = pytest.importorskip("array_api_strict")
     cases.append(([{"W": w, "b": xps.asarray(b)}], "params must be arrays of one array library, got arrays of "
                                                    "['array_api_strict._array_object', 'numpy']"))
+    cases.append(({"W": w, "b": b}, "params must be a list of 1 dicts (one per layer), got dict"))
     for params, text in cases:
         with pytest.raises(TypeError, match="^" + re.escape(text) + "$"):
             _TINY.check_params(params)
