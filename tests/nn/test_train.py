@@ -757,3 +757,19 @@ def test_fit_records_the_learning_rates_and_leaves_a_callable_loss_errors_alone(
 
     with pytest.raises(FloatingPointError, match=r"^step 0: loss = nan, gradient norm = 3\.0; "):
         train.fit(model, params, data, optim.SGD(0.1), loss=nan_loss, steps=1, progress=False)
+
+
+def test_fit_checks_params_against_the_model_for_named_losses_only():
+    """[NN-9] with a named loss, ``params`` are checked against the model before the first step
+    (the error names the parameter, not the batch); a callable loss takes any parameter tree."""
+    model, params, data, opt = _fit_setup()
+    bad = [{"W": np.ones((2, 2)), "b": params[0]["b"]}]
+    with pytest.raises(ValueError, match="^" + re.escape("params[0]['W'] (Dense(2, 3, constraint='none')) must have "
+                                                         "shape (3, 2), got (2, 2)") + "$"):
+        train.fit(model, bad, data, opt, steps=1, progress=False)
+
+    def quadratic(p, batch):
+        return float(np.sum(p[0]["theta"] ** 2)), [{"theta": 2 * p[0]["theta"]}]
+
+    trained, _ = train.fit(model, [{"theta": np.ones(2)}], data, opt, loss=quadratic, steps=2, progress=False)
+    np.testing.assert_allclose(trained[0]["theta"], [0.64, 0.64], rtol=1e-15)
