@@ -773,3 +773,17 @@ def test_fit_checks_params_against_the_model_for_named_losses_only():
 
     trained, _ = train.fit(model, [{"theta": np.ones(2)}], data, opt, loss=quadratic, steps=2, progress=False)
     np.testing.assert_allclose(trained[0]["theta"], [0.64, 0.64], rtol=1e-15)
+
+
+def test_fit_callback_sees_every_update_count_and_the_final_params():
+    """[NN-9] ``callback(step, params, history)``: ``step`` updates done so far, ``params``
+    after them (at the end: the parameters ``fit`` returns), ``history`` with ``step`` losses."""
+    model, params, data, opt = _fit_setup()
+    seen = []
+
+    def callback(step, p, history):
+        seen.append((step, p, len(history.loss)))
+
+    trained, _ = train.fit(model, params, data * 2, opt, steps=4, eval_every=2, callback=callback, progress=False)
+    assert [(s, n) for s, _, n in seen] == [(2, 2), (4, 4)]
+    assert all(np.array_equal(seen[-1][1][0][k], trained[0][k]) for k in trained[0])
