@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from reflip.audit.engine import PROFILES
@@ -51,3 +52,22 @@ def pytest_generate_tests(metafunc):
 
 def pytest_report_header(config):
     return f"reflip backends: {', '.join(b.name for b in BACKENDS)}; hypothesis profile: {settings._current_profile}"
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Every NumPy matrix takes the fused products [BJ-11] (``MIN_N`` lowered to 1); the dict
+    counts their calls (``gram``, ``step``, ``step_vjp``) for Björck and polar tests."""
+    from reflip._fast import numpy_bjorck as nb
+
+    monkeypatch.setattr(nb, "MIN_N", 1)
+    calls = {"gram": 0, "step": 0, "step_vjp": 0}
+    for name in calls:
+        original = getattr(nb.BjorckSteps, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(nb.BjorckSteps, name, spy)
+    return calls

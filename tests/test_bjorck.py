@@ -989,31 +989,19 @@ def test_implicit_derivative_of_a_square_matrix_is_tangent_to_the_orthogonal_gro
 
 
 @pytest.fixture
-def _fused_calls(monkeypatch):
-    """Every NumPy matrix takes the fused products [BJ-11] (MIN_N lowered to 1); counts their
-    calls, and makes the core's step and reverse step fail (they must not run beside them)."""
+def _fused_calls(fused_calls, monkeypatch):
+    """The fused products' call counts (conftest's ``fused_calls``), with the core's step and
+    reverse step made to fail (they must not run beside them)."""
     import importlib
 
-    from reflip._fast import numpy_bjorck as nb
-
     bjorck_module = importlib.import_module("reflip.bjorck")
-    monkeypatch.setattr(nb, "MIN_N", 1)
-    calls = {"gram": 0, "step": 0, "step_vjp": 0}
-    for name in calls:
-        original = getattr(nb.BjorckSteps, name)
-
-        def spy(self, *args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(nb.BjorckSteps, name, spy)
 
     def core(*args):
         raise AssertionError("the core's product ran where the fused one applies")
 
     monkeypatch.setattr(bjorck_module, "_step", core)
     monkeypatch.setattr(bjorck_module, "_step_vjp", core)
-    return calls
+    return fused_calls
 
 
 @pytest.mark.parametrize("n_iter", [1, 3, 9])

@@ -677,45 +677,26 @@ def test_nonconvergence_warning_points_at_the_caller():
 # ----------------------------------------------------------------------------------------------
 # The fused NumPy products [BJ-11] and the stored iterates
 
-
-@pytest.fixture
-def _fused(monkeypatch):
-    """Every NumPy matrix takes the fused products (MIN_N lowered to 1); counts their calls."""
-    from reflip._fast import numpy_bjorck as nb
-
-    monkeypatch.setattr(nb, "MIN_N", 1)
-    calls = {"gram": 0, "step": 0, "step_vjp": 0}
-    for name in calls:
-        original = getattr(nb.BjorckSteps, name)
-
-        def spy(self, *args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(nb.BjorckSteps, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize("n_iter", [0, 1, 3])
-def test_numpy_runs_take_the_fused_products(_fused, n_iter):
+def test_numpy_runs_take_the_fused_products(fused_calls, n_iter):
     """[BJ-11] NumPy inputs (from MIN_N on) run every forward Gram matrix, step and reverse
     step through the fused products, also for 0 and 1 steps; the results are the derivatives
     of the steps (VJP against central differences of polar, float64)."""
     w = RNG.standard_normal((6, 4))
     g = RNG.standard_normal((6, 4))
     y, res = polar_fwd(w, n_iter=n_iter, **QUIET)
-    assert _fused == {"gram": n_iter + 1, "step": n_iter, "step_vjp": 0}
+    assert fused_calls == {"gram": n_iter + 1, "step": n_iter, "step_vjp": 0}
     w_bar = polar_bwd(res, g)
-    assert _fused["step_vjp"] == n_iter
+    assert fused_calls["step_vjp"] == n_iter
     v, h = RNG.standard_normal((6, 4)), 1e-6
     fd = (polar(w + h * v, n_iter=n_iter, **QUIET) - polar(w - h * v, n_iter=n_iter, **QUIET)) / (2 * h)
     assert np.sum(w_bar * v) == pytest.approx(np.sum(g * fd), rel=1e-7)
-    _fused.update(gram=0, step=0)
+    fused_calls.update(gram=0, step=0)
     np.testing.assert_array_equal(polar(w, n_iter=n_iter, **QUIET), y)
-    assert _fused["step"] == n_iter
+    assert fused_calls["step"] == n_iter
 
 
-def test_fused_backward_promotes_a_cotangent_of_another_dtype(_fused):
+def test_fused_backward_promotes_a_cotangent_of_another_dtype(fused_calls):
     """A float32 cotangent of a float64 run is promoted (the core's products), as without the
     fused path: the VJP equals that of the same cotangent cast to float64."""
     w = RNG.standard_normal((6, 4))

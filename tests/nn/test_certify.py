@@ -329,17 +329,10 @@ def test_attack_keeps_the_dtype_of_x():
     assert certify.margins(model(params, x), labels).dtype == np.float32
 
 
-def test_attack_and_jacobians_take_input_only_backward_passes(monkeypatch):
+def test_attack_and_jacobians_take_input_only_backward_passes(backward_modes):
     """[NN-10] the attack is driven by the input-only backward pass of the frozen model (the
     cheap path that skips the weight VJPs): every backward call passes input_only=True."""
-    seen = []
-    original = nn.Sequential.backward
-
-    def spy(self, residuals, y_bar, *, input_only=False):
-        seen.append(input_only)
-        return original(self, residuals, y_bar, input_only=input_only)
-
-    monkeypatch.setattr(nn.Sequential, "backward", spy)
+    seen = backward_modes
     model, params = _orthonormal_rows(3, 6)
     certify.pgd_attack(model, params, RNG.standard_normal((4, 6)), np.array([0, 1, 2, 0]), 0.1, steps=2)
     assert seen == [True, True]
