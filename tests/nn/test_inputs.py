@@ -160,6 +160,9 @@ def _classifier():
     (lambda m, p, x, y: certify.certified_accuracy(m(p, x), y, 1.0, [0.1, "a"]), TypeError, "eps"),
     (lambda m, p, x, y: certify.pgd_attack(m, p, x.astype(np.int64), y, 0.1), TypeError, "x"),
     (lambda m, p, x, y: certify.pgd_attack(m, p, x, y, 0.1, steps=2.0), TypeError, "steps"),
+    # Just above the bound: a missing bound then runs (and fails) instead of hanging;
+    # it comes first so that a mutation run meets it before the case below.
+    (lambda m, p, x, y: certify.pgd_attack(m, p, x, y, 0.1, steps=10_001), ValueError, "steps"),
     (lambda m, p, x, y: certify.pgd_attack(m, p, x, y, 0.1, steps=10**30), ValueError, "steps"),
     (lambda m, p, x, y: certify.pgd_attack(m, p, x, y, 0.1, seed=-1), ValueError, "seed"),
     (lambda m, p, x, y: certify.pgd_attack(m, p, x, y, 0.1, random_start=1), TypeError, "random_start"),

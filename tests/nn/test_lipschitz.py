@@ -180,15 +180,16 @@ def test_unit_activity_against_recomputed_preactivations():
 
 
 @pytest.mark.parametrize("float_dtype", ["float32", "float64"])
-def test_unit_activity_fractions_are_exact_in_every_dtype(float_dtype):
-    """[NN-6] The fractions are the counts divided by the width, whatever the model's dtype: one
-    dead and one always-active unit of three give exactly 1/3 each (a float32 mean gives
-    0.3333333432674408)."""
+def test_unit_activity_fractions_are_exact_in_every_dtype(float_dtype, backend):
+    """[NN-6] The fractions are the counts divided by the width, whatever the model's dtype and
+    array module: one dead and one always-active unit of three give exactly 1/3 each (a float32
+    mean gives 0.3333333432674408)."""
     model = nn.Sequential([nn.Dense(1, 3, "none"), nn.Activation("relu"), nn.Dense(3, 1)])
     params = model.init(seed=0, dtype=float_dtype)
-    params[0]["W"] = np.ones((3, 1), dtype=float_dtype)
-    params[0]["b"] = np.array([-10.0, 10.0, 0.0], dtype=float_dtype)
-    x = np.array([[-1.0], [1.0]], dtype=float_dtype)  # the third unit is active on one example only
+    params[0]["W"] = np.ones((3, 1))
+    params[0]["b"] = np.array([-10.0, 10.0, 0.0])
+    params = [{k: backend.asarray(v, float_dtype) for k, v in p.items()} for p in params]
+    x = backend.asarray(np.array([[-1.0], [1.0]]), float_dtype)  # the third unit is active on one example only
     (entry,) = lipschitz.unit_activity(model, params, x)
     assert entry == {"layer": 1, "width": 3, "never": 1 / 3, "always": 1 / 3}
 

@@ -1,6 +1,7 @@
 """Losses [NN-7] against finite differences and PyTorch, optimizers [NN-8] against torch.optim
 and the closed form of the velocities, and the training loop [NN-9]: a toy task is learnt,
 runs are reproducible, clipping rescales, the callback runs when it should."""
+import io
 import math
 import re
 
@@ -376,6 +377,9 @@ def test_aggmo_counts_steps_and_refuses_another_aggmo_state():
         optim.AggMo(0.1).update(params, grads[0], optim.AggMo(0.1, (0.0, 0.9)).init(params))
     with pytest.raises(ValueError, match=r"got velocities NoneType$"):
         optim.AggMo(0.1).update(params, grads[0], optim.SGD(0.1).init(params))
+    held = optim.AggMo(0.1).init(params)
+    with pytest.raises(ValueError, match=r"got velocities tuple$"):
+        optim.AggMo(0.1).update(params, grads[0], {**held, "velocities": tuple(held["velocities"])})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -650,6 +654,8 @@ _FIT_ERRORS = [
     ({"steps": None, "epochs": 10**30, "data": "minibatches"}, ValueError, f"epochs must be <= 10000, got {10**30}"),
     ({"steps": None, "epochs": 10_000, "data": "minibatches", "optimizer": "sgd"}, TypeError,
      "optimizer must be a reflip.nn.optim optimizer (SGD, Adam, AggMo...), got str"),  # 10^7 steps: allowed
+    ({"steps": None, "epochs": 5_001, "data": "minibatches2000"}, ValueError,
+     "epochs * steps_per_epoch must be <= 10000000, got 5001 * 2000"),
     ({"steps": 0}, ValueError, "steps must be >= 1, got 0"),
     ({"steps": 10**30}, ValueError, f"steps must be <= 10000000, got {10**30}"),
     ({"progress": 1}, TypeError, "progress must be True or False, got 1 (int)"),
@@ -672,8 +678,9 @@ def test_fit_messages_in_full(kwargs, exc, text):
     """[NN-9] ``fit`` checks every argument before the first step, naming it."""
     model, params, data, opt = _fit_setup()
     kwargs = {"steps": 2, "progress": False, **kwargs}
-    if kwargs.get("data") == "minibatches":  # 1000 steps per epoch
-        kwargs["data"] = train.minibatches(np.ones((1000, 2)), np.zeros(1000, dtype=np.int64), batch_size=1)
+    if str(kwargs.get("data")).startswith("minibatches"):  # 1000 steps per epoch, or the number named
+        n = int(kwargs["data"][len("minibatches"):] or 1000)
+        kwargs["data"] = train.minibatches(np.ones((n, 2)), np.zeros(n, dtype=np.int64), batch_size=1)
     data, opt = kwargs.pop("data", data), kwargs.pop("optimizer", opt)
     with pytest.raises(exc, match="^" + re.escape(text) + "$") as info:
         train.fit(model, params, data, opt, **kwargs)
@@ -705,6 +712,41 @@ def test_fit_shows_a_progress_bar_by_default(capsys):
     assert "phase one" in capsys.readouterr().err
     train.fit(model, params, data, opt, steps=2, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("steps, every", [(4, 1), (301, 3)])
+def test_fit_progress_bar_shows_the_latest_loss_or_evaluation(monkeypatch, steps, every):
+    """[NN-9] Every state the bar passes through, drawn by a tqdm that redraws on every change:
+    it counts one per step; the loss shown is that of the latest step among every
+    ``max(1, steps // 100)``-th and the last (``every``, worked out by hand here); a callback's
+    dict (its numbers) replaces it until the next loss is shown; the finished bar is cleared."""
+    import tqdm
+
+    stream = io.StringIO()
+
+    class EveryState(tqdm.tqdm):  # the same bar, drawn on every change
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, file=stream, mininterval=0, miniters=1, bar_format="{n}/{total}{postfix}",
+                             **kwargs)
+
+    monkeypatch.setattr(tqdm, "tqdm", EveryState)
+    model, params, _, opt = _fit_setup()
+    x, labels = np.ones((4, 2)), np.array([0, 1, 2, 0])
+    evals = [4, 8, 12]
+    _, history = train.fit(model, params, [(x, labels)] * steps, opt, steps=steps, eval_every=4,
+                           callback=lambda done, p, h: {"acc": done / 1000, "tag": "x"} if done in evals else None)
+    expected, shown = ["", f"0/{steps}"], ""
+    for step in range(steps):
+        if step % every == 0 or step == steps - 1:
+            shown = f", loss={history.loss[step]:.4g}"
+        expected.append(f"{step + 1}/{steps}{shown}")
+        if step + 1 in evals:
+            shown = f", acc={(step + 1) / 1000:.4g}"
+    frames = [frame.rstrip() for frame in stream.getvalue().split("\r")]  # tqdm pads to the last width
+    assert frames[:-2] == expected
+    assert frames[-2:] == ["", ""]  # cleared, not left on the terminal
+    if steps > 4:
+        assert "acc=0.008" in stream.getvalue()  # an evaluation between two shown losses is seen
 
 
 def test_fit_names_the_critic_batch_and_seeds_with_zero():
