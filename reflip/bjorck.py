@@ -424,11 +424,12 @@ def _iterate(a, cfg, xp, *, keep, report):
     """
     pairs = [] if keep else None
     residual = None
-    k = 0
     eyes = _scaled_eyes(cfg.coeffs, a, xp)
     # [BJ-11] NumPy: the products fused with BLAS alpha/beta (None elsewhere: the core's own).
     fast = _fast.bjorck_steps(a, cfg.coeffs, cfg.precision, xp, reuse=not keep)
-    while True:
+    # Bounded, not `while True`: every pass but the last ends with a step, and the last (k ==
+    # n_iter) always breaks; a miscounted step then ends the loop instead of running forever.
+    for k in range(cfg.n_iter + 1):
         if k == cfg.n_iter and not report and cfg.tol is None:
             break
         with _precision(cfg, k, xp, a.dtype):
@@ -443,7 +444,6 @@ def _iterate(a, cfg, xp, *, keep, report):
             pairs.append((a, x))
         with _precision(cfg, k, xp, a.dtype):
             a = fast.step(a, x) if fast else _step(a, x, cfg.coeffs, eyes)
-        k += 1
     return a, pairs, k, residual
 
 

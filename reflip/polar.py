@@ -305,11 +305,12 @@ def _iterate(a, cfg, xp, *, keep, report):
     ``tol`` stop as soon as ``max ||X_k - I||_F <= tol`` [BJ-7]."""
     pairs = [] if keep else None
     residual = None
-    k = 0
     # [BJ-11] NumPy: each step's products fused with BLAS alpha/beta on one workspace, the
     # step's coefficients passed per call; its rounding is covered by [PO-4]'s bound.
     fast = _fast.bjorck_steps(a, cfg.coeffs[0] if cfg.coeffs else (1.0, 0.0), "default", xp, reuse=not keep)
-    while True:
+    # Bounded, not `while True`: every pass but the last ends with a step, and the last (k ==
+    # n_iter) always breaks; a miscounted step then ends the loop instead of running forever.
+    for k in range(cfg.n_iter + 1):
         if k == cfg.n_iter and not report and cfg.tol is None:
             break
         x = fast.gram(a) if fast else a.mT @ a
@@ -323,7 +324,6 @@ def _iterate(a, cfg, xp, *, keep, report):
             pairs.append((a, x))
         coeffs = cfg.coeffs[k]
         a = fast.step(a, x, coeffs) if fast else _step(a, x, coeffs, _scaled_eyes(coeffs, a, xp))
-        k += 1
     return a, pairs, k, residual
 
 

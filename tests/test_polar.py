@@ -367,6 +367,8 @@ def test_bad_input(bad, err, match):
     (dict(degree=4), ValueError, "degree"), (dict(degree="5"), TypeError, "degree"),
     (dict(lower=0.5), ValueError, "lower"), (dict(lower="small"), TypeError, "lower"),
     (dict(n_iter=-1), ValueError, "n_iter"), (dict(n_iter=2.0), TypeError, "n_iter"),
+    # Just above the cap first: without the cap it runs 10_001 steps and fails, where 10**6 hangs.
+    (dict(n_iter=10_001), ValueError, "n_iter"),
     (dict(n_iter=10**6), ValueError, "n_iter"), (dict(tol=0.0), ValueError, "tol"),
     (dict(tol="1e-3"), TypeError, "tol"), (dict(backward="exact"), ValueError, "backward"),
     (dict(on_nonconvergence="loud"), ValueError, "on_nonconvergence"),
