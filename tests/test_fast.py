@@ -440,3 +440,132 @@ def test_permutation_residual_uses_the_smallest_unsigned_type(k, dtype):
     _, perm = _fast.group_sort_fwd(x, k, 1, xp)
     assert perm.dtype == (np.uint8 if k <= 256 else np.uint16)
     np.testing.assert_array_equal(perm, _group_sort_fwd_core(x, k, 1, xp)[1].perm)
+
+
+def _same_entries(a, b):
+    """Bit for bit, except longdouble: equal values with equal signs and NaN where ``b`` has NaN
+    (its padding bytes are not part of the value, and NaN payloads are not compared there)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    if a.dtype != np.longdouble or np.dtype(np.longdouble).itemsize == 8:
+        _same_bits(a, b)
+        return
+    nan = np.isnan(b)
+    np.testing.assert_array_equal(np.isnan(a), nan)
+    np.testing.assert_array_equal(a[~nan], b[~nan])
+    np.testing.assert_array_equal(np.signbit(a[~nan]), np.signbit(b[~nan]))
+
+
+def _check_against_core(x, k, axis):
+    """Values, permutation and VJP of the fast paths against the core (k = 2 values only: pairs
+    holding NaN become (NaN, NaN) [GS-8]); the VJP also from the core's own permutation, whose
+    int64 dtype every backward accepts (GroupSortResiduals); the input is not written to."""
+    x0 = x.copy()
+    y_core, res_core = _group_sort_fwd_core(x, k, axis, xp)
+    y, perm = _fast.group_sort_fwd(x, k, axis, xp)
+    _same_entries(y, y_core)
+    np.testing.assert_array_equal(perm, res_core.perm)
+    y_vals = _fast.group_sort(x, k, axis, xp)
+    if k > 2:
+        _same_entries(y_vals, y_core)
+    else:
+        pairs = np.moveaxis(x, axis, -1)
+        pair_nan = np.isnan(pairs.reshape(*pairs.shape[:-1], -1, 2)).any(axis=-1).repeat(2, axis=-1)
+        clean = ~np.moveaxis(pair_nan, -1, axis)
+        _same_entries(y_vals[clean], y_core[clean])
+        assert np.isnan(y_vals[~clean]).all()
+    y_bar = np.random.default_rng(x.size).standard_normal(x.shape).astype(x.dtype)
+    x_bar = _group_sort_bwd_core(res_core, y_bar, xp)
+    _same_entries(_fast.group_sort_bwd(perm, y_bar, k, axis, xp), x_bar)
+    _same_entries(_fast.group_sort_bwd(res_core.perm, y_bar, k, axis, xp), x_bar)
+    _same_entries(x, x0)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 8])
+def test_strided_inputs_are_core_bit_for_bit(k, dtype):
+    """[GS-7, GS-8] inputs that are neither C- nor F-contiguous (every other entry of a larger
+    array along each axis of a 3-d array), grouped along each axis, take the fast paths'
+    strided fallbacks: values, permutation and VJP are the core's bit for bit, on inputs with
+    and without signed zeros, infinities and NaN payloads."""
+    rng = np.random.default_rng(k)
+    for p_special in (0.0, 0.5):
+        for axis in range(3):
+            shape = [2, 3, 3]
+            shape[axis] = 2 * k
+            x = _with_specials(rng, tuple(2 * n for n in shape), dtype, p_special)[::2, ::2, ::2]
+            assert not (x.flags.c_contiguous or x.flags.f_contiguous)
+            _check_against_core(x, k, axis)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_backward_accepts_every_permutation_dtype(k, dtype):
+    """[GS-4] the fast VJP accepts the permutation residual in any integer dtype (the core's
+    int64, the fast paths' uint8, int32), C-contiguous or not, and returns the core's VJP bit for
+    bit: a fast path for one index dtype must not read another's bytes as its own."""
+    rng = np.random.default_rng(k)
+    x = _with_specials(rng, (3, 4 * k), dtype, 0.3)
+    _, res_core = _group_sort_fwd_core(x, k, 1, xp)
+    y_bar = _with_specials(rng, x.shape, dtype, 0.3)
+    x_bar = _group_sort_bwd_core(res_core, y_bar, xp)
+    for index_dtype in (np.int64, np.uint8, np.int32):
+        perm = res_core.perm.astype(index_dtype)
+        _same_bits(_fast.group_sort_bwd(perm, y_bar, k, 1, xp), x_bar)
+        strided = np.repeat(perm, 2, axis=0)[::2]
+        assert not strided.flags.c_contiguous
+        _same_bits(_fast.group_sort_bwd(strided, y_bar, k, 1, xp), x_bar)
+
+
+def _corner_case_groups(rng, k, dtype):
+    """Inputs of two rows of ``k`` entries, one kind of group each: constant groups (NumPy's
+    unstable sort is not the identity on constant rows of more than 16 float16 or longdouble
+    entries), mixed zeros only, mixed zeros with a -1.5 (a minimum below 0, and zeros that NumPy's
+    unstable sort of more than 16 entries reorders), and standard normal entries with special
+    values (signed zeros, infinities, NaN)."""
+    j = np.arange(k)
+    zeros = np.where(np.stack([j % 2, j // 2 % 2]) == 1, -0.0, 0.0)  # (+0, -0, +0, ..), (+0, +0, -0, -0, ..)
+    negative = zeros.copy()
+    negative[:, -1] = -1.5
+    pool = np.array(_SPECIAL, dtype=dtype)
+    special = rng.standard_normal((2, k)).astype(dtype)
+    replace = rng.random((2, k)) < 0.3
+    special[replace] = rng.choice(pool, size=int(replace.sum()))
+    return [np.asarray(a, dtype=dtype) for a in (np.full((2, k), 1.5), zeros, negative, special)]
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "longdouble"])
+@pytest.mark.parametrize("k", [2, 3, 4, 8, 17, 32])
+def test_float16_and_longdouble_are_core_bit_for_bit(k, dtype_name):
+    """[GS-1, GS-7] GroupSort takes every real floating dtype, float16 and longdouble included,
+    whose NumPy sorts and minimum/maximum differ from float32's and float64's (unstable sorts
+    that reorder constant groups, the other zero returned at a tie of signed zeros): values,
+    permutation and VJP are the core's, on groups in rows (C order) and across rows (C and F
+    order), contiguous and strided, with constant groups, mixed zeros, zeros with negatives and
+    special values."""
+    rng = np.random.default_rng(k)
+    for x in _corner_case_groups(rng, k, dtype_name):
+        _check_against_core(x, k, 1)
+        columns = np.ascontiguousarray(x.T)
+        _check_against_core(columns, k, 0)
+        _check_against_core(np.asfortranarray(x), k, 1)
+        _check_against_core(np.repeat(x, 2, axis=1)[:, ::2], k, 1)
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "float32", "float64", "longdouble"])
+def test_pairs_only_move_entries_in_every_dtype(dtype_name):
+    """[GS-1] GroupSort only moves entries: at k = 2 every output pair is its input pair, in
+    order or swapped, with its minimum first, in every floating dtype and layout (pairs of
+    signed zeros, of equal values, with infinities; the NaN pairs of the values-only path
+    excepted [GS-8])."""
+    values = np.array([0.0, -0.0, 1.5, -1.5, np.inf, -np.inf], dtype=dtype_name)
+    a, b = np.meshgrid(values, values)
+    x = np.stack([a.ravel(), b.ravel()], axis=-1).reshape(1, -1)
+    for xa, axis in ((x, 1), (np.ascontiguousarray(x.T), 0), (np.repeat(x, 2, axis=1)[:, ::2], 1)):
+        for y in (_fast.group_sort(xa, 2, axis, xp), _fast.group_sort_fwd(xa, 2, axis, xp)[0]):
+            assert y.dtype == xa.dtype and y.shape == xa.shape
+            p, q = np.moveaxis(xa, axis, -1)[..., 0::2], np.moveaxis(xa, axis, -1)[..., 1::2]
+            u, v = np.moveaxis(y, axis, -1)[..., 0::2], np.moveaxis(y, axis, -1)[..., 1::2]
+
+            def same(s, t):
+                return (s == t) & (np.signbit(s) == np.signbit(t))
+
+            assert ((same(u, p) & same(v, q)) | (same(u, q) & same(v, p))).all()
+            assert (u <= v).all()

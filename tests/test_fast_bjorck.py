@@ -9,7 +9,10 @@ depth of [BJ-11]; :func:`check_fast_against_core` is also what the planted bugs 
 tests/meta/test_fast_bjorck_mutants.py must fail.
 """
 import importlib
+import itertools
 import sys
+import tracemalloc
+import types
 
 import array_api_compat.numpy as xp
 import array_api_strict
@@ -271,17 +274,23 @@ def test_falls_back_to_the_core_without_any_blas(monkeypatch, dtype):
 
 def test_dispatch_only_numpy_float_matrices_and_stacks():
     """The fast path takes 2-d and 3-d NumPy float32/float64 arrays in the default precision
-    whose smaller side is at least ``MIN_N``; anything else (deeper stacks, other namespaces,
-    other precisions, small matrices) returns None and the core runs."""
+    whose matrices' smaller side is at least ``MIN_N`` (however many matrices a stack holds);
+    anything else (deeper stacks, other dtypes, other namespaces, other precisions, small
+    matrices) returns None and the core runs."""
     c = (1.5, -0.5)
     assert isinstance(_fast.bjorck_steps(np.ones((3, 2), np.float32), c, "default", xp), nb.BjorckSteps)
     assert isinstance(_fast.bjorck_steps(np.ones((2, 3, 2)), c, "default", xp), nb.BjorckSteps)
     assert _fast.bjorck_steps(np.ones((2, 2, 3, 2)), c, "default", xp) is None
+    for other in (np.float16, np.int64, np.complex128):
+        assert _fast.bjorck_steps(np.ones((3, 2), other), c, "default", xp) is None, other
     with pytest.MonkeyPatch.context() as m:
         m.setattr(nb, "MIN_N", 8)
         assert _fast.bjorck_steps(np.ones((20, 7)), c, "default", xp) is None
         assert _fast.bjorck_steps(np.ones((7, 20)), c, "default", xp) is None
         assert isinstance(_fast.bjorck_steps(np.ones((20, 8)), c, "default", xp), nb.BjorckSteps)
+        # The threshold is on the matrices' sides: a stack of fewer than MIN_N matrices is taken.
+        assert isinstance(_fast.bjorck_steps(np.ones((2, 20, 8)), c, "default", xp), nb.BjorckSteps)
+        assert _fast.bjorck_steps(np.ones((2, 20, 7)), c, "default", xp) is None
     assert _fast.bjorck_steps(np.ones((3, 2)), c, "tf32-mixed", xp) is None
     strict = array_api_strict.ones((3, 2), dtype=array_api_strict.float64)
     assert _fast.bjorck_steps(strict, c, "default", array_api_strict) is None
@@ -404,9 +413,10 @@ def test_reused_results_alternate_between_two_buffers(dtype):
 
 
 def test_stacks_of_one_matrix_and_of_strided_matrices(dtype, monkeypatch):
-    """[BJ-11] the fused path on a stack holding one matrix, and on a stack whose stack axis lies
-    between the matrix axes in memory (each matrix neither C- nor Fortran-ordered: the results
-    are allocated in C order and the operands copied once), within the bound of the core."""
+    """[BJ-11] the fused path on a stack holding one matrix, on a stack whose stack axis lies
+    between the matrix axes in memory, and on a Fortran-ordered stack (in both, each matrix is
+    neither C- nor Fortran-ordered: the results are allocated in C order and the operands
+    copied once), within the bound of the core."""
     rng = np.random.default_rng(11)
     w = rng.standard_normal((1, 30, 20)).astype(dtype)
     check_fast_against_core(w, rng.standard_normal(w.shape).astype(dtype), 2, monkeypatch, n_iter=3)
@@ -415,11 +425,17 @@ def test_stacks_of_one_matrix_and_of_strided_matrices(dtype, monkeypatch):
     g = np.moveaxis(rng.standard_normal((30, 3, 20)).astype(dtype), 1, 0)
     y, _ = check_fast_against_core(w, g, 1, monkeypatch, n_iter=3)
     assert y.dtype == w.dtype
+    w = np.asfortranarray(rng.standard_normal((3, 30, 20)).astype(dtype))
+    assert w.flags.f_contiguous and not (w[0].flags.c_contiguous or w[0].flags.f_contiguous)
+    for order in (1, 2):
+        check_fast_against_core(w, np.asfortranarray(rng.standard_normal(w.shape).astype(dtype)), order,
+                                monkeypatch, n_iter=3)
 
 
 def test_blas_wrappers_refuse_what_they_cannot_pass_on():
     """The ctypes CBLAS wrapper hands raw pointers to BLAS, so it refuses (AssertionError, a bug
-    in the caller) an operand that is not column-major or not of the routine's dtype; the fused
+    in the caller) any operand that is not column-major or not of the routine's dtype, an output
+    whose shape does not match the product, and a request for SYRK's lower triangle; the fused
     product refuses a strided output, and a BLAS that returns a new array instead of writing into
     the output is a bug too."""
     blas = nb._numpy_cblas()
@@ -431,6 +447,23 @@ def test_blas_wrappers_refuse_what_they_cannot_pass_on():
         blas.sgemm(1.0, a, a.astype(np.float64, order="F"), c=a.copy(order="F"))
     with pytest.raises(AssertionError, match=msg):
         blas.ssyrk(1.0, a, c=np.ones((3, 3), np.float32, order="C")[:, :])
+    # Each operand alone: a row-major or float64 first factor, a row-major output.
+    b = np.ones((4, 3), np.float32, order="F")
+    for bad in (np.ones((3, 4), np.float32), np.ones((3, 4), np.float64, order="F")):
+        with pytest.raises(AssertionError, match=msg):
+            blas.sgemm(1.0, bad, b, c=a.copy(order="F"))
+        with pytest.raises(AssertionError, match=msg):
+            blas.ssyrk(1.0, bad, c=a.copy(order="F"))
+    with pytest.raises(AssertionError, match=msg):
+        blas.sgemm(1.0, a, a, c=np.ones((3, 3), np.float32, order="C"))
+    # Shapes: an output too large (written in bounds if the check were missing), a lower triangle.
+    with pytest.raises(AssertionError, match=r"^gemm shapes \(3, 3\), \(3, 3\), \(4, 3\) do not match$"):
+        blas.sgemm(1.0, a, a, c=np.ones((4, 3), np.float32, order="F"))
+    syrk_msg = r"^syrk: an n x n output and the upper triangle only$"
+    with pytest.raises(AssertionError, match=syrk_msg):
+        blas.ssyrk(1.0, a, c=np.ones((4, 3), np.float32, order="F"))
+    with pytest.raises(AssertionError, match=syrk_msg):
+        blas.ssyrk(1.0, a, c=a.copy(order="F"), lower=1)
     with pytest.raises(AssertionError, match=r"^the output of a fused product must be contiguous$"):
         nb._gemm(blas.sgemm, 1.0, a, a, 0.0, np.ones((3, 6), np.float32)[:, ::2])
 
@@ -441,3 +474,165 @@ def test_blas_wrappers_refuse_what_they_cannot_pass_on():
         nb._gemm(copying, 1.0, a, a, 0.0, a.copy(order="F"))
     with pytest.raises(AssertionError, match=r"^scipy's syrk did not write into the output in place$"):
         nb._syrk(copying, a, a.copy(order="F"))
+
+
+def _head(shape, dtype, fill):
+    """``(buffer, m)``: a Fortran-ordered ``m`` of ``shape`` at the head of a larger buffer whose
+    tail holds ``fill``, so that a wrong stride reads the tail (or writes it) instead of memory
+    outside any array."""
+    size = int(np.prod(shape))
+    buf = np.full(size + 16, fill, dtype)
+    return buf, buf[:size].reshape(shape, order="F")
+
+
+def test_cblas_wrapper_takes_scipys_arguments_on_every_shape(dtype):
+    """The ctypes wrapper computes what BLAS defines and SciPy's ``?gemm`` / ``?syrk`` compute
+    with the same arguments, defaults included (``beta = 0``, no transposes, the upper
+    triangle), on operands with sides of 1, where a leading dimension is the only stride BLAS
+    uses: integer operands, so that every product is exact and equals NumPy's, each operand at
+    the head of a NaN-filled buffer, the output's tail never written. ``_syrk`` fills a C- or
+    Fortran-ordered output with ``A^T A``."""
+    blas = nb._numpy_cblas()
+    try:
+        import scipy.linalg.blas as sblas
+    except ImportError:
+        sblas = None
+    prefix = {"float32": "s", "float64": "d"}[np.dtype(dtype).name]
+    rng = np.random.default_rng(12)
+
+    def operand(shape):
+        _, m = _head(shape, dtype, np.nan)
+        m[...] = rng.integers(-4, 5, shape)
+        return m
+
+    def output(shape):
+        buf, c = _head(shape, dtype, np.inf)
+        c[...] = rng.integers(-4, 5, shape)
+        return buf, c, c.astype(np.float64)
+
+    for (m, k, n), (ta, tb) in itertools.product(itertools.product((1, 3), (1, 2), (1, 4)),
+                                                 itertools.product((0, 1), (0, 1))):
+        a, b = operand((k, m) if ta else (m, k)), operand((n, k) if tb else (k, n))
+        product = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+        flags = {**({"trans_a": 1} if ta else {}), **({"trans_b": 1} if tb else {})}
+        for beta in ({}, {"beta": -1.5}):
+            buf, c, c0 = output((m, n))
+            expected = 3 * product + beta.get("beta", 0.0) * c0
+            if sblas is not None:
+                theirs = getattr(sblas, prefix + "gemm")(3.0, a, b, c=np.asfortranarray(c0, dtype), **beta, **flags)
+                np.testing.assert_array_equal(theirs, expected)
+            assert getattr(blas, prefix + "gemm")(3.0, a, b, c=c, **beta, **flags) is c
+            np.testing.assert_array_equal(c, expected, err_msg=f"gemm {m}x{k}x{n} trans {ta}{tb} {beta}")
+            assert np.all(buf[c.size:] == np.inf), "gemm wrote beyond its output"
+    for (n, k), trans in itertools.product(itertools.product((1, 3), (1, 2)), (0, 1)):
+        a = operand((k, n) if trans else (n, k))
+        op = (a.T if trans else a).astype(np.float64)
+        upper = np.triu_indices(n)
+        for beta in ({}, {"beta": -1.5}):
+            buf, c, c0 = output((n, n))
+            expected = c0.copy()  # SYRK writes the upper triangle only
+            expected[upper] = (3 * op @ op.T + beta.get("beta", 0.0) * c0)[upper]
+            kw = {**beta, **({"trans": 1} if trans else {})}
+            if sblas is not None:
+                theirs = getattr(sblas, prefix + "syrk")(3.0, a, c=np.asfortranarray(c0, dtype), **kw)
+                np.testing.assert_array_equal(theirs, expected)
+            assert getattr(blas, prefix + "syrk")(3.0, a, c=c, **kw) is c
+            np.testing.assert_array_equal(c, expected, err_msg=f"syrk {n}x{k} trans {trans} {beta}")
+            assert np.all(buf[c.size:] == np.inf), "syrk wrote beyond its output"
+    a = rng.integers(-4, 5, (5, 3)).astype(dtype)
+    for order in ("C", "F"):
+        c = np.full((3, 3), np.nan, dtype, order=order)
+        assert nb._syrk(getattr(blas, prefix + "syrk"), a, c) is c
+        np.testing.assert_array_equal(c, a.astype(np.float64).T @ a.astype(np.float64), err_msg=order)
+
+
+def test_loader_skips_a_library_that_does_not_load_or_lacks_the_symbols(monkeypatch):
+    """The loader tries the OpenBLAS candidates of ``numpy.libs`` in turn: one that fails to
+    load (``OSError``) or lacks the CBLAS symbols (``AttributeError``) is skipped and the next
+    one is used."""
+    import ctypes
+    import glob
+
+    if nb._numpy_cblas() is None:
+        pytest.skip("this NumPy bundles no OpenBLAS")
+    real_glob, real_cdll, tried = glob.glob, ctypes.CDLL, []
+
+    def cdll(path):
+        tried.append(path)
+        if len(tried) == 1:
+            raise OSError(f"{path}: cannot open shared object file")
+        return types.SimpleNamespace() if len(tried) == 2 else real_cdll(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(glob, "glob", lambda pattern: real_glob(pattern) * 3)
+        m.setattr(ctypes, "CDLL", cdll)
+        loaded = nb._load_numpy_cblas()
+    assert len(tried) == 3 and isinstance(loaded, nb._CBlas)
+    a = np.arange(6.0).reshape(3, 2, order="F")
+    c = np.zeros((2, 2), order="F")
+    np.testing.assert_array_equal(loaded.dgemm(1.0, a, a, c=c, trans_a=1), a.T @ a)
+
+
+def test_workspace_is_allocated_once(dtype):
+    """[BJ-11] a :class:`BjorckSteps` holds its workspace across steps: with ``reuse=True``, once
+    the first calls have allocated it and the two result buffers, a step and a reverse step of
+    order 3 allocate no ``N x N`` array (tracemalloc sees NumPy's allocations; a ufunc over
+    operands of mixed layouts takes an iteration buffer of at most 8192 entries, a third of
+    ``N x N`` here)."""
+    rng = np.random.default_rng(13)
+    n = 160
+    a = rng.standard_normal((176, n)).astype(dtype) / n
+    g = rng.standard_normal((176, n)).astype(dtype)
+    fast = nb.steps(a, bj.bjorck_coefficients(3), reuse=True)
+    x = fast.gram(a)
+    for _ in range(2):
+        fast.step(a, x)
+        fast.step_vjp(a, x, g)
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fast.step(a, x)
+        fast.step_vjp(a, x, g)
+        grown = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if started:
+            tracemalloc.stop()
+    assert grown < n * n * np.dtype(dtype).itemsize, f"{grown} bytes allocated by warm steps"
+
+
+def test_stacks_of_different_lengths_are_refused_like_the_core(dtype):
+    """``step`` and ``step_vjp`` on operands stacked differently (three matrices against two)
+    raise ValueError, as the core's products do, instead of leaving a result matrix unwritten."""
+    rng = np.random.default_rng(14)
+    coeffs = bj.bjorck_coefficients(2)
+    a = rng.standard_normal((3, 20, 10)).astype(dtype) / 10
+    g = rng.standard_normal((3, 20, 10)).astype(dtype)
+    fast = nb.steps(a, coeffs, reuse=False)
+    x = fast.gram(a)
+    with pytest.raises(ValueError):
+        _core_step(a, x[:2], coeffs)
+    with pytest.raises(ValueError):
+        fast.step(a, x[:2])
+    with pytest.raises(ValueError):
+        _core_vjp(a, x, g[:2], coeffs)
+    with pytest.raises(ValueError):
+        fast.step_vjp(a, x, g[:2])
+
+
+def test_results_keep_the_layout_of_each_matrix():
+    """A result shaped like ``a`` (``_like``) has ``a``'s shape, dtype and layout matrix by
+    matrix, so that copying ``a`` into it is a plain memory copy: C- and Fortran-ordered
+    matrices, a stack of C-ordered ones, a stack of Fortran-ordered ones (the tall view of a
+    wide stack); C order where ``a``'s matrices are neither (a Fortran-ordered stack, a stack
+    axis between the matrix axes)."""
+    base = np.zeros((3, 5, 4), np.float32)
+    cases = [(base[0], "C"), (np.asfortranarray(base[0]), "F"), (base, "C"), (np.zeros((3, 4, 5), np.float32).mT, "F"),
+             (np.asfortranarray(base), "C"), (np.moveaxis(np.zeros((5, 3, 4), np.float32), 1, 0), "C")]
+    for a, layout in cases:
+        out = nb._like(a)
+        assert out.shape == a.shape and out.dtype == a.dtype
+        for m in [out] if out.ndim == 2 else list(out):
+            assert m.flags.c_contiguous if layout == "C" else m.flags.f_contiguous, (a.strides, out.strides, layout)

@@ -65,17 +65,27 @@ def group_sort_bwd(perm, y_bar, group_size, axis):
     return np.moveaxis(x_bar.reshape(ym.shape), -1, axis)
 
 
+#: The dtypes whose NumPy ``minimum(p, q)`` and ``maximum(p, q)`` return ``q`` when ``p == q``
+#: (seen only on signed zeros). The k = 2 min/max passes rely on it to keep a pair's order at a
+#: tie [GS-7]; float16 and longdouble return ``p``, so their ties are put back by selection.
+_TIE_RETURNS_SECOND = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _numpy_max_min(x, axis):
-    if _pairs_in_blocks(x, axis):
+    if x.dtype in _TIE_RETURNS_SECOND and _pairs_in_blocks(x, axis):
         return _max_min_blocks(x)
     x = np.moveaxis(x, axis, -1)
     a, b = x[..., 0::2], x[..., 1::2]
     out = np.empty(x.shape, dtype=x.dtype)
-    # Argument order matters at ties: NumPy's minimum(p, q) returns q and maximum(p, q)
-    # returns q when p == q, so this keeps a before b exactly like a stable sort [GS-7]
+    # Argument order matters at ties: for _TIE_RETURNS_SECOND, minimum(b, a) returns a and
+    # maximum(a, b) returns b when a == b, so a pair keeps its order like a stable sort [GS-7]
     # (visible only on signed zeros). NaN propagates to both entries of its pair [GS-8].
     np.minimum(b, a, out=out[..., 0::2])
     np.maximum(a, b, out=out[..., 1::2])
+    if x.dtype not in _TIE_RETURNS_SECOND:
+        tie = a == b
+        np.copyto(out[..., 0::2], a, where=tie)
+        np.copyto(out[..., 1::2], b, where=tie)
     return np.moveaxis(out, -1, axis)
 
 
@@ -103,7 +113,7 @@ def _numpy_sorted(x, group_size, axis, argsort):
 def _numpy_max_min_fwd(xm, axis):
     """k = 2 with residuals: one comparison per pair gives the stable permutation (swap iff
     b < a, or a is NaN and b is not: NaN goes last like the sorts put it)."""
-    if _pairs_in_blocks(xm, xm.ndim - 1):
+    if xm.dtype in _TIE_RETURNS_SECOND and _pairs_in_blocks(xm, xm.ndim - 1):
         y, perm = _max_min_fwd_blocks(xm)
     else:
         y, perm = _numpy_max_min_fwd_strided(xm)
@@ -380,6 +390,8 @@ def _groups_across_rows(x, group_size, axis):
         return None
     if c_axis == c.ndim - 1 or group_size not in _SLICE_NETWORK_K or c.size == 0:
         return None
+    if group_size == 2 and c.dtype not in _TIE_RETURNS_SECOND:
+        return None  # its ties are put back by _numpy_max_min
     shape = c.shape
     outer, n, inner = math.prod(shape[:c_axis]), shape[c_axis], math.prod(shape[c_axis + 1:])
     src = c.reshape(outer, n // group_size, group_size, inner)
