@@ -869,3 +869,37 @@ def test_repr_is_pasteable_up_to_4096_stored_numbers():
             np.testing.assert_array_equal(a[1], b[1])
     big = U.MaxMinNetwork((U.Select(np.zeros(4097, dtype=int), 1),))
     assert repr(big) == "<MaxMinNetwork n_in=1 depth=1 widths=()>"
+
+
+class _ZeroNormalDraws:
+    """A generator whose normal draws are all 0 (the other draws from a seeded generator): the
+    all-zero raw row that the row sampler guards against, reached with probability 0 otherwise."""
+
+    def __init__(self, seed):
+        self._rng = np.random.default_rng(seed)
+
+    def standard_normal(self, shape):
+        return np.zeros(shape)
+
+    def random(self, shape):
+        return self._rng.random(shape)
+
+    def uniform(self, low, high, shape):
+        return self._rng.uniform(low, high, shape)
+
+
+@pytest.mark.parametrize("q", [1.0, 2.0, math.inf])
+def test_dyadic_rows_of_an_all_zero_draw_are_finite_and_constrained(q):
+    """Rows drawn as all zeros have norm 0 before scaling: they stay finite multiples of 2^-bits
+    with ||w||_q <= 1 (no 0 / 0), and with q = 1 the rows that should reach the sphere do."""
+    from reflip.universality.network import _dyadic_rows
+
+    bits = 8
+    with np.errstate(all="raise"):
+        w = _dyadic_rows(_ZeroNormalDraws(4), 30, 3, q, bits)
+    assert w.shape == (30, 3) and np.all(np.isfinite(w))
+    np.testing.assert_array_equal(w * 2**bits, np.round(w * 2**bits))
+    norms = np.linalg.norm(w, ord=q, axis=1)
+    assert np.all(norms <= 1.0)
+    if q == 1.0:
+        assert 0 < np.count_nonzero(norms == 1.0) < 30

@@ -5,12 +5,16 @@ operations, reductions and norm networks, with their argument checking.
 Oracles: brute-force covering radii of a delta-net over sampled points, the Lipschitz test by
 brute force over every pair, numpy.linalg.norm for the norm networks, numpy's max / min over
 the operands for lattice operations and reductions, Fraction arithmetic for the exactness of
-``INV_SQRT2``, and properties (the Lipschitz report does not depend on the block size, a
+``INV_SQRT2`` and of the rows scaled by ``_shrink_to_unit_l2``, a time limit (SIGALRM) on the
+loops of the constructions, and properties (the Lipschitz report does not depend on the block size, a
 column of values is the same as a vector). Errors: a wrong type raises ``TypeError``, a wrong
 value ``ValueError``, each message names the parameter, what it got and what was expected.
 """
+import contextlib
 import itertools
 import math
+import re
+import signal
 import warnings
 from fractions import Fraction
 
@@ -18,6 +22,7 @@ import numpy as np
 import pytest
 
 import reflip.universality as U
+from reflip.universality import interpolation as I
 from reflip.universality import lattice as L
 
 P_VALUES = (1.0, 2.0, math.inf)
@@ -42,6 +47,23 @@ def _covering_radius(net, low, high, p, rng, samples=4000):
     z = np.concatenate([z, corners])
     d = np.linalg.norm(z[:, None, :] - net[None, :, :], ord=p, axis=-1)
     return float(d.min(axis=1).max())
+
+
+@contextlib.contextmanager
+def _returns_within(seconds=3.0):
+    """Fail instead of hanging when the block runs past ``seconds``: the loops of the
+    constructions (rounds of a reduction, levels of a lattice tree, the rescaling of rows, the
+    widths of an interpolant) must end after a few steps."""
+    def alarm(signum, frame):
+        raise AssertionError(f"did not return within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,12 +222,14 @@ def test_two_point_interpolant_arguments(kwargs, exc, pattern):
 # interpolant_size against the built network
 
 
-@pytest.mark.parametrize(("n_points", "n"), [(1, 1), (2, 1), (5, 1), (6, 3), (7, 2)])
+# Six points first: groups of 5 and 6 values, whose rounds (6, 3 -> 4, 2) meet every branch.
+@pytest.mark.parametrize(("n_points", "n"), [(6, 3), (1, 1), (2, 1), (5, 1), (7, 2)])
 def test_interpolant_size_matches_the_network(n_points, n):
     rng = np.random.default_rng(n_points)
     points = rng.standard_normal((n_points, n))
     values = 0.1 * rng.standard_normal(n_points)
-    size = U.interpolant_size(n_points, n)
+    with _returns_within():
+        size = U.interpolant_size(n_points, n)
     assert size == U.interpolate(points, values, 1).size()._replace(nonzero=None)
     assert all(type(w) is int for w in size.widths)
 
@@ -609,3 +633,90 @@ def test_ragged_data_are_refused_by_name(name):
     data[name] = [[0.0], [1.0, 2.0]]
     with pytest.raises(TypeError, match=rf"^{name} must be an array of real numbers, got list"):
         U.lipschitz_violation(data["points"], data["values"], 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loops of the constructions end; _shrink_to_unit_l2 against Fraction arithmetic
+
+
+def _exact_square_norms(w):
+    return [sum(Fraction(float(v)) ** 2 for v in row) for row in w]
+
+
+@pytest.mark.parametrize("rows", [
+    # Far outside, on the sphere (its float sum of squares rounds to 1), inside, zero.
+    [[3.0, 4.0], [0.6, 0.8], [-0.6, -0.8], [0.3, -0.4], [0.0, 0.0]],
+    [[-1.0], [1.0], [0.5], [-7.0]],
+    "random",
+])
+def test_shrink_to_unit_l2_scales_long_rows_just_inside_the_ball(rows):
+    """Rows whose float sum of squares is too close to 1 (or above) are scaled by a positive
+    factor onto the ball in exact arithmetic, ending a few ulps inside; other rows are kept."""
+    if rows == "random":
+        rng = np.random.default_rng(3)
+        raw = rng.standard_normal((40, 5))
+        rows = raw / np.linalg.norm(raw, axis=1, keepdims=True)  # norms 1 up to rounding
+        rows[:4] *= [[10.0], [0.5], [1.0 + 1e-15], [-1.0]]
+    w = np.array(rows, dtype=np.float64)
+    before = w.copy()
+    with _returns_within():
+        out = I._shrink_to_unit_l2(w)
+    np.testing.assert_array_equal(w, before)
+    assert out.shape == w.shape and out.dtype == np.float64
+    assert all(s <= 1 for s in _exact_square_norms(out))
+    for row, new, exact in zip(w, out, _exact_square_norms(w), strict=True):
+        if exact <= Fraction(1) - Fraction(1, 10**9):
+            np.testing.assert_array_equal(new, row)  # well inside: untouched
+            continue
+        scale = float(new @ row) / float(row @ row)
+        assert 0.0 < scale <= 1.0
+        np.testing.assert_allclose(new, scale * row, rtol=1e-15, atol=0)
+        assert np.linalg.norm(new) >= 1 - 1e-12  # just inside the sphere, not far
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_delta_net_loops_end_on_point_and_segment_boxes(p):
+    with _returns_within():
+        point = U.delta_net(([1.5], [1.5]), 0.25, p)
+        segment = U.delta_net(([0.0], [1.0]), 0.25, p)
+    assert point.tolist() == [[1.5]]
+    assert _covering_radius(segment, [0.0], [1.0], p, np.random.default_rng(0), samples=200) <= 0.25
+
+
+def test_lattice_and_reduction_loops_end():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((30, 2))
+    w, b = rng.standard_normal((3, 2)), rng.standard_normal(3)
+    nets = [_affine(wk, bk) for wk, bk in zip(w, b, strict=True)]
+    affine = x @ w.T + b
+    with _returns_within():
+        pair = U.lattice_max(*nets[:2])
+        triple = U.lattice_min(*nets)
+        one = L.reduction_layers(w[:1], b[:1], [("max", 1)])
+        three = L.reduction_layers(w, b, [("max", 1)])
+    np.testing.assert_allclose(np.asarray(pair(x)).reshape(-1), affine[:, :2].max(axis=1), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(triple(x)).reshape(-1), affine.min(axis=1), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(one(x)).reshape(-1), affine[:, 0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(three(x)).reshape(-1), affine.max(axis=1), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: I.interpolate(np.array([[1e308], [-1e308]]), np.array([1e308, -1e308]), 2),
+     "points: the differences of a coordinate (max - min) must be finite in float64, they overflow"),
+    (lambda: I.interpolate(np.array([[1.0], [-1.0]]), np.array([1e308, -1e308]), 2),
+     "values: their differences (max - min) must be finite in float64, they overflow"),
+    (lambda: I.lipschitz_violation(np.array([[1e308, 0.0], [-1e308, 0.0]]), np.array([0.0, 1.0]), 1),
+     "points: the differences of a coordinate (max - min) must be finite in float64, they overflow"),
+    (lambda: I.two_point_interpolant(np.array([1e308]), 0.0, np.array([-1e308]), 1.0, 2),
+     "x and y: their difference y - x must be finite in float64, it overflows"),
+    (lambda: I.two_point_interpolant(np.array([1.0]), 1e308, np.array([-1.0]), -1e308, math.inf),
+     "a and b: their difference b - a must be finite in float64, it overflows"),
+])
+def test_data_whose_differences_overflow_are_refused_by_name(call, message):
+    """[UN-8] finite data whose differences overflow float64 are refused up front, naming the
+    data, without a floating-point warning (they used to fail later with messages about an
+    ``atol`` the caller never passed, or a non-finite internal weight)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            call()

@@ -133,6 +133,11 @@ def two_point_interpolant(x, a, y, b, p, *, atol=None):
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x and y must be finite")
     a, b = check_real(a, "a"), check_real(b, "b")
+    with np.errstate(over="ignore"):  # as in _as_data: the differences must be finite too
+        if not np.all(np.isfinite(y - x)):
+            raise ValueError("x and y: their difference y - x must be finite in float64, it overflows")
+        if not math.isfinite(b - a):
+            raise ValueError("a and b: their difference b - a must be finite in float64, it overflows")
     atol = check_real(atol, "atol", minimum=0.0, allow_none=True)
     dist = float(np.linalg.norm(y - x, ord=p))
     if atol is None:
@@ -220,6 +225,14 @@ def _as_data(points, values):
         raise ValueError(f"values must have shape ({points.shape[0]},), one per point, got {values.shape}")
     if not (np.all(np.isfinite(points)) and np.all(np.isfinite(values))):
         raise ValueError("points and values must be finite")
+    # Every construction works with differences of the data: refuse them here, by name, rather
+    # than let an overflowed difference surface as a message about internal values.
+    with np.errstate(over="ignore"):
+        if not np.all(np.isfinite(np.ptp(points, axis=0))):
+            raise ValueError("points: the differences of a coordinate (max - min) must be finite in float64, "
+                             "they overflow")
+        if not np.isfinite(np.ptp(values)):
+            raise ValueError("values: their differences (max - min) must be finite in float64, they overflow")
     return points, values.reshape(-1)
 
 

@@ -224,9 +224,13 @@ def _inv_sqrt2_below():
     r = math.sqrt(0.5)
     from fractions import Fraction
 
-    while 2 * Fraction(r) ** 2 > 1:
+    # sqrt is correctly rounded, so the answer is fl(sqrt(0.5)) or the float below it. A bounded
+    # search: a wrong start or test raises at import instead of stepping ulp by ulp forever.
+    for _ in range(2):
+        if 2 * Fraction(r) ** 2 <= 1:
+            return r
         r = math.nextafter(r, 0.0)
-    return r
+    raise AssertionError(f"no float64 within one ulp below sqrt(0.5) = {math.sqrt(0.5)!r} has 2 r^2 <= 1")
 
 
 INV_SQRT2 = _inv_sqrt2_below()
