@@ -10,11 +10,9 @@ loops of the constructions, and properties (the Lipschitz report does not depend
 column of values is the same as a vector). Errors: a wrong type raises ``TypeError``, a wrong
 value ``ValueError``, each message names the parameter, what it got and what was expected.
 """
-import contextlib
 import itertools
 import math
 import re
-import signal
 import warnings
 from fractions import Fraction
 
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 
 import reflip.universality as U
+from reflip.testing.fuzz import time_limit
 from reflip.universality import interpolation as I
 from reflip.universality import lattice as L
 
@@ -47,23 +46,6 @@ def _covering_radius(net, low, high, p, rng, samples=4000):
     z = np.concatenate([z, corners])
     d = np.linalg.norm(z[:, None, :] - net[None, :, :], ord=p, axis=-1)
     return float(d.min(axis=1).max())
-
-
-@contextlib.contextmanager
-def _returns_within(seconds=3.0):
-    """Fail instead of hanging when the block runs past ``seconds``: the loops of the
-    constructions (rounds of a reduction, levels of a lattice tree, the rescaling of rows, the
-    widths of an interpolant) must end after a few steps."""
-    def alarm(signum, frame):
-        raise AssertionError(f"did not return within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +210,7 @@ def test_interpolant_size_matches_the_network(n_points, n):
     rng = np.random.default_rng(n_points)
     points = rng.standard_normal((n_points, n))
     values = 0.1 * rng.standard_normal(n_points)
-    with _returns_within():
+    with time_limit(3.0):
         size = U.interpolant_size(n_points, n)
     assert size == U.interpolate(points, values, 1).size()._replace(nonzero=None)
     assert all(type(w) is int for w in size.widths)
@@ -659,7 +641,7 @@ def test_shrink_to_unit_l2_scales_long_rows_just_inside_the_ball(rows):
         rows[:4] *= [[10.0], [0.5], [1.0 + 1e-15], [-1.0]]
     w = np.array(rows, dtype=np.float64)
     before = w.copy()
-    with _returns_within():
+    with time_limit(3.0):
         out = I._shrink_to_unit_l2(w)
     np.testing.assert_array_equal(w, before)
     assert out.shape == w.shape and out.dtype == np.float64
@@ -676,7 +658,7 @@ def test_shrink_to_unit_l2_scales_long_rows_just_inside_the_ball(rows):
 
 @pytest.mark.parametrize("p", P_VALUES)
 def test_delta_net_loops_end_on_point_and_segment_boxes(p):
-    with _returns_within():
+    with time_limit(3.0):
         point = U.delta_net(([1.5], [1.5]), 0.25, p)
         segment = U.delta_net(([0.0], [1.0]), 0.25, p)
     assert point.tolist() == [[1.5]]
@@ -689,7 +671,7 @@ def test_lattice_and_reduction_loops_end():
     w, b = rng.standard_normal((3, 2)), rng.standard_normal(3)
     nets = [_affine(wk, bk) for wk, bk in zip(w, b, strict=True)]
     affine = x @ w.T + b
-    with _returns_within():
+    with time_limit(3.0):
         pair = U.lattice_max(*nets[:2])
         triple = U.lattice_min(*nets)
         one = L.reduction_layers(w[:1], b[:1], [("max", 1)])
